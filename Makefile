@@ -1,0 +1,44 @@
+# The two commands (see README): `make run` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint redis clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/goalstore serve
+
+# Integration and end-to-end tests talk to a real Redis on 127.0.0.1:6379.
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in 1 2 3 4 5 6 7 8 9 10; do \
+	  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
+	  echo "redis did not start on 127.0.0.1:6379" >&2; exit 1
+
+lint: $(STAMP)
+	$(BIN)/ruff check service workers tests
+	$(BIN)/ruff format --check service workers tests
+	$(BIN)/mypy
+
+# Lint, types, every test tier with coverage, then the per-part coverage floors.
+test: $(STAMP) redis lint
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest --cov --cov-report= -p no:cacheprovider
+	$(BIN)/coverage report
+	@echo "store floor (90%):"
+	$(BIN)/coverage report --fail-under=90 --include='service/store/*,service/commands.py,service/domain/*'
+	@echo "API floor (80%):"
+	$(BIN)/coverage report --fail-under=80 --include='service/api/*'
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
