@@ -1,0 +1,63 @@
+"""API keys: who is calling (the actor the ledger records) and what they may do."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+# admin may do everything, write may also read.
+_IMPLIED = {
+    Scope.ADMIN: frozenset(Scope),
+    Scope.WRITE: frozenset({Scope.WRITE, Scope.READ}),
+    Scope.READ: frozenset({Scope.READ}),
+}
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    actor: str
+    scopes: frozenset[Scope]
+    digest: bytes  # sha256 of the key: the key itself is not kept
+
+    def allows(self, scope: Scope) -> bool:
+        return any(scope in _IMPLIED[held] for held in self.scopes)
+
+
+def parse_api_keys(spec: str | None) -> list[ApiKey]:
+    """`actor:read+write:key,ops:admin:key2` into keys; ValueError naming a bad entry."""
+    keys: list[ApiKey] = []
+    for index, entry in enumerate(filter(None, (part.strip() for part in (spec or "").split(",")))):
+        actor, _, rest = entry.partition(":")
+        scopes_text, _, key = rest.partition(":")
+        try:
+            scopes = frozenset(Scope(s) for s in scopes_text.split("+"))
+        except ValueError:
+            scopes = frozenset()
+        if not actor or not scopes or len(key) < 16:
+            raise ValueError(
+                f"GOALSTORE_API_KEYS entry {index + 1} must be actor:scope[+scope]:key "
+                "with scopes from read, write, admin and a key of at least 16 characters"
+            )
+        keys.append(ApiKey(actor, scopes, hashlib.sha256(key.encode()).digest()))
+    return keys
+
+
+def authenticate(keys: list[ApiKey], presented: str | None) -> ApiKey | None:
+    """The key matching `presented`, comparing against every key in constant time."""
+    if not presented:
+        return None
+    digest = hashlib.sha256(presented.encode()).digest()
+    found = None
+    for key in keys:  # no early exit: the time taken does not depend on which key matched
+        if hmac.compare_digest(digest, key.digest):
+            found = key
+    return found

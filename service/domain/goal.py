@@ -1,0 +1,180 @@
+"""The goal: its fields, its lifecycle, and its stored record form."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from service.domain.errors import FieldError, IllegalTransition
+from service.domain.timefmt import format_ts, parse_ts
+
+
+class GoalCategory(StrEnum):
+    INTROSPECTION = "introspection"
+    EXPLORATION = "exploration"
+    MAINTENANCE = "maintenance"
+    USER_REQUESTED = "user_requested"
+
+
+class GoalState(StrEnum):
+    PROPOSED = "proposed"
+    ADOPTED = "adopted"
+    EXECUTING = "executing"
+    SATISFIED = "satisfied"
+    ABANDONED = "abandoned"
+
+
+TERMINAL_STATES = frozenset({GoalState.SATISFIED, GoalState.ABANDONED})
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    id: str
+    text: str
+    category: GoalCategory
+    value: float
+    effort: float
+    risk: float
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+    goal_type: str = "generic"
+    horizon_min_min: int = 0
+    horizon_max_min: int | None = None
+    aligns_with: tuple[str, ...] = ()
+    contradicts: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    success_metrics: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    state: GoalState = GoalState.PROPOSED
+    version: int = 1
+    deleted_at: datetime | None = None
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the goal's horizon closes: created_at + horizon_max_min (seed 000)."""
+        if self.horizon_max_min is None:
+            return None
+        return self.created_at + timedelta(minutes=self.horizon_max_min)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+def mint_goal_id() -> str:
+    """`g-` and 16 hex chars: 64 random bits, so collisions are not a practical concern."""
+    return "g-" + secrets.token_hex(8)
+
+
+# --- lifecycle ---------------------------------------------------------------
+
+# action -> (states it may start from, state it leads to)
+_TRANSITIONS: dict[str, tuple[frozenset[GoalState], GoalState]] = {
+    "adopt": (frozenset({GoalState.PROPOSED}), GoalState.ADOPTED),
+    "start": (frozenset({GoalState.ADOPTED}), GoalState.EXECUTING),
+    "retry": (frozenset({GoalState.EXECUTING}), GoalState.ADOPTED),
+    "satisfy": (frozenset({GoalState.EXECUTING}), GoalState.SATISFIED),
+    "abandon": (
+        frozenset({GoalState.PROPOSED, GoalState.ADOPTED, GoalState.EXECUTING}),
+        GoalState.ABANDONED,
+    ),
+}
+
+LIFECYCLE_ACTIONS = frozenset(_TRANSITIONS)
+
+
+def target_state(action: str) -> GoalState:
+    return _TRANSITIONS[action][1]
+
+
+def transition(goal: Goal, action: str, now: datetime) -> Goal:
+    """The goal after `action`, or IllegalTransition naming its current state."""
+    sources, target = _TRANSITIONS[action]
+    if goal.state not in sources:
+        raise IllegalTransition(goal.id, goal.state.value, action)
+    return bump(replace(goal, state=target), now)
+
+
+def bump(goal: Goal, now: datetime) -> Goal:
+    """Every mutation advances the version and the update time together."""
+    return replace(goal, version=goal.version + 1, updated_at=now)
+
+
+# --- cross-field rules ---------------------------------------------------------
+
+
+def goal_problems(goal: Goal) -> list[FieldError]:
+    """Rules that span fields, checked after create and after every update."""
+    problems: list[FieldError] = []
+    if goal.horizon_max_min is not None and goal.horizon_max_min < goal.horizon_min_min:
+        problems.append(
+            FieldError(
+                ("horizon_max_min",),
+                f"must be at least horizon_min_min ({goal.horizon_min_min})",
+            )
+        )
+    if goal.id in goal.depends_on:
+        problems.append(FieldError(("depends_on",), "a goal cannot depend on itself"))
+    return problems
+
+
+# --- stored record form --------------------------------------------------------
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "id", "text", "category", "goal_type", "value", "effort", "risk",
+    "horizon_min_min", "horizon_max_min", "aligns_with", "contradicts", "depends_on",
+    "success_metrics", "metadata", "state", "version", "owner",
+    "created_at", "updated_at", "deleted_at",
+)  # fmt: skip
+
+
+def to_record(goal: Goal) -> dict[str, Any]:
+    """The goal as plain JSON values: what the table stores and the ledger replays."""
+    record = asdict(goal)
+    record["category"] = goal.category.value
+    record["state"] = goal.state.value
+    for name in ("aligns_with", "contradicts", "depends_on"):
+        record[name] = list(record[name])
+    for name in ("created_at", "updated_at", "deleted_at"):
+        moment = getattr(goal, name)
+        record[name] = None if moment is None else format_ts(moment)
+    return record
+
+
+def from_record(record: dict[str, Any]) -> Goal:
+    deleted_at = record.get("deleted_at")
+    return Goal(
+        id=record["id"],
+        text=record["text"],
+        category=GoalCategory(record["category"]),
+        goal_type=record["goal_type"],
+        value=float(record["value"]),
+        effort=float(record["effort"]),
+        risk=float(record["risk"]),
+        horizon_min_min=int(record["horizon_min_min"]),
+        horizon_max_min=record["horizon_max_min"],
+        aligns_with=tuple(record["aligns_with"]),
+        contradicts=tuple(record["contradicts"]),
+        depends_on=tuple(record["depends_on"]),
+        success_metrics=dict(record["success_metrics"]),
+        metadata=dict(record["metadata"]),
+        state=GoalState(record["state"]),
+        version=int(record["version"]),
+        owner=record["owner"],
+        created_at=parse_ts(record["created_at"]),
+        updated_at=parse_ts(record["updated_at"]),
+        deleted_at=None if deleted_at is None else parse_ts(deleted_at),
+    )
+
+
+def record_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields whose stored value differs: what a ledger event must carry to replay."""
+    return {name: after[name] for name in RECORD_FIELDS if before.get(name) != after[name]}

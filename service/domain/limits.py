@@ -1,0 +1,12 @@
+"""Size limits on everything a client can send. One place, documented in the README."""
+
+MAX_ID_LENGTH = 128
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+MAX_TEXT_LENGTH = 4_000
+MAX_LIST_ITEMS = 64
+MAX_MAP_KEYS = 64
+MAX_KEY_LENGTH = 128
+MAX_JSON_DEPTH = 8
+MAX_JSON_STRING = 4_000
+MAX_JSON_NODES = 2_000
+MAX_HORIZON_MIN = 10 * 365 * 24 * 60  # ten years, in minutes
