@@ -1,0 +1,335 @@
+"""The use cases. One function per command; each write is one transaction.
+
+The API, the CLI, scenarios and workers call these and nothing below them, so
+every rule (versions, lifecycle, ledger, outbox) lives in exactly one place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from service.domain.errors import (
+    FieldError,
+    GoalAlreadyExists,
+    GoalNotFound,
+    InvalidGoal,
+    PreconditionRequired,
+    VersionConflict,
+)
+from service.domain.goal import (
+    Goal,
+    GoalState,
+    bump,
+    from_record,
+    record_changes,
+    target_state,
+    to_record,
+    transition,
+)
+from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay, verify_chain
+from service.domain.timefmt import format_ts
+from service.store import goals as goal_table
+from service.store import ledger as ledger_table
+from service.store import outbox
+from service.store.db import Database
+from service.tracing import TraceContext, new_trace
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is acting, in which trace, and the clock to read."""
+
+    actor: str
+    trace: TraceContext = field(default_factory=new_trace)
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class Change:
+    """A command's result: the goal as it now is, and whether this call changed it."""
+
+    goal: Goal
+    changed: bool
+
+
+def _record_event(
+    conn: sqlite3.Connection,
+    ctx: Context,
+    now: datetime,
+    event_type: str,
+    goal_id: str | None,
+    payload: dict[str, Any],
+) -> LedgerRow:
+    """The ledger event and its outbox row, inside the caller's transaction."""
+    event = ledger_table.append(
+        conn,
+        ts=format_ts(now),
+        event_type=event_type,
+        goal_id=goal_id,
+        actor=ctx.actor,
+        trace_id=ctx.trace.trace_id,
+        span_id=ctx.trace.span_id,
+        payload=payload,
+    )
+    outbox.add(conn, event)
+    return event
+
+
+def _check_dependencies(conn: sqlite3.Connection, goal: Goal) -> None:
+    if not goal.depends_on:
+        return
+    unknown = goal_table.missing(conn, list(goal.depends_on))
+    if unknown:
+        raise InvalidGoal([FieldError(("depends_on",), f"unknown goal ids: {', '.join(unknown)}")])
+    if goal_table.depends_transitively(conn, list(goal.depends_on), goal.id):
+        raise InvalidGoal([FieldError(("depends_on",), "would make a dependency cycle")])
+
+
+# --- goal commands ------------------------------------------------------------------
+
+
+def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
+    with db.write() as conn:
+        now = ctx.clock()
+        goal = spec.build(owner=ctx.actor, now=now)
+        if goal_table.fetch(conn, goal.id) is not None:
+            raise GoalAlreadyExists(goal.id)
+        _check_dependencies(conn, goal)
+        record = to_record(goal)
+        goal_table.insert(conn, record)
+        _record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
+    return goal
+
+
+def get_goal(db: Database, goal_id: str, *, include_deleted: bool = False) -> Goal:
+    record = goal_table.fetch(db.connection(), goal_id)
+    if record is None or (record["deleted_at"] is not None and not include_deleted):
+        raise GoalNotFound(goal_id)
+    return from_record(record)
+
+
+@dataclass(frozen=True)
+class GoalPage:
+    goals: list[Goal]
+    count: int
+    next_cursor: int | None
+
+
+def list_goals(
+    db: Database,
+    *,
+    state: str | None = None,
+    category: str | None = None,
+    include_deleted: bool = False,
+    cursor: int = 0,
+    limit: int = 50,
+) -> GoalPage:
+    with db.read() as conn:
+        records, next_cursor = goal_table.page(
+            conn,
+            state=state,
+            category=category,
+            include_deleted=include_deleted,
+            after=cursor,
+            limit=limit,
+        )
+        total = goal_table.count(
+            conn, state=state, category=category, include_deleted=include_deleted
+        )
+    return GoalPage([from_record(r) for r in records], total, next_cursor)
+
+
+def _mutate(
+    db: Database,
+    ctx: Context,
+    goal_id: str,
+    expected_version: int | None,
+    *,
+    action: str,
+    event_type: str,
+    change: Callable[[Goal, datetime], Goal],
+    already_done: Callable[[Goal], bool] = lambda goal: False,
+    extra_checks: Callable[[sqlite3.Connection, Goal], None] | None = None,
+) -> Change:
+    """Load, check the version, change, write row + event + outbox: the shape of every mutation.
+
+    A repeated state change that is already done returns the goal unchanged (so
+    retries are safe); a stale expected version records `goal_conflict_detected`
+    and raises VersionConflict, changing nothing else.
+    """
+    conflict: VersionConflict | None = None
+    with db.write() as conn:
+        now = ctx.clock()
+        before = goal_table.fetch(conn, goal_id)
+        if before is None:
+            raise GoalNotFound(goal_id)
+        goal = from_record(before)
+        if already_done(goal):
+            return Change(goal, changed=False)
+        if goal.is_deleted:
+            raise GoalNotFound(goal_id)
+        if expected_version is not None and expected_version != goal.version:
+            _record_event(
+                conn, ctx, now, "goal_conflict_detected", goal_id,
+                {"action": action, "expected_version": expected_version,
+                 "current_version": goal.version},
+            )  # fmt: skip
+            conflict = VersionConflict(goal_id, expected_version, goal.version)
+        else:
+            changed = change(goal, now)
+            if changed is goal:
+                return Change(goal, changed=False)
+            if extra_checks is not None:
+                extra_checks(conn, changed)
+            changes = record_changes(before, to_record(changed))
+            goal_table.update(conn, goal_id, changes, goal.version)
+            _record_event(
+                conn, ctx, now, event_type, goal_id,
+                {"action": action, "from_version": goal.version, "set": changes},
+            )  # fmt: skip
+            return Change(changed, changed=True)
+    # Raised outside the transaction, so the conflict event above is committed.
+    raise conflict
+
+
+def update_goal(
+    db: Database, ctx: Context, goal_id: str, patch: GoalUpdate, expected_version: int | None
+) -> Change:
+    """Apply a partial change. The expected version is required: a blind update loses data."""
+    version = expected_version if expected_version is not None else patch.expected_version
+    if version is None:
+        raise PreconditionRequired(goal_id, "update")
+
+    def check(conn: sqlite3.Connection, goal: Goal) -> None:
+        if "depends_on" in patch.model_fields_set:
+            _check_dependencies(conn, goal)
+
+    return _mutate(
+        db, ctx, goal_id, version,
+        action="update", event_type="goal_updated", change=patch.apply, extra_checks=check,
+    )  # fmt: skip
+
+
+def _lifecycle(action: str, event_type: str) -> Callable[..., Change]:
+    target = target_state(action)
+
+    def command(
+        db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
+    ) -> Change:
+        return _mutate(
+            db, ctx, goal_id, expected_version,
+            action=action,
+            event_type=event_type,
+            change=lambda goal, now: transition(goal, action, now),
+            already_done=lambda goal: goal.state == target and not goal.is_deleted,
+        )  # fmt: skip
+
+    command.__name__ = f"{action}_goal"
+    command.__doc__ = f"Move a goal to {target.value}; repeating it changes nothing."
+    return command
+
+
+adopt_goal = _lifecycle("adopt", "goal_adopted")
+abandon_goal = _lifecycle("abandon", "goal_abandoned")
+
+
+def delete_goal(
+    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
+) -> Change:
+    """Soft delete: the row and its history stay; reads and the ranking stop showing it."""
+    return _mutate(
+        db, ctx, goal_id, expected_version,
+        action="delete",
+        event_type="goal_deleted",
+        change=lambda goal, now: bump(replace(goal, deleted_at=now), now),
+        already_done=lambda goal: goal.is_deleted,
+    )  # fmt: skip
+
+
+# --- ledger commands ----------------------------------------------------------------
+
+
+def goal_history(
+    db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
+) -> list[LedgerRow]:
+    conn = db.connection()
+    if goal_table.fetch(conn, goal_id) is None:
+        raise GoalNotFound(goal_id)
+    return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
+
+
+def verify_ledger(db: Database, checkpoint: Checkpoint | None = None) -> ChainReport:
+    with db.read() as conn:
+        return verify_chain(
+            ledger_table.rows(conn),
+            lambda digest: ledger_table.find_by_hash(conn, digest),
+            checkpoint,
+        )
+
+
+def ledger_checkpoint(db: Database) -> Checkpoint:
+    seq, digest = ledger_table.head(db.connection())
+    return Checkpoint(seq, digest)
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    ok: bool
+    goals: int
+    differences: list[dict[str, Any]]
+
+
+def replay_check(db: Database, max_differences: int = 20) -> ReplayReport:
+    """Rebuild the goal table from the ledger and compare it with the live one."""
+    with db.read() as conn:
+        rebuilt = replay(ledger_table.rows(conn))
+        live = goal_table.all_records(conn)
+    differences: list[dict[str, Any]] = []
+    for goal_id in sorted(set(rebuilt) | set(live)):
+        want, have = rebuilt.get(goal_id), live.get(goal_id)
+        if want == have:
+            continue
+        if want is None or have is None:
+            differences.append(
+                {"goal_id": goal_id, "only_in": "table" if want is None else "ledger"}
+            )
+        else:
+            fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+            differences.append(
+                {
+                    "goal_id": goal_id,
+                    "fields": {k: {"ledger": want.get(k), "table": have.get(k)} for k in fields},
+                }
+            )
+        if len(differences) >= max_differences:
+            break
+    return ReplayReport(not differences, len(live), differences)
+
+
+__all__ = [
+    "Change",
+    "Context",
+    "GoalPage",
+    "GoalState",
+    "ReplayReport",
+    "abandon_goal",
+    "adopt_goal",
+    "create_goal",
+    "delete_goal",
+    "get_goal",
+    "goal_history",
+    "ledger_checkpoint",
+    "list_goals",
+    "replay_check",
+    "update_goal",
+    "verify_ledger",
+]

@@ -1,0 +1,1 @@
+"""SQLite: the durable truth. Connections, migrations, goals, ledger and outbox."""

@@ -1,0 +1,130 @@
+"""The goals table: goal records in, goal records out."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from service.domain.goal import RECORD_FIELDS
+from service.domain.ledger import canonical_json
+
+_JSON_COLUMNS = frozenset(
+    {"aligns_with", "contradicts", "depends_on", "success_metrics", "metadata"}
+)
+_COLUMNS = ", ".join(RECORD_FIELDS)
+
+
+def _to_sql(name: str, value: Any) -> Any:
+    return canonical_json(value).decode() if name in _JSON_COLUMNS else value
+
+
+def _record(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        name: orjson.loads(row[name]) if name in _JSON_COLUMNS else row[name]
+        for name in RECORD_FIELDS
+    }
+
+
+def fetch(conn: sqlite3.Connection, goal_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM goals WHERE id = ?", (goal_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def insert(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+    marks = ", ".join("?" for _ in RECORD_FIELDS)
+    values = [_to_sql(name, record[name]) for name in RECORD_FIELDS]
+    conn.execute(f"INSERT INTO goals ({_COLUMNS}) VALUES ({marks})", values)
+
+
+def update(
+    conn: sqlite3.Connection, goal_id: str, changes: dict[str, Any], expected_version: int
+) -> None:
+    """Apply `changes` to the goal at `expected_version`; the caller holds the write lock."""
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    values = [_to_sql(name, value) for name, value in changes.items()]
+    cursor = conn.execute(
+        f"UPDATE goals SET {assignments} WHERE id = ? AND version = ?",
+        (*values, goal_id, expected_version),
+    )
+    if cursor.rowcount != 1:  # the write lock makes this unreachable unless the schema is off
+        raise RuntimeError(f"goal {goal_id!r} at version {expected_version} was not updated")
+
+
+def _filters(
+    state: str | None, category: str | None, include_deleted: bool
+) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    if category is not None:
+        clauses.append("category = ?")
+        params.append(category)
+    if not include_deleted:
+        clauses.append("deleted_at IS NULL")
+    return (" AND ".join(clauses) or "1"), params
+
+
+def page(
+    conn: sqlite3.Connection,
+    *,
+    state: str | None,
+    category: str | None,
+    include_deleted: bool,
+    after: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` records created after cursor `after`, and the cursor of the next page."""
+    where, params = _filters(state, category, include_deleted)
+    rows = conn.execute(
+        f"SELECT pk, {_COLUMNS} FROM goals WHERE {where} AND pk > ? ORDER BY pk LIMIT ?",
+        (*params, after, limit + 1),
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_record(row) for row in rows], (rows[-1]["pk"] if more else None)
+
+
+def count(
+    conn: sqlite3.Connection, *, state: str | None, category: str | None, include_deleted: bool
+) -> int:
+    where, params = _filters(state, category, include_deleted)
+    return int(conn.execute(f"SELECT count(*) FROM goals WHERE {where}", params).fetchone()[0])
+
+
+def all_records(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    return {
+        row["id"]: _record(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM goals ORDER BY pk")
+    }
+
+
+def missing(conn: sqlite3.Connection, goal_ids: list[str]) -> list[str]:
+    """Which of `goal_ids` are not live goals."""
+    found = {
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM goals"
+            " WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+            (canonical_json(goal_ids).decode(),),
+        )
+    }
+    return [goal_id for goal_id in goal_ids if goal_id not in found]
+
+
+def depends_transitively(conn: sqlite3.Connection, start: list[str], goal_id: str) -> bool:
+    """Whether any goal in `start`, or anything it depends on, depends on `goal_id`."""
+    row = conn.execute(
+        """
+        WITH RECURSIVE reach(id) AS (
+            SELECT value FROM json_each(?)
+            UNION
+            SELECT dep.value FROM reach JOIN goals ON goals.id = reach.id,
+                 json_each(goals.depends_on) AS dep
+        )
+        SELECT 1 FROM reach WHERE id = ? LIMIT 1
+        """,
+        (canonical_json(start).decode(), goal_id),
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,97 @@
+"""The ledger table: append a sealed row, read rows back in order."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from service.domain.ledger import GENESIS, LedgerRow, canonical_json, seal
+
+_COLUMNS = "seq, ts, event_type, goal_id, actor, trace_id, span_id, payload, prev_hash, hash"
+
+
+def _row(row: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        seq=row["seq"],
+        ts=row["ts"],
+        event_type=row["event_type"],
+        goal_id=row["goal_id"],
+        actor=row["actor"],
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        payload=orjson.loads(row["payload"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row["seq"], row["hash"]) if row else (0, GENESIS)
+
+
+def append(
+    conn: sqlite3.Connection,
+    *,
+    ts: str,
+    event_type: str,
+    goal_id: str | None,
+    actor: str,
+    trace_id: str | None,
+    span_id: str | None,
+    payload: dict[str, Any],
+) -> LedgerRow:
+    """Chain a new row onto the head; the caller's write transaction makes this race-free."""
+    seq, prev_hash = head(conn)
+    row = seal(
+        prev_hash,
+        seq=seq + 1,
+        ts=ts,
+        event_type=event_type,
+        goal_id=goal_id,
+        actor=actor,
+        trace_id=trace_id,
+        span_id=span_id,
+        payload=payload,
+    )
+    conn.execute(
+        f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row.seq, row.ts, row.event_type, row.goal_id, row.actor, row.trace_id,
+            row.span_id, canonical_json(row.payload).decode(), row.prev_hash, row.hash,
+        ),
+    )  # fmt: skip
+    return row
+
+
+def rows(conn: sqlite3.Connection, batch: int = 5_000) -> Iterator[LedgerRow]:
+    """Every row in seq order, read in batches so a long ledger is never held at once."""
+    after = -1
+    while True:
+        chunk = conn.execute(
+            f"SELECT {_COLUMNS} FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch)
+        ).fetchall()
+        if not chunk:
+            return
+        yield from (_row(row) for row in chunk)
+        after = chunk[-1]["seq"]
+
+
+def find_by_hash(conn: sqlite3.Connection, digest: str) -> LedgerRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM ledger WHERE hash = ?", (digest,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def for_goal(
+    conn: sqlite3.Connection, goal_id: str, after: int = 0, limit: int = 1_000
+) -> list[LedgerRow]:
+    return [
+        _row(row)
+        for row in conn.execute(
+            f"SELECT {_COLUMNS} FROM ledger WHERE goal_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (goal_id, after, limit),
+        )
+    ]

@@ -1,0 +1,114 @@
+"""Forward-only migrations: numbered SQL files applied in order, each recorded with a checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.domain.timefmt import format_ts
+from service.store.db import Database
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_LEDGER_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+)
+"""
+
+
+class MigrationError(Exception):
+    """The migrations on disk and those applied to the database disagree."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations_dir() -> Path:
+    """Inside the package in a wheel install; beside it in a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if candidate.is_dir():
+            return candidate
+    raise MigrationError(f"no migrations directory next to {here}")
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    found = []
+    for path in sorted((directory or migrations_dir()).glob("*.sql")):
+        match = _NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_words.sql")
+        found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration numbers must run 1, 2, 3… without gaps: {versions}")
+    return found
+
+
+def migrate(db: Database, directory: Path | None = None) -> list[str]:
+    """Apply what is not applied yet; return the names applied. Safe to run again."""
+    migrations = load_migrations(directory)
+    conn = db.connection()
+    conn.execute(_LEDGER_TABLE)
+    applied_now: list[str] = []
+    with db.write() as tx:
+        applied = {row["version"]: row for row in tx.execute("SELECT * FROM schema_migrations")}
+        for migration in migrations:
+            done = applied.get(migration.version)
+            if done is not None:
+                if done["checksum"] != migration.checksum:
+                    raise MigrationError(
+                        f"{migration.name} was changed after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            # executescript would COMMIT our transaction, so run statement by statement.
+            for statement in _statements(migration.sql):
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                    format_ts(datetime.now(UTC)),
+                ),
+            )
+            applied_now.append(migration.name)
+        unknown = set(applied) - {m.version for m in migrations}
+        if unknown:
+            raise MigrationError(
+                f"the database has migrations this code does not know: {sorted(unknown)}"
+            )
+    return applied_now
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a script into complete statements (triggers included) with sqlite3's own test."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not current.strip().startswith("--"):
+        raise MigrationError(f"incomplete SQL statement at the end: {current.strip()[:60]}")
+    return statements

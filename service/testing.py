@@ -1,0 +1,50 @@
+"""Helpers for tests of GoalStore and of code that uses it (shipped beside the code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from service.commands import Context
+from service.store.db import Database
+from service.store.migrate import migrate
+from service.tracing import new_trace
+
+
+def goal_spec(**overrides: Any) -> dict[str, Any]:
+    """A valid create body; override any field."""
+    spec: dict[str, Any] = {
+        "text": "Summarise yesterday's failed tasks",
+        "category": "maintenance",
+        "value": 0.6,
+        "effort": 0.4,
+        "risk": 0.2,
+    }
+    spec.update(overrides)
+    return spec
+
+
+@dataclass
+class FrozenClock:
+    """A clock that moves only when told to: `clock.advance(minutes=5)`."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def make_context(actor: str = "tester", clock: FrozenClock | None = None) -> Context:
+    return Context(actor=actor, trace=new_trace(), clock=clock or FrozenClock())
+
+
+def migrated_database(path: Path) -> Database:
+    db = Database(path)
+    migrate(db)
+    return db
