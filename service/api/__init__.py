@@ -1,0 +1,1 @@
+"""REST: FastAPI app factory, dependencies, schemas, problem+json errors and routes."""

@@ -1,0 +1,47 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api.errors import install_error_handlers
+from service.api.middleware import BodyLimitMiddleware, trace_middleware
+from service.api.routes import goals, meta
+from service.runtime import Services
+from service.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        applied = migrate(services.db)
+        if applied:
+            log.info("applied migrations", extra={"migrations": applied})
+        if not services.api_keys:
+            log.warning(
+                "GOALSTORE_API_KEYS is unset: serving WITHOUT authentication; "
+                "every request acts as 'anonymous'"
+            )
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="GoalStore",
+        version=__version__,
+        summary="Durable, ranked goals for autonomous agents, with a hash-chained ledger.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.middleware("http")(trace_middleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.include_router(meta.router)
+    app.include_router(goals.router)
+    return app

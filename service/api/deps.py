@@ -1,0 +1,79 @@
+"""What routes receive: the services, the caller's command context, version preconditions."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from service.auth import ApiKey, Scope, authenticate
+from service.commands import Context
+from service.runtime import Services
+from service.store.db import Database
+
+ANONYMOUS = "anonymous"
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_db(services: Annotated[Services, Depends(get_services)]) -> Database:
+    return services.db
+
+
+def _presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return request.headers.get("x-api-key")
+
+
+def _caller(request: Request, services: Services) -> ApiKey | None:
+    if not services.api_keys:
+        return None
+    key = authenticate(services.api_keys, _presented_key(request))
+    if key is None:
+        raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)")
+    return key
+
+
+def require(scope: Scope) -> object:
+    def context(request: Request, services: Annotated[Services, Depends(get_services)]) -> Context:
+        key = _caller(request, services)
+        if key is not None and not key.allows(scope):
+            raise HTTPException(403, f"this API key lacks the {scope.value} scope")
+        return Context(actor=key.actor if key else ANONYMOUS, trace=request.state.trace)
+
+    return Depends(context)
+
+
+DB = Annotated[Database, Depends(get_db)]
+Reader = Annotated[Context, require(Scope.READ)]
+Writer = Annotated[Context, require(Scope.WRITE)]
+
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(alias="If-Match", description='The goal\'s ETag, e.g. "3", or * for any version.'),
+    ] = None,
+) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise HTTPException(400, 'If-Match must be one ETag as returned, e.g. "3"')
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]

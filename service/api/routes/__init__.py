@@ -1,0 +1,1 @@
+"""One router per resource; each route translates HTTP to a command and back."""

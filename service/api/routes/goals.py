@@ -1,0 +1,145 @@
+"""/v1/goals: create, read, list, change, adopt, abandon, delete, history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from service import commands
+from service.api.deps import DB, IfMatch, Reader, Writer, etag
+from service.api.middleware import StrictJsonRoute
+from service.api.schemas import (
+    GoalHistoryPublic,
+    GoalPublic,
+    GoalsPublic,
+    LedgerEventPublic,
+    Problem,
+    VersionPrecondition,
+)
+from service.domain.goal import Goal, GoalCategory, GoalState
+from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
+
+router = APIRouter(prefix="/v1/goals", tags=["goals"], route_class=StrictJsonRoute)
+
+_P = {"model": Problem, "content": {"application/problem+json": {}}}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_READ_ERRORS, 409: _P, 413: _P, 422: _P}
+
+
+def _with_etag(response: Response, goal: Goal) -> GoalPublic:
+    response.headers["ETag"] = etag(goal.version)
+    return GoalPublic.of(goal)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**_WRITE_ERRORS, 400: _P},
+)
+def create_goal(
+    spec: Annotated[GoalCreate, Body(openapi_examples={"seed": {"value": EXAMPLE_GOAL}})],
+    ctx: Writer,
+    db: DB,
+    response: Response,
+) -> GoalPublic:
+    """Propose a goal. It starts `proposed`, at version 1, owned by the caller."""
+    goal = commands.create_goal(db, ctx, spec)
+    response.headers["Location"] = f"/v1/goals/{goal.id}"
+    return _with_etag(response, goal)
+
+
+@router.get("", responses=_READ_ERRORS)
+def list_goals(
+    _: Reader,
+    db: DB,
+    state: GoalState | None = None,
+    category: GoalCategory | None = None,
+    include_deleted: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> GoalsPublic:
+    """List goals in creation order, filtered by state and category, a page at a time."""
+    page = commands.list_goals(
+        db,
+        state=state,
+        category=category,
+        include_deleted=include_deleted,
+        cursor=int(cursor or 0),
+        limit=limit,
+    )
+    return GoalsPublic(
+        data=[GoalPublic.of(goal) for goal in page.goals],
+        count=page.count,
+        next_cursor=None if page.next_cursor is None else str(page.next_cursor),
+    )
+
+
+@router.get("/{goal_id}", responses=_READ_ERRORS)
+def get_goal(
+    goal_id: str, _: Reader, db: DB, response: Response, include_deleted: bool = False
+) -> GoalPublic:
+    """One goal, with its version as the ETag."""
+    return _with_etag(response, commands.get_goal(db, goal_id, include_deleted=include_deleted))
+
+
+@router.patch("/{goal_id}", responses={**_WRITE_ERRORS, 400: _P, 428: _P})
+def update_goal(
+    goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, db: DB, response: Response
+) -> GoalPublic:
+    """Change some fields. Send the version you read (If-Match or expected_version)."""
+    return _with_etag(response, commands.update_goal(db, ctx, goal_id, patch, version).goal)
+
+
+def _expected(version: int | None, body: VersionPrecondition | None) -> int | None:
+    return version if version is not None else (body.expected_version if body else None)
+
+
+@router.post("/{goal_id}/adopt", responses={**_WRITE_ERRORS, 400: _P})
+def adopt_goal(
+    goal_id: str,
+    version: IfMatch,
+    ctx: Writer,
+    db: DB,
+    response: Response,
+    body: VersionPrecondition | None = None,
+) -> GoalPublic:
+    """Adopt a proposed goal. Adopting an adopted goal again changes nothing."""
+    change = commands.adopt_goal(db, ctx, goal_id, _expected(version, body))
+    return _with_etag(response, change.goal)
+
+
+@router.post("/{goal_id}/abandon", responses={**_WRITE_ERRORS, 400: _P})
+def abandon_goal(
+    goal_id: str,
+    version: IfMatch,
+    ctx: Writer,
+    db: DB,
+    response: Response,
+    body: VersionPrecondition | None = None,
+) -> GoalPublic:
+    """Abandon a goal that is not finished. Abandoning it again changes nothing."""
+    change = commands.abandon_goal(db, ctx, goal_id, _expected(version, body))
+    return _with_etag(response, change.goal)
+
+
+@router.delete(
+    "/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_WRITE_ERRORS, 400: _P}
+)
+def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, db: DB) -> Response:
+    """Soft-delete a goal: it leaves lists and the ranking; its history stays."""
+    commands.delete_goal(db, ctx, goal_id, version)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{goal_id}/history", responses=_READ_ERRORS)
+def goal_history(
+    goal_id: str,
+    _: Reader,
+    db: DB,
+    after: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> GoalHistoryPublic:
+    """The goal's ledger events, oldest first: who did what, when, in which trace."""
+    rows = commands.goal_history(db, goal_id, after=after, limit=limit)
+    return GoalHistoryPublic(goal_id=goal_id, data=[LedgerEventPublic.of(r) for r in rows])
