@@ -1,0 +1,30 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.commands import Context
+from service.store.db import Database
+from service.testing import FrozenClock, make_context, migrated_database
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def ctx(clock: FrozenClock) -> Context:
+    return make_context("tester", clock)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite file of this test's own."""
+    database = migrated_database(tmp_path / "goalstore.db")
+    yield database
+    database.close()
