@@ -135,9 +135,7 @@ def test_cli_binary_reports_errors_with_exit_codes(web: tuple[str, dict[str, str
     missing = goalstore(env, cwd, "goals", "show", "g-none")
     escape = goalstore(env, cwd, "apply-scenario", "../outside.json")
 
-    assert (0, 4, 3, 5) == tuple(
-        r.returncode for r in (created, duplicate, missing, escape)
-    )
+    assert (0, 4, 3, 5) == tuple(r.returncode for r in (created, duplicate, missing, escape))
     assert "g-cli" == json.loads(created.stdout)["id"]
     assert "conflict" == json.loads(duplicate.stdout)["error"]
     assert "not_found" == json.loads(missing.stderr.splitlines()[-1])["msg"].split(":")[0]
@@ -153,7 +151,10 @@ def test_demo_scenario_from_the_readme(web: tuple[str, dict[str, str], Path]) ->
     assert 0 == result.returncode, result.stdout + result.stderr
     summary = json.loads(result.stdout)
     assert (True, 2, 1, 7) == (
-        summary["ok"], summary["created"], len(summary["conflicts"]), summary["events_written"]
+        summary["ok"],
+        summary["created"],
+        len(summary["conflicts"]),
+        summary["events_written"],
     )
     assert 0 == verify.returncode
     assert shlex.split(procfile()["web"])[0] == "goalstore"

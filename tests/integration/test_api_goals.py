@@ -68,9 +68,7 @@ def test_seed_example_is_accepted_as_written(client: httpx.Client) -> None:
     assert {"coherence_delta": 0.05} == body["success_metrics"]
 
 
-def test_creating_the_same_id_again_is_a_conflict(
-    client: httpx.Client, server: LiveServer
-) -> None:
+def test_creating_the_same_id_again_is_a_conflict(client: httpx.Client, server: LiveServer) -> None:
     """A second create with the same id is a 409 problem and writes nothing."""
     client.post("/v1/goals", content=SEED_EXAMPLE, headers=JSON)
     before = stored(server)
@@ -115,8 +113,9 @@ BAD_BODIES: dict[str, bytes] = {
     "id with spaces": json.dumps(goal_spec(id="my goal")).encode(),
     "id too long": json.dumps(goal_spec(id="g" * 129)).encode(),
     "too many beliefs": json.dumps(goal_spec(aligns_with=[f"b{i}" for i in range(65)])).encode(),
-    "metadata too deep": json.dumps(goal_spec(metadata={"a": {"b": {"c": {"d": {"e": {"f": {
-        "g": {"h": {"i": 1}}}}}}}}})).encode(),
+    "metadata too deep": json.dumps(
+        goal_spec(metadata={"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}})
+    ).encode(),
     "self dependency": json.dumps(goal_spec(id="g-self", depends_on=["g-self"])).encode(),
     "unknown dependency": json.dumps(goal_spec(depends_on=["g-nowhere"])).encode(),
     "metric_delta without targets": json.dumps(goal_spec(goal_type="metric_delta")).encode(),
