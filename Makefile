@@ -1,4 +1,6 @@
 # The two commands (see README): `make run` and `make test`. Both set themselves up.
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -33,12 +35,13 @@ lint: $(STAMP)
 # Lint, types, every test tier with coverage, then the per-part coverage floors.
 test: $(STAMP) redis lint
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest --cov --cov-report= -p no:cacheprovider
+	$(BIN)/pytest --cov --cov-report= -p no:cacheprovider | tee .pytest.log
 	$(BIN)/coverage report
 	@echo "store floor (90%):"
 	$(BIN)/coverage report --fail-under=90 --include='service/store/*,service/commands.py,service/domain/*'
 	@echo "API floor (80%):"
 	$(BIN)/coverage report --fail-under=80 --include='service/api/*'
+	@tail -n 1 .pytest.log  # the test count, last, where CI reads it
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .coverage .coverage.* .pytest.log .mypy_cache .ruff_cache .pytest_cache

@@ -35,7 +35,10 @@ class ApiKey:
 def parse_api_keys(spec: str | None) -> list[ApiKey]:
     """`actor:read+write:key,ops:admin:key2` into keys; ValueError naming a bad entry."""
     keys: list[ApiKey] = []
-    for index, entry in enumerate(filter(None, (part.strip() for part in (spec or "").split(",")))):
+    for index, part in enumerate((spec or "").split(",")):
+        entry = part.strip()
+        if not entry:
+            continue
         actor, _, rest = entry.partition(":")
         scopes_text, _, key = rest.partition(":")
         try:
@@ -47,7 +50,10 @@ def parse_api_keys(spec: str | None) -> list[ApiKey]:
                 f"GOALSTORE_API_KEYS entry {index + 1} must be actor:scope[+scope]:key "
                 "with scopes from read, write, admin and a key of at least 16 characters"
             )
-        keys.append(ApiKey(actor, scopes, hashlib.sha256(key.encode()).digest()))
+        digest = hashlib.sha256(key.encode()).digest()
+        if any(hmac.compare_digest(digest, known.digest) for known in keys):
+            raise ValueError(f"GOALSTORE_API_KEYS entry {index + 1} repeats an earlier key")
+        keys.append(ApiKey(actor, scopes, digest))
     return keys
 
 

@@ -25,7 +25,7 @@ from service.domain.errors import (
     GoalNotFound,
     GoalStoreError,
     IllegalTransition,
-    InvalidGoal,
+    InvalidInput,
     PreconditionRequired,
     VersionConflict,
 )
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_NOT_FOUND, "not_found", str(exc))
     except (VersionConflict, IllegalTransition, GoalAlreadyExists) as exc:
         return _fail(EXIT_CONFLICT, "conflict", str(exc))
-    except InvalidGoal as exc:
+    except InvalidInput as exc:
         return _fail(EXIT_INVALID, "invalid", str(exc), errors=[e.as_dict() for e in exc.errors])
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]

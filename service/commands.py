@@ -17,6 +17,7 @@ from service.domain.errors import (
     GoalAlreadyExists,
     GoalNotFound,
     InvalidGoal,
+    InvalidInput,
     PreconditionRequired,
     VersionConflict,
 )
@@ -38,6 +39,8 @@ from service.store import ledger as ledger_table
 from service.store import outbox
 from service.store.db import Database
 from service.tracing import TraceContext, new_trace
+
+MAX_PAGE = 500
 
 
 def utcnow() -> datetime:
@@ -133,6 +136,10 @@ def list_goals(
     cursor: int = 0,
     limit: int = 50,
 ) -> GoalPage:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput([FieldError(("limit",), f"must be between 1 and {MAX_PAGE}")])
+    if cursor < 0:
+        raise InvalidInput([FieldError(("cursor",), "must not be negative")])
     with db.read() as conn:
         records, next_cursor = goal_table.page(
             conn,

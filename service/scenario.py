@@ -129,11 +129,12 @@ def apply_scenario(db: Database, scenario: Scenario) -> dict[str, Any]:
                        "detail": str(exc)}  # fmt: skip
             break
         else:
+            counts[_COUNTERS[step.op] if changed else "unchanged"] += 1
             if step.expect == "conflict":
+                applied += 1  # it was applied: the change is committed
                 failure = {"step": number, "op": step.op, "error": "ExpectedConflict",
                            "detail": "the step succeeded but a conflict was expected"}  # fmt: skip
                 break
-            counts[_COUNTERS[step.op] if changed else "unchanged"] += 1
         applied += 1
     seq_after, _ = ledger_table.head(db.connection())
     return {

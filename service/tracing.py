@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _INVALID_TRACE = "0" * 32
 _INVALID_SPAN = "0" * 16
 
@@ -38,11 +38,13 @@ def parse_traceparent(header: str | None) -> TraceContext | None:
     """The caller's context, or None when the header is absent or malformed (per the spec)."""
     if not header:
         return None
-    match = _TRACEPARENT.match(header.strip().lower())
+    match = _TRACEPARENT.match(header.strip())
     if match is None:
         return None
-    version, trace_id, span_id, flags = match.groups()
-    if version == "ff" or trace_id == _INVALID_TRACE or span_id == _INVALID_SPAN:
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or _INVALID_TRACE == trace_id:
+        return None
+    if span_id == _INVALID_SPAN:
         return None
     return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
 

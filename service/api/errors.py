@@ -16,6 +16,7 @@ from service.domain.errors import (
     GoalStoreError,
     IllegalTransition,
     InvalidGoal,
+    InvalidInput,
     PreconditionRequired,
     VersionConflict,
 )
@@ -66,6 +67,9 @@ def _domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
                            request, goal_id=exc.goal_id)  # fmt: skip
         case InvalidGoal():
             return problem(422, "invalid-goal", "Invalid goal", detail, request,
+                           errors=[e.as_dict() for e in exc.errors])  # fmt: skip
+        case InvalidInput():
+            return problem(422, "invalid-input", "Invalid input", detail, request,
                            errors=[e.as_dict() for e in exc.errors])  # fmt: skip
     log.error("unmapped domain error %r", exc)
     return problem(500, "", "Internal Server Error", None, request)

@@ -76,10 +76,14 @@ class IllegalTransition(GoalStoreError):
 
 
 @dataclass
-class InvalidGoal(GoalStoreError):
-    """Field values that are each well-formed but do not make a valid goal together."""
+class InvalidInput(GoalStoreError):
+    """Arguments a command cannot act on, each with its field path."""
 
     errors: list[FieldError] = field(default_factory=list)
 
     def __str__(self) -> str:
         return "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in self.errors)
+
+
+class InvalidGoal(InvalidInput):
+    """Field values that are each well-formed but do not make a valid goal together."""

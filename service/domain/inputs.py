@@ -30,12 +30,13 @@ Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=limits.MAX_ID_LENGTH, pattern=limits.ID_PATTERN),
 ]
-Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Minutes = Annotated[int, Field(ge=0, le=limits.MAX_HORIZON_MIN)]
+# strict: a JSON `true` or "0.5" is a client bug to report, not a number to guess at.
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+Minutes = Annotated[int, Field(ge=0, le=limits.MAX_HORIZON_MIN, strict=True)]
 IdList = Annotated[list[Identifier], Field(max_length=limits.MAX_LIST_ITEMS)]
 MetricName = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_KEY_LENGTH)]
 Metrics = Annotated[
-    dict[MetricName, Annotated[float, Field(allow_inf_nan=False)]],
+    dict[MetricName, Annotated[float, Field(allow_inf_nan=False, strict=True)]],
     Field(max_length=limits.MAX_MAP_KEYS),
 ]
 

@@ -8,6 +8,7 @@ whitespace. The first row's prev_hash is GENESIS.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 GENESIS = "0" * 64
+_CHECKPOINT = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
 
 HASHED_FIELDS = ("seq", "ts", "event_type", "goal_id", "actor", "trace_id", "span_id", "payload")
 
@@ -76,10 +78,10 @@ class Checkpoint:
 
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
-        seq, sep, digest = text.partition(":")
-        if not sep or not seq.isdigit() or len(digest) != 64:
+        match = _CHECKPOINT.fullmatch(text)
+        if match is None:
             raise ValueError("a checkpoint is SEQ:HASH, as `goalstore ledger checkpoint` prints")
-        return cls(int(seq), digest.lower())
+        return cls(int(match.group(1)), match.group(2).lower())
 
     def __str__(self) -> str:
         return f"{self.seq}:{self.hash}"
@@ -112,7 +114,9 @@ def verify_chain(
                 return broken(row.seq, "reordered", f"this row was written as seq {written}")
             return broken(row.seq, "edited", "its content does not match its hash")
         if row.seq != prev_seq + 1:
-            return broken(row.seq, "deleted", f"rows {prev_seq + 1}..{row.seq - 1} are missing")
+            return broken(
+                prev_seq + 1, "deleted", f"rows {prev_seq + 1}..{row.seq - 1} are missing"
+            )
         if row.prev_hash != prev_hash:
             # This row is intact and in place, so what precedes it was rewritten
             # and re-hashed to look whole.
@@ -121,7 +125,10 @@ def verify_chain(
             at_checkpoint = row
         prev_hash, prev_seq, count = row.hash, row.seq, count + 1
 
-    if checkpoint is not None:
+    if checkpoint is not None and checkpoint.seq == 0:  # taken while the ledger was empty
+        if checkpoint.hash != GENESIS:
+            return broken(0, "edited", "a checkpoint at seq 0 must carry the genesis hash")
+    elif checkpoint is not None:
         if at_checkpoint is None:
             return broken(
                 prev_seq + 1,

@@ -99,6 +99,9 @@ BAD_BODIES: dict[str, bytes] = {
     "huge exponent": b'{"text": "t", "category": "maintenance", "value": 1e999, "effort": 0.1,'
     b' "risk": 0.1}',
     "string for a number": json.dumps(goal_spec(risk="low")).encode(),
+    "numeric string for a number": json.dumps(goal_spec(risk="0.5")).encode(),
+    "boolean for a number": json.dumps(goal_spec(value=True)).encode(),
+    "float for minutes": json.dumps(goal_spec(horizon_max_min=60.5)).encode(),
     "number for text": json.dumps(goal_spec(text=42)).encode(),
     "list for metadata": json.dumps(goal_spec(metadata=[1, 2])).encode(),
     "unknown category": json.dumps(goal_spec(category="fun")).encode(),

@@ -56,7 +56,7 @@ def list_goals(
     state: GoalState | None = None,
     category: GoalCategory | None = None,
     include_deleted: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=commands.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> GoalsPublic:
     """List goals in creation order, filtered by state and category, a page at a time."""
