@@ -12,25 +12,9 @@ import pytest
 
 from service.testing import goal_spec
 from tests.integration.conftest import LiveServer, ServerFactory
+from tests.seed import SEED_EXAMPLE_JSON
 
-# The example goal of seed 000, byte for byte as the seed writes it.
-SEED_EXAMPLE = """{
-  "id": "goal_001",
-  "text": "Conduct weekly self-reflection on identity coherence",
-  "category": "introspection",
-  "value": 0.8,
-  "effort": 0.3,
-  "risk": 0.1,
-  "horizon_min_min": 0,
-  "horizon_max_min": 10080,
-  "aligns_with": ["core.ontological.consciousness"],
-  "contradicts": [],
-  "success_metrics": {"coherence_delta": 0.05},
-  "state": "proposed",
-  "created_at": "2025-11-08T12:00:00Z",
-  "updated_at": "2025-11-08T12:00:00Z",
-  "metadata": {}
-}"""
+SEED_EXAMPLE = SEED_EXAMPLE_JSON
 
 JSON = {"content-type": "application/json"}
 PROBLEM = "application/problem+json"

@@ -8,9 +8,7 @@ the scenario it belongs to.
 from __future__ import annotations
 
 import io
-import logging
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,16 +21,6 @@ from service.testing import goal_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCENARIO = "deploy/scenarios/goal_flow_001.json"
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """cli.main points the root logger at this test's captured stderr; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @dataclass

@@ -8,7 +8,6 @@ foreign keys, so deleting ledger rows that outbox rows point at works.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -52,16 +51,6 @@ def build_ledger(db: Database, ctx: Context, clock: FrozenClock) -> None:
     for goal_id in (ids[0], ids[3], ids[6], ids[7]):  # 4 goal_deleted
         clock.advance(seconds=1)
         commands.delete_goal(db, ctx, goal_id)
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """cli.main points the root logger at this test's captured stderr; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -12,30 +12,10 @@ from pydantic import ValidationError
 from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
 from service.domain.goal import Goal, GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
+from tests.seed import SEED_EXAMPLE_JSON
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LATER = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
-
-# The example goal of seed 000, exactly as the seed writes it.
-SEED_EXAMPLE_JSON = """
-{
-  "id": "goal_001",
-  "text": "Conduct weekly self-reflection on identity coherence",
-  "category": "introspection",
-  "value": 0.8,
-  "effort": 0.3,
-  "risk": 0.1,
-  "horizon_min_min": 0,
-  "horizon_max_min": 10080,
-  "aligns_with": ["core.ontological.consciousness"],
-  "contradicts": [],
-  "success_metrics": {"coherence_delta": 0.05},
-  "state": "proposed",
-  "created_at": "2025-11-08T12:00:00Z",
-  "updated_at": "2025-11-08T12:00:00Z",
-  "metadata": {}
-}
-"""
 
 
 def spec(**overrides: Any) -> dict[str, Any]:

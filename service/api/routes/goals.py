@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -95,32 +96,35 @@ def _expected(version: int | None, body: VersionPrecondition | None) -> int | No
     return version if version is not None else (body.expected_version if body else None)
 
 
-@router.post("/{goal_id}/adopt", responses={**_WRITE_ERRORS, 400: _P})
-def adopt_goal(
-    goal_id: str,
-    version: IfMatch,
-    ctx: Writer,
-    db: DB,
-    response: Response,
-    body: VersionPrecondition | None = None,
-) -> GoalPublic:
-    """Adopt a proposed goal. Adopting an adopted goal again changes nothing."""
-    change = commands.adopt_goal(db, ctx, goal_id, _expected(version, body))
-    return _with_etag(response, change.goal)
+def _state_route(action: str, command: Callable[..., commands.Change], summary: str) -> None:
+    def route(
+        goal_id: str,
+        version: IfMatch,
+        ctx: Writer,
+        db: DB,
+        response: Response,
+        body: VersionPrecondition | None = None,
+    ) -> GoalPublic:
+        return _with_etag(response, command(db, ctx, goal_id, _expected(version, body)).goal)
+
+    router.add_api_route(
+        f"/{{goal_id}}/{action}",
+        route,
+        methods=["POST"],
+        name=f"{action}_goal",
+        description=summary,
+        responses={**_WRITE_ERRORS, 400: _P},
+    )
 
 
-@router.post("/{goal_id}/abandon", responses={**_WRITE_ERRORS, 400: _P})
-def abandon_goal(
-    goal_id: str,
-    version: IfMatch,
-    ctx: Writer,
-    db: DB,
-    response: Response,
-    body: VersionPrecondition | None = None,
-) -> GoalPublic:
-    """Abandon a goal that is not finished. Abandoning it again changes nothing."""
-    change = commands.abandon_goal(db, ctx, goal_id, _expected(version, body))
-    return _with_etag(response, change.goal)
+_state_route(
+    "adopt", commands.adopt_goal, "Adopt a proposed goal. Adopting it again changes nothing."
+)
+_state_route(
+    "abandon",
+    commands.abandon_goal,
+    "Abandon a goal that is not finished. Abandoning it again changes nothing.",
+)
 
 
 @router.delete(
