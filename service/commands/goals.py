@@ -1,17 +1,13 @@
-"""The use cases. One function per command; each write is one transaction.
-
-The API, the CLI, scenarios and workers call these and nothing below them, so
-every rule (versions, lifecycle, ledger, outbox) lives in exactly one place.
-"""
+"""Goal commands: create, read, list, change, adopt, abandon, delete."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import datetime
 
+from service.commands.base import MAX_PAGE, Change, Context, record_event
 from service.domain.errors import (
     FieldError,
     GoalAlreadyExists,
@@ -23,7 +19,6 @@ from service.domain.errors import (
 )
 from service.domain.goal import (
     Goal,
-    GoalState,
     bump,
     from_record,
     record_changes,
@@ -32,59 +27,8 @@ from service.domain.goal import (
     transition,
 )
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay, verify_chain
-from service.domain.timefmt import format_ts
 from service.store import goals as goal_table
-from service.store import ledger as ledger_table
-from service.store import outbox
 from service.store.db import Database
-from service.tracing import TraceContext, new_trace
-
-MAX_PAGE = 500
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who is acting, in which trace, and the clock to read."""
-
-    actor: str
-    trace: TraceContext = field(default_factory=new_trace)
-    clock: Callable[[], datetime] = utcnow
-
-
-@dataclass(frozen=True)
-class Change:
-    """A command's result: the goal as it now is, and whether this call changed it."""
-
-    goal: Goal
-    changed: bool
-
-
-def _record_event(
-    conn: sqlite3.Connection,
-    ctx: Context,
-    now: datetime,
-    event_type: str,
-    goal_id: str | None,
-    payload: dict[str, Any],
-) -> LedgerRow:
-    """The ledger event and its outbox row, inside the caller's transaction."""
-    event = ledger_table.append(
-        conn,
-        ts=format_ts(now),
-        event_type=event_type,
-        goal_id=goal_id,
-        actor=ctx.actor,
-        trace_id=ctx.trace.trace_id,
-        span_id=ctx.trace.span_id,
-        payload=payload,
-    )
-    outbox.add(conn, event)
-    return event
 
 
 def _check_dependencies(conn: sqlite3.Connection, goal: Goal) -> None:
@@ -109,7 +53,7 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
         _check_dependencies(conn, goal)
         record = to_record(goal)
         goal_table.insert(conn, record)
-        _record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
+        record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
     return goal
 
 
@@ -185,7 +129,7 @@ def _mutate(
         if goal.is_deleted:
             raise GoalNotFound(goal_id)
         if expected_version is not None and expected_version != goal.version:
-            _record_event(
+            record_event(
                 conn, ctx, now, "goal_conflict_detected", goal_id,
                 {"action": action, "expected_version": expected_version,
                  "current_version": goal.version},
@@ -199,7 +143,7 @@ def _mutate(
                 extra_checks(conn, changed)
             changes = record_changes(before, to_record(changed))
             goal_table.update(conn, goal_id, changes, goal.version)
-            _record_event(
+            record_event(
                 conn, ctx, now, event_type, goal_id,
                 {"action": action, "from_version": goal.version, "set": changes},
             )  # fmt: skip
@@ -260,83 +204,3 @@ def delete_goal(
         change=lambda goal, now: bump(replace(goal, deleted_at=now), now),
         already_done=lambda goal: goal.is_deleted,
     )  # fmt: skip
-
-
-# --- ledger commands ----------------------------------------------------------------
-
-
-def goal_history(
-    db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
-) -> list[LedgerRow]:
-    conn = db.connection()
-    if goal_table.fetch(conn, goal_id) is None:
-        raise GoalNotFound(goal_id)
-    return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
-
-
-def verify_ledger(db: Database, checkpoint: Checkpoint | None = None) -> ChainReport:
-    with db.read() as conn:
-        return verify_chain(
-            ledger_table.rows(conn),
-            lambda digest: ledger_table.find_by_hash(conn, digest),
-            checkpoint,
-        )
-
-
-def ledger_checkpoint(db: Database) -> Checkpoint:
-    seq, digest = ledger_table.head(db.connection())
-    return Checkpoint(seq, digest)
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    ok: bool
-    goals: int
-    differences: list[dict[str, Any]]
-
-
-def replay_check(db: Database, max_differences: int = 20) -> ReplayReport:
-    """Rebuild the goal table from the ledger and compare it with the live one."""
-    with db.read() as conn:
-        rebuilt = replay(ledger_table.rows(conn))
-        live = goal_table.all_records(conn)
-    differences: list[dict[str, Any]] = []
-    for goal_id in sorted(set(rebuilt) | set(live)):
-        want, have = rebuilt.get(goal_id), live.get(goal_id)
-        if want == have:
-            continue
-        if want is None or have is None:
-            differences.append(
-                {"goal_id": goal_id, "only_in": "table" if want is None else "ledger"}
-            )
-        else:
-            fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-            differences.append(
-                {
-                    "goal_id": goal_id,
-                    "fields": {k: {"ledger": want.get(k), "table": have.get(k)} for k in fields},
-                }
-            )
-        if len(differences) >= max_differences:
-            break
-    return ReplayReport(not differences, len(live), differences)
-
-
-__all__ = [
-    "Change",
-    "Context",
-    "GoalPage",
-    "GoalState",
-    "ReplayReport",
-    "abandon_goal",
-    "adopt_goal",
-    "create_goal",
-    "delete_goal",
-    "get_goal",
-    "goal_history",
-    "ledger_checkpoint",
-    "list_goals",
-    "replay_check",
-    "update_goal",
-    "verify_ledger",
-]

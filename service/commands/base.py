@@ -1,0 +1,62 @@
+"""What every command shares: who acts (Context), what it returns, how it records events."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from service.domain.goal import Goal
+from service.domain.ledger import LedgerRow
+from service.domain.timefmt import format_ts
+from service.store import ledger as ledger_table
+from service.store import outbox
+from service.tracing import TraceContext, new_trace
+
+MAX_PAGE = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is acting, in which trace, and the clock to read."""
+
+    actor: str
+    trace: TraceContext = field(default_factory=new_trace)
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class Change:
+    """A command's result: the goal as it now is, and whether this call changed it."""
+
+    goal: Goal
+    changed: bool
+
+
+def record_event(
+    conn: sqlite3.Connection,
+    ctx: Context,
+    now: datetime,
+    event_type: str,
+    goal_id: str | None,
+    payload: dict[str, Any],
+) -> LedgerRow:
+    """The ledger event and its outbox row, inside the caller's transaction."""
+    event = ledger_table.append(
+        conn,
+        ts=format_ts(now),
+        event_type=event_type,
+        goal_id=goal_id,
+        actor=ctx.actor,
+        trace_id=ctx.trace.trace_id,
+        span_id=ctx.trace.span_id,
+        payload=payload,
+    )
+    outbox.add(conn, event)
+    return event

@@ -1,0 +1,69 @@
+"""Ledger commands: history, verify, checkpoint, replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.domain.errors import GoalNotFound
+from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay, verify_chain
+from service.store import goals as goal_table
+from service.store import ledger as ledger_table
+from service.store.db import Database
+
+
+def goal_history(
+    db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
+) -> list[LedgerRow]:
+    conn = db.connection()
+    if goal_table.fetch(conn, goal_id) is None:
+        raise GoalNotFound(goal_id)
+    return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
+
+
+def verify_ledger(db: Database, checkpoint: Checkpoint | None = None) -> ChainReport:
+    with db.read() as conn:
+        return verify_chain(
+            ledger_table.rows(conn),
+            lambda digest: ledger_table.find_by_hash(conn, digest),
+            checkpoint,
+        )
+
+
+def ledger_checkpoint(db: Database) -> Checkpoint:
+    seq, digest = ledger_table.head(db.connection())
+    return Checkpoint(seq, digest)
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    ok: bool
+    goals: int
+    differences: list[dict[str, Any]]
+
+
+def replay_check(db: Database, max_differences: int = 20) -> ReplayReport:
+    """Rebuild the goal table from the ledger and compare it with the live one."""
+    with db.read() as conn:
+        rebuilt = replay(ledger_table.rows(conn))
+        live = goal_table.all_records(conn)
+    differences: list[dict[str, Any]] = []
+    for goal_id in sorted(set(rebuilt) | set(live)):
+        want, have = rebuilt.get(goal_id), live.get(goal_id)
+        if want == have:
+            continue
+        if want is None or have is None:
+            differences.append(
+                {"goal_id": goal_id, "only_in": "table" if want is None else "ledger"}
+            )
+        else:
+            fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+            differences.append(
+                {
+                    "goal_id": goal_id,
+                    "fields": {k: {"ledger": want.get(k), "table": have.get(k)} for k in fields},
+                }
+            )
+        if len(differences) >= max_differences:
+            break
+    return ReplayReport(not differences, len(live), differences)
