@@ -21,6 +21,8 @@ from service.api.schemas import GoalPublic, LedgerEventPublic
 from service.commands import Context
 from service.config import Settings
 from service.domain.errors import (
+    BeliefNotFound,
+    DecisionNotFound,
     GoalAlreadyExists,
     GoalNotFound,
     GoalStoreError,
@@ -252,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             migrate(services.db)
         code: int = args.run(args, services)
         return code
-    except GoalNotFound as exc:
+    except (GoalNotFound, BeliefNotFound, DecisionNotFound) as exc:
         return _fail(EXIT_NOT_FOUND, "not_found", str(exc))
     except (VersionConflict, IllegalTransition, GoalAlreadyExists) as exc:
         return _fail(EXIT_CONFLICT, "conflict", str(exc))

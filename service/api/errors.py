@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.domain.errors import (
+    BeliefNotFound,
+    DecisionNotFound,
     GoalAlreadyExists,
     GoalNotFound,
     GoalStoreError,
@@ -51,6 +53,12 @@ def _domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
         case GoalNotFound():
             return problem(404, "goal-not-found", "Goal not found", detail, request,
                            goal_id=exc.goal_id)  # fmt: skip
+        case BeliefNotFound():
+            return problem(404, "belief-not-found", "Belief not found", detail, request,
+                           belief_id=exc.belief_id)  # fmt: skip
+        case DecisionNotFound():
+            return problem(404, "decision-not-found", "Decision not found", detail, request,
+                           decision_id=exc.decision_id)  # fmt: skip
         case GoalAlreadyExists():
             return problem(409, "goal-exists", "Goal already exists", detail, request,
                            goal_id=exc.goal_id)  # fmt: skip

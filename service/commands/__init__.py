@@ -5,6 +5,13 @@ every rule (versions, lifecycle, ledger, outbox) lives in exactly one place.
 """
 
 from service.commands.base import MAX_PAGE, Change, Context, utcnow
+from service.commands.beliefs import get_belief, list_beliefs, put_belief
+from service.commands.decisions import (
+    change_decision,
+    get_decision,
+    list_outcomes,
+    record_outcome,
+)
 from service.commands.goals import (
     GoalPage,
     abandon_goal,
@@ -22,21 +29,33 @@ from service.commands.ledger import (
     replay_check,
     verify_ledger,
 )
+from service.commands.ranking import RankedGoal, goal_score, prioritized, ranking_inputs
 
 __all__ = [
     "MAX_PAGE",
     "Change",
     "Context",
     "GoalPage",
+    "RankedGoal",
     "ReplayReport",
     "abandon_goal",
     "adopt_goal",
+    "change_decision",
     "create_goal",
     "delete_goal",
+    "get_belief",
+    "get_decision",
     "get_goal",
     "goal_history",
+    "goal_score",
     "ledger_checkpoint",
+    "list_beliefs",
     "list_goals",
+    "list_outcomes",
+    "prioritized",
+    "put_belief",
+    "ranking_inputs",
+    "record_outcome",
     "replay_check",
     "update_goal",
     "utcnow",

@@ -31,6 +31,22 @@ class GoalNotFound(GoalStoreError):
 
 
 @dataclass
+class BeliefNotFound(GoalStoreError):
+    belief_id: str
+
+    def __str__(self) -> str:
+        return f"belief {self.belief_id!r} does not exist"
+
+
+@dataclass
+class DecisionNotFound(GoalStoreError):
+    decision_id: str
+
+    def __str__(self) -> str:
+        return f"decision {self.decision_id!r} is not registered"
+
+
+@dataclass
 class GoalAlreadyExists(GoalStoreError):
     goal_id: str
 

@@ -100,6 +100,23 @@ def all_records(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     }
 
 
+def live_in_state(
+    conn: sqlite3.Connection, state: str, category: str | None = None
+) -> list[dict[str, Any]]:
+    """Every live (not deleted) goal in `state`, optionally of one category."""
+    where, params = _filters(state, category, include_deleted=False)
+    return [
+        _record(row)
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM goals WHERE {where} ORDER BY pk", params)
+    ]
+
+
+def satisfied_ids(conn: sqlite3.Connection) -> frozenset[str]:
+    return frozenset(
+        row[0] for row in conn.execute("SELECT id FROM goals WHERE state = 'satisfied'")
+    )
+
+
 def missing(conn: sqlite3.Connection, goal_ids: list[str]) -> list[str]:
     """Which of `goal_ids` are not live goals."""
     found = {

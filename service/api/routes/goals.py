@@ -15,7 +15,10 @@ from service.api.schemas import (
     GoalPublic,
     GoalsPublic,
     LedgerEventPublic,
+    PrioritizedPublic,
     Problem,
+    RankedGoalPublic,
+    ScorePublic,
     VersionPrecondition,
 )
 from service.domain.goal import Goal, GoalCategory, GoalState
@@ -76,6 +79,31 @@ def list_goals(
     )
 
 
+# Declared before /{goal_id}, which would otherwise match "prioritized".
+@router.get("/prioritized", responses=_READ_ERRORS)
+def prioritized(
+    _: Reader,
+    db: DB,
+    limit: Annotated[int, Query(ge=1, le=commands.MAX_PAGE)] = 20,
+    category: GoalCategory | None = None,
+    include_blocked: bool = False,
+) -> PrioritizedPublic:
+    """Adopted goals, best first (blocked ones last, and only with include_blocked)."""
+    ranked = commands.prioritized(
+        db, limit=limit, category=category, include_blocked=include_blocked
+    )
+    return PrioritizedPublic(
+        data=[
+            RankedGoalPublic(
+                rank=n, goal_id=r.goal.id, score=r.ranked.score, blocked=r.ranked.blocked,
+                goal=GoalPublic.of(r.goal),
+            )
+            for n, r in enumerate(ranked, start=1)
+        ],
+        source="sqlite",
+    )  # fmt: skip
+
+
 @router.get("/{goal_id}", responses=_READ_ERRORS)
 def get_goal(
     goal_id: str, _: Reader, db: DB, response: Response, include_deleted: bool = False
@@ -134,6 +162,13 @@ def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, db: DB) -> Response
     """Soft-delete a goal: it leaves lists and the ranking; its history stays."""
     commands.delete_goal(db, ctx, goal_id, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{goal_id}/score", responses=_READ_ERRORS)
+def goal_score(goal_id: str, _: Reader, db: DB) -> ScorePublic:
+    """The goal's score now, term by term; for a blocked goal, every reason."""
+    goal, score = commands.goal_score(db, goal_id)
+    return ScorePublic.of(goal, score)
 
 
 @router.get("/{goal_id}/history", responses=_READ_ERRORS)

@@ -1,0 +1,51 @@
+"""/v1/decisions: the goal_selected weights, and the outcomes of selections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service import commands
+from service.api.deps import DB, Reader, Writer, require
+from service.api.middleware import StrictJsonRoute
+from service.api.schemas import DecisionPublic, OutcomePublic, OutcomesPublic, Problem
+from service.auth import Scope
+from service.commands import Context
+from service.domain.decisions import DecisionChange, OutcomeCreate
+
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"], route_class=StrictJsonRoute)
+_P: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
+Admin = Annotated[Context, require(Scope.ADMIN)]
+
+
+@router.get("/{decision_id}", responses={404: _P})
+def get_decision(decision_id: str, _: Reader, db: DB) -> DecisionPublic:
+    """A decision's parameters: current value, range and step of each weight."""
+    return DecisionPublic.of(commands.get_decision(db, decision_id))
+
+
+@router.put("/{decision_id}", responses={404: _P, 422: _P})
+def change_decision(decision_id: str, change: DecisionChange, ctx: Admin, db: DB) -> DecisionPublic:
+    """Set new current values (in range, on step; admin scope). Every goal is re-ranked."""
+    decision, _ = commands.change_decision(db, ctx, decision_id, change)
+    return DecisionPublic.of(decision)
+
+
+@router.post("/{decision_id}/outcomes", status_code=201, responses={404: _P, 422: _P})
+def record_outcome(decision_id: str, outcome: OutcomeCreate, ctx: Writer, db: DB) -> OutcomePublic:
+    """Record values of the decision's success metrics after a selection played out."""
+    return OutcomePublic(**commands.record_outcome(db, ctx, decision_id, outcome))
+
+
+@router.get("/{decision_id}/outcomes", responses={404: _P})
+def list_outcomes(
+    decision_id: str,
+    _: Reader,
+    db: DB,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> OutcomesPublic:
+    """Recorded outcomes, oldest first."""
+    rows = commands.list_outcomes(db, decision_id, after=after, limit=limit)
+    return OutcomesPublic(data=[OutcomePublic(**row) for row in rows])

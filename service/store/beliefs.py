@@ -1,0 +1,52 @@
+"""The beliefs table."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from service.domain.beliefs import Belief
+from service.domain.timefmt import format_ts, parse_ts
+
+_COLUMNS = "id, statement, active, version, created_at, updated_at"
+
+
+def _belief(row: sqlite3.Row) -> Belief:
+    return Belief(
+        id=row["id"],
+        statement=row["statement"],
+        active=bool(row["active"]),
+        version=row["version"],
+        created_at=parse_ts(row["created_at"]),
+        updated_at=parse_ts(row["updated_at"]),
+    )
+
+
+def fetch(conn: sqlite3.Connection, belief_id: str) -> Belief | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM beliefs WHERE id = ?", (belief_id,)).fetchone()
+    return None if row is None else _belief(row)
+
+
+def upsert(conn: sqlite3.Connection, belief: Belief) -> None:
+    conn.execute(
+        f"INSERT INTO beliefs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET statement = excluded.statement,"
+        " active = excluded.active, version = excluded.version, updated_at = excluded.updated_at",
+        (
+            belief.id, belief.statement, int(belief.active), belief.version,
+            format_ts(belief.created_at), format_ts(belief.updated_at),
+        ),
+    )  # fmt: skip
+
+
+def listing(conn: sqlite3.Connection, active: bool | None = None) -> list[Belief]:
+    if active is None:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM beliefs ORDER BY id")
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM beliefs WHERE active = ? ORDER BY id", (int(active),)
+        )
+    return [_belief(row) for row in rows]
+
+
+def active_ids(conn: sqlite3.Connection) -> frozenset[str]:
+    return frozenset(row[0] for row in conn.execute("SELECT id FROM beliefs WHERE active = 1"))
