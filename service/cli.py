@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from service import commands
 from service.api.schemas import GoalPublic, LedgerEventPublic
@@ -158,6 +159,16 @@ def cmd_ledger_replay(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
+def cmd_cache_rebuild(args: argparse.Namespace, services: Services) -> int:
+    cache = services.cache
+    if cache is None:
+        return _fail(
+            EXIT_USAGE, "error", "GOALSTORE_REDIS_URL is unset: there is no Redis to rebuild"
+        )
+    emit(commands.rebuild_cache(services.db, cache))
+    return EXIT_OK
+
+
 def cmd_apply_scenario(args: argparse.Namespace, services: Services) -> int:
     scenario = load_scenario(args.file, Path.cwd())
     migrate(services.db)
@@ -230,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--check", action="store_true", required=True)
     replay.set_defaults(run=cmd_ledger_replay)
 
+    cache = sub.add_parser("cache", help="the Redis ranking cache").add_subparsers(
+        dest="cache_command", required=True, metavar="ACTION"
+    )
+    cache.add_parser("rebuild", help="rebuild the Redis ranking from SQLite").set_defaults(
+        run=cmd_cache_rebuild
+    )
+
     scenario = sub.add_parser("apply-scenario", help="replay a JSON scenario of commands")
     scenario.add_argument("file", help="path relative to the working directory")
     scenario.set_defaults(run=cmd_apply_scenario)
@@ -266,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      errors=errors)  # fmt: skip
     except (PreconditionRequired, UnsafePath, orjson.JSONDecodeError, ValueError) as exc:
         return _fail(EXIT_INVALID, "invalid", str(exc))
-    except (OSError, MigrationError) as exc:
+    except (OSError, MigrationError, RedisError) as exc:
         return _fail(EXIT_USAGE, "error", str(exc))
     except GoalStoreError as exc:  # a new domain error nobody mapped yet
         return _fail(EXIT_CONFLICT, "error", str(exc))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis import Redis
+
 from service.auth import ApiKey, parse_api_keys
+from service.cache.keys import Keys
+from service.cache.ranking import RankingCache
 from service.config import Settings
 from service.store.db import Database
 
@@ -14,9 +18,18 @@ class Services:
     settings: Settings
     db: Database
     api_keys: list[ApiKey]
+    redis: Redis | None = None
+
+    @property
+    def cache(self) -> RankingCache | None:
+        if self.redis is None:
+            return None
+        return RankingCache(self.redis, Keys(self.settings.redis_prefix))
 
     def close(self) -> None:
         self.db.close()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def build_services(settings: Settings | None = None) -> Services:
@@ -25,4 +38,10 @@ def build_services(settings: Settings | None = None) -> Services:
         settings=settings,
         db=Database(settings.database, settings.busy_timeout_ms),
         api_keys=parse_api_keys(settings.api_keys),
+        redis=connect_redis(settings.redis_url) if settings.redis_url else None,
     )
+
+
+def connect_redis(url: str) -> Redis:
+    """A client that fails fast: a Redis that does not answer must not stall a request."""
+    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)

@@ -29,7 +29,15 @@ from service.commands.ledger import (
     replay_check,
     verify_ledger,
 )
-from service.commands.ranking import RankedGoal, goal_score, prioritized, ranking_inputs
+from service.commands.ranking import (
+    RankedGoal,
+    RankingState,
+    goal_score,
+    prioritized,
+    ranking_inputs,
+    ranking_state,
+    rebuild_cache,
+)
 
 __all__ = [
     "MAX_PAGE",
@@ -37,6 +45,7 @@ __all__ = [
     "Context",
     "GoalPage",
     "RankedGoal",
+    "RankingState",
     "ReplayReport",
     "abandon_goal",
     "adopt_goal",
@@ -55,6 +64,8 @@ __all__ = [
     "prioritized",
     "put_belief",
     "ranking_inputs",
+    "ranking_state",
+    "rebuild_cache",
     "record_outcome",
     "replay_check",
     "update_goal",

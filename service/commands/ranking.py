@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from service.cache.ranking import RankingCache
 from service.commands.base import utcnow
 from service.commands.goals import get_goal
 from service.domain.decisions import GOAL_SELECTED
 from service.domain.goal import Goal, GoalState, from_record
-from service.domain.ranking import Ranked, RankingInputs, Score, explain, features, rank
+from service.domain.ranking import (
+    Ranked,
+    RankingInputs,
+    Score,
+    Snapshot,
+    explain,
+    features,
+    rank,
+    snapshot,
+)
 from service.store import beliefs as belief_table
 from service.store import decisions as decision_table
 from service.store import goals as goal_table
+from service.store import ledger as ledger_table
 from service.store.db import Database
 
 
@@ -33,6 +45,45 @@ def goal_score(db: Database, goal_id: str, now: datetime | None = None) -> tuple
     with db.read() as conn:
         goal = get_goal(db, goal_id)
         return goal, explain(goal, ranking_inputs(conn, now or utcnow()))
+
+
+@dataclass(frozen=True)
+class RankingState:
+    """Snapshots of goals computed from one consistent read of SQLite at ledger head `seq`."""
+
+    seq: int
+    inputs: RankingInputs
+    snapshots: list[Snapshot]
+
+
+def ranking_state(
+    db: Database, goal_ids: Iterable[str] | None = None, now: datetime | None = None
+) -> RankingState:
+    """Snapshots of the given goals, or of every goal SQLite holds (deleted ones included,
+    so the cache remembers them as gone and a late event cannot bring them back)."""
+    with db.read() as conn:
+        seq, _ = ledger_table.head(conn)
+        inputs = ranking_inputs(conn, now or utcnow())
+        if goal_ids is None:
+            records = list(goal_table.all_records(conn).values())
+        else:
+            records = [r for r in (goal_table.fetch(conn, i) for i in goal_ids) if r is not None]
+    return RankingState(seq, inputs, [snapshot(from_record(r), inputs, seq) for r in records])
+
+
+def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, int]:
+    """Make the Redis ranking equal what SQLite says now (safe while writers run)."""
+    state = ranking_state(db, now=now)
+    written = cache.rebuild(
+        state.snapshots, state.inputs.active_beliefs, state.inputs.weights, state.seq
+    )
+    placements = [s.placement for s in state.snapshots]
+    return {
+        "goals": written,
+        "ranked": placements.count("ranked"),
+        "blocked": placements.count("blocked"),
+        "seq": state.seq,
+    }
 
 
 @dataclass(frozen=True)

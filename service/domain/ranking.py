@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from service.domain.goal import Goal
+from service.domain.goal import Goal, GoalState
 
 URGENCY_WINDOW_S = 24 * 60 * 60
 BLOCK_PENALTY = -1.0
@@ -206,3 +206,35 @@ def rank(goals: Iterable[Features], inputs: RankingInputs) -> list[Ranked]:
         keyed.append((primary, deadline, f.created, f.goal_id, raw, blocked))
     keyed.sort()
     return [Ranked(k[3], clamp(k[4]), k[4], k[5]) for k in keyed]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the hot cache holds of one goal: where it ranks, why, and as of when.
+
+    `seq` is the ledger head the inputs were read at and `computed_at` the `now`
+    used: together they say which of two snapshots of a goal is the newer.
+    """
+
+    goal_id: str
+    version: int
+    state: str
+    category: str
+    placement: str  # "ranked" | "blocked" | "none" (not adopted, or deleted)
+    deleted: bool
+    score: Score | None
+    deadline: float | None
+    created: float
+    seq: int
+    computed_at: float
+
+
+def snapshot(goal: Goal, inputs: RankingInputs, seq: int) -> Snapshot:
+    f = features(goal)
+    rankable = goal.state == GoalState.ADOPTED and not goal.is_deleted
+    scored = explain(f, inputs) if rankable else None
+    placement = "none" if scored is None else ("blocked" if scored.blocked else "ranked")
+    return Snapshot(
+        goal.id, goal.version, goal.state.value, goal.category.value, placement,
+        goal.is_deleted, scored, f.deadline, f.created, seq, inputs.now.timestamp(),
+    )  # fmt: skip

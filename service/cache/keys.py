@@ -1,0 +1,56 @@
+"""Every Redis key GoalStore writes, under one configurable prefix (README: Redis key layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.domain.goal import GoalCategory
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "goalstore:"
+
+    @property
+    def ranked(self) -> str:
+        """ZSET of selectable goals (adopted, not blocked, not deleted); score = final score."""
+        return f"{self.prefix}ranked"
+
+    def ranked_in(self, category: str) -> str:
+        """The same ranking, one ZSET per category (so filtered reads stay O(log n))."""
+        return f"{self.prefix}ranked:{category}"
+
+    @property
+    def blocked(self) -> str:
+        """ZSET of adopted goals that are blocked; score = the unclamped sum."""
+        return f"{self.prefix}blocked"
+
+    def goal(self, goal_id: str) -> str:
+        """HASH snapshot of one goal: version, state, score, terms, why it is blocked."""
+        return f"{self.prefix}goal:{goal_id}"
+
+    @property
+    def goals(self) -> str:
+        """SET of every goal id that has a snapshot (so a rebuild can drop stale ones)."""
+        return f"{self.prefix}goals"
+
+    @property
+    def beliefs_active(self) -> str:
+        return f"{self.prefix}beliefs:active"
+
+    @property
+    def weights(self) -> str:
+        return f"{self.prefix}weights"
+
+    @property
+    def deadlines(self) -> str:
+        """ZSET goal id -> deadline (epoch s): which goals time re-scores."""
+        return f"{self.prefix}deadlines"
+
+    @property
+    def meta(self) -> str:
+        """HASH: the ledger seq and time of the last full rebuild. Gone = Redis lost its data."""
+        return f"{self.prefix}meta"
+
+    def all_ranked(self) -> list[str]:
+        return [self.ranked, *(self.ranked_in(c.value) for c in GoalCategory)]

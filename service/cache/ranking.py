@@ -1,0 +1,161 @@
+"""The ranking in Redis: guarded snapshot writes, a rebuild from SQLite, and ranked reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis import Redis
+from redis.client import Pipeline
+
+from service.cache.keys import Keys
+from service.domain.ranking import Snapshot, Weights
+
+_SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
+
+
+def _fields(s: Snapshot) -> list[str | float | int]:
+    fields: list[str | float | int] = [
+        "id", s.goal_id, "version", s.version, "state", s.state, "category", s.category,
+        "placement", s.placement, "deleted", int(s.deleted), "created", s.created, "seq", s.seq,
+        "computed_at", s.computed_at, "deadline", "" if s.deadline is None else s.deadline,
+    ]  # fmt: skip
+    if s.score is not None:
+        fields += [
+            "score", s.score.score, "raw", s.score.raw, "blocked", int(s.score.blocked),
+            "urgency", s.score.urgency, "alignment", s.score.alignment,
+            "terms", orjson.dumps(s.score.terms).decode(),
+            "blocked_by", orjson.dumps([b.as_dict() for b in s.score.blocked_by]).decode(),
+        ]  # fmt: skip
+    return fields
+
+
+class RankingCache:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._write_script = redis.register_script(_SNAPSHOT_LUA)
+
+    def write(self, snapshots: Iterable[Snapshot], pipe: Pipeline | None = None) -> None:
+        """Write snapshots, each unless Redis holds a newer one (one round trip for all)."""
+        own = pipe is None
+        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        k = self.keys
+        for s in snapshots:
+            score = 0.0
+            if s.score is not None:
+                score = s.score.score if s.placement == "ranked" else s.score.raw
+            self._write_script(
+                keys=[k.goal(s.goal_id), k.ranked, k.ranked_in(s.category), k.blocked, k.goals,
+                      k.deadlines],
+                args=[s.goal_id, s.seq, s.computed_at, s.placement, score,
+                      "" if s.deadline is None else s.deadline, s.category, *_fields(s)],
+                client=pipe,
+            )  # fmt: skip
+        if own:
+            pipe.execute()
+
+    def set_inputs(self, active_beliefs: Iterable[str], weights: Weights, pipe: Pipeline) -> None:
+        pipe.delete(self.keys.beliefs_active)
+        active = sorted(active_beliefs)
+        if active:
+            pipe.sadd(self.keys.beliefs_active, *active)
+        pipe.hset(
+            self.keys.weights,
+            mapping={
+                "value_weight": weights.value,
+                "effort_weight": weights.effort,
+                "risk_weight": weights.risk,
+                "urgency_weight": weights.urgency,
+                "alignment_weight": weights.alignment,
+            },
+        )
+
+    def rebuild(
+        self, snapshots: Sequence[Snapshot], active_beliefs: Iterable[str], weights: Weights,
+        seq: int,
+    ) -> int:  # fmt: skip
+        """Bring Redis in line with SQLite: write every goal, drop goals SQLite no longer has.
+
+        Guarded like every write, so a rebuild never undoes a newer incremental update.
+        """
+        known = {s.goal_id for s in snapshots}
+        held: set[Any] = self.redis.smembers(self.keys.goals)
+        stale = [goal_id for goal_id in map(_text, held) if goal_id not in known]
+        pipe = self.redis.pipeline(transaction=False)
+        self.write(snapshots, pipe)
+        for goal_id in stale:
+            pipe.delete(self.keys.goal(goal_id))
+            pipe.srem(self.keys.goals, goal_id)
+            for key in (*self.keys.all_ranked(), self.keys.blocked, self.keys.deadlines):
+                pipe.zrem(key, goal_id)
+        self.set_inputs(active_beliefs, weights, pipe)
+        pipe.hset(self.keys.meta, mapping={"rebuilt_seq": seq, "goals": len(snapshots)})
+        pipe.execute()
+        return len(snapshots)
+
+    def is_warm(self) -> bool:
+        """Whether a rebuild has populated this Redis (a restarted, empty Redis is not)."""
+        return bool(self.redis.exists(self.keys.meta))
+
+    def top(
+        self, limit: int, category: str | None = None, include_blocked: bool = False
+    ) -> list[dict[str, Any]]:
+        """The best `limit` goals' snapshots, in the documented total order."""
+        key = self.keys.ranked_in(category) if category else self.keys.ranked
+        members: list[Any] = self.redis.zrevrange(key, 0, limit - 1, withscores=True)
+        ids = [_text(member) for member, _ in members]
+        if len(members) == limit:
+            # Equal scores past the cut may come first on the tie-breakers: fetch them too.
+            last = members[-1][1]
+            tied: list[Any] = self.redis.zrangebyscore(key, last, last)
+            ids += [goal_id for goal_id in map(_text, tied) if goal_id not in ids]
+        ranked = sorted(self._snapshots(ids), key=_order)[:limit]
+        if include_blocked and len(ranked) < limit:
+            blocked_ids: list[Any] = self.redis.zrevrange(self.keys.blocked, 0, -1)
+            blocked = [
+                s
+                for s in self._snapshots([_text(m) for m in blocked_ids])
+                if not category or s["category"] == category
+            ]
+            ranked += sorted(blocked, key=_order)[: limit - len(ranked)]
+        return ranked
+
+    def snapshot(self, goal_id: str) -> dict[str, Any] | None:
+        found = self._snapshots([goal_id])
+        return found[0] if found else None
+
+    def _snapshots(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The snapshots of `ids` that exist, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for goal_id in ids:
+            pipe.hgetall(self.keys.goal(goal_id))
+        return [_decode(raw) for raw in pipe.execute() if raw]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
+    text = {_text(k): _text(v) for k, v in raw.items()}
+    out: dict[str, Any] = dict(text)
+    for name in ("score", "raw", "urgency", "alignment", "created", "computed_at"):
+        if name in text:
+            out[name] = float(text[name])
+    for name in ("version", "seq"):
+        out[name] = int(text[name])
+    out["deadline"] = float(text["deadline"]) if text.get("deadline") else None
+    out["blocked"] = text.get("blocked") == "1"
+    out["deleted"] = text.get("deleted") == "1"
+    for name in ("terms", "blocked_by"):
+        if name in text:
+            out[name] = orjson.loads(text[name])
+    return out
+
+
+def _order(s: dict[str, Any]) -> tuple[bool, float, float, float, float, str]:
+    deadline = s["deadline"] if s["deadline"] is not None else float("inf")
+    return (s["blocked"], -s["score"], -s["raw"], deadline, s["created"], s["id"])
