@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from redis.exceptions import RedisError
 from service import commands
 from service.api.schemas import GoalPublic, LedgerEventPublic
 from service.commands import Context
-from service.config import Settings
+from service.config import Settings, settings_problems
 from service.domain.errors import (
     BeliefNotFound,
     DecisionNotFound,
@@ -38,7 +39,7 @@ from service.domain.ledger import Checkpoint
 from service.logs import configure_logging
 from service.runtime import Services, build_services
 from service.scenario import UnsafePath, apply_scenario, load_scenario
-from service.store.migrate import MigrationError, migrate
+from service.store.migrate import MigrationError, ensure_schema, migrate
 
 log = logging.getLogger("goalstore")
 
@@ -171,7 +172,6 @@ def cmd_cache_rebuild(args: argparse.Namespace, services: Services) -> int:
 
 def cmd_apply_scenario(args: argparse.Namespace, services: Services) -> int:
     scenario = load_scenario(args.file, Path.cwd())
-    migrate(services.db)
     result = apply_scenario(services.db, scenario)
     emit(result)
     return EXIT_OK if result["ok"] else EXIT_CHECK_FAILED
@@ -262,14 +262,19 @@ def _fail(code: int, kind: str, detail: str, **extra: Any) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    configure_logging(settings.log_level)
-    if args.database is not None:
-        settings = settings.model_copy(update={"database": args.database})
-    services = build_services(settings)
+    try:
+        settings = Settings()
+        if args.database is not None:
+            settings = settings.model_copy(update={"database": args.database})
+        configure_logging(settings.log_level)
+        services = build_services(settings)
+    except ValidationError as exc:
+        return _fail(EXIT_USAGE, "configuration", settings_problems(exc))
+    except ValueError as exc:  # e.g. a malformed GOALSTORE_API_KEYS entry
+        return _fail(EXIT_USAGE, "configuration", str(exc))
     try:
         if args.command not in ("serve", "migrate"):
-            migrate(services.db)
+            ensure_schema(services.db)
         code: int = args.run(args, services)
         return code
     except (GoalNotFound, BeliefNotFound, DecisionNotFound) as exc:
@@ -284,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      errors=errors)  # fmt: skip
     except (PreconditionRequired, UnsafePath, orjson.JSONDecodeError, ValueError) as exc:
         return _fail(EXIT_INVALID, "invalid", str(exc))
-    except (OSError, MigrationError, RedisError) as exc:
+    except (OSError, MigrationError, RedisError, sqlite3.Error) as exc:
         return _fail(EXIT_USAGE, "error", str(exc))
     except GoalStoreError as exc:  # a new domain error nobody mapped yet
         return _fail(EXIT_CONFLICT, "error", str(exc))

@@ -7,8 +7,9 @@ environment once, at start, and fails with a message naming the bad variable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,7 +23,7 @@ class Settings(BaseSettings):
         default=5_000, ge=0, description="How long a writer waits for the SQLite lock."
     )
     redis_url: str | None = Field(
-        default=None, description="Redis to use; unset runs an embedded one in-process."
+        default=None, description="Redis for the ranking cache (`goalstore cache rebuild`)."
     )
     redis_prefix: str = Field(default="goalstore:", description="Prefix of every Redis key.")
     api_keys: str | None = Field(
@@ -40,4 +41,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PORT", "GOALSTORE_PORT"),
         description="Port `goalstore serve` binds (the Procfile's $PORT).",
     )
-    log_level: str = Field(default="INFO", description="Python logging level name.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Level of the JSON log lines on stderr."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """A ValidationError of Settings, told in environment variable names."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        name = "PORT" if field == "port" else f"GOALSTORE_{field.upper()}"
+        parts.append(f"{name}: {err['msg']}")
+    return "; ".join(parts)

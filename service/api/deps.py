@@ -55,7 +55,8 @@ DB = Annotated[Database, Depends(get_db)]
 Reader = Annotated[Context, require(Scope.READ)]
 Writer = Annotated[Context, require(Scope.WRITE)]
 
-_ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+_ETAG = re.compile(r'^"(\d{1,18})"$')
+ANY_VERSION = 0  # If-Match: * -- the caller asks for the change whatever the version
 
 
 def etag(version: int) -> str:
@@ -68,12 +69,22 @@ def if_match(
         Header(alias="If-Match", description='The goal\'s ETag, e.g. "3", or * for any version.'),
     ] = None,
 ) -> int | None:
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
+    if value.strip() == "*":
+        return ANY_VERSION
     match = _ETAG.match(value.strip())
     if match is None:
-        raise HTTPException(400, 'If-Match must be one ETag as returned, e.g. "3"')
+        raise HTTPException(400, 'If-Match must be one strong ETag as returned, e.g. "3", or *')
     return int(match.group(1))
+
+
+def expected_version(header: int | None, body: int | None) -> int | None:
+    """The version a change is based on, from If-Match or the body (they must agree)."""
+    if header is not None and body is not None and header not in (body, ANY_VERSION):
+        raise HTTPException(400, "If-Match and expected_version name different versions")
+    chosen = header if header is not None else body
+    return None if chosen == ANY_VERSION else chosen
 
 
 IfMatch = Annotated[int | None, Depends(if_match)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -108,6 +109,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, "", _title(exc.status_code), str(exc.detail), request)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def on_database_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if "locked" in str(exc) or "busy" in str(exc):
+            response = problem(503, "database-busy", "Database busy",
+                               "the database stayed locked past the busy timeout; retry",
+                               request)  # fmt: skip
+            response.headers["Retry-After"] = "1"
+            return response
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return problem(500, "", "Internal Server Error", None, request)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -10,8 +12,12 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.errors import problem
 from service.logs import current_trace_id
 from service.tracing import continue_trace
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("goalstore.access")
 
 
 class BodyLimitMiddleware:
@@ -86,16 +92,31 @@ class BodyLimitMiddleware:
 async def trace_middleware(
     request: Request, call_next: Callable[[Request], Coroutine[Any, Any, Response]]
 ) -> Response:
-    """Continue the caller's trace (or start one) and echo our span back."""
+    """Continue the caller's trace (or start one), echo our span, log one line per request.
+
+    Unexpected errors are answered here, inside the trace, so the 500 and its log
+    line carry the trace id too.
+    """
     trace = continue_trace(request.headers.get("traceparent"))
     request.state.trace = trace
     token = current_trace_id.set(trace.trace_id)
+    started = time.perf_counter()
     try:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = problem(500, "", "Internal Server Error", None, request)
+        response.headers["traceparent"] = trace.traceparent
+        access_log.info(
+            "%s %s %s", request.method, request.url.path, response.status_code,
+            extra={"method": request.method, "path": request.url.path,
+                   "status": response.status_code,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+        )  # fmt: skip
+        return response
     finally:
         current_trace_id.reset(token)
-    response.headers["traceparent"] = trace.traceparent
-    return response
 
 
 class _StrictJsonRequest(Request):

@@ -6,9 +6,10 @@ from typing import Any
 
 from service.commands.base import Context, record_event
 from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
-from service.domain.errors import DecisionNotFound, InvalidInput
+from service.domain.errors import DecisionNotFound, GoalNotFound, InvalidInput
 from service.domain.timefmt import format_ts
 from service.store import decisions as decision_table
+from service.store import goals as goal_table
 from service.store.db import Database
 
 
@@ -52,6 +53,8 @@ def record_outcome(
         problems = decision.outcome_problems(outcome.metrics)
         if problems:
             raise InvalidInput(problems)
+        if outcome.goal_id is not None and goal_table.fetch(conn, outcome.goal_id) is None:
+            raise GoalNotFound(outcome.goal_id)
         stored: dict[str, Any] = {
             "decision_id": decision_id,
             "goal_id": outcome.goal_id,

@@ -153,11 +153,18 @@ def _mutate(
 
 
 def update_goal(
-    db: Database, ctx: Context, goal_id: str, patch: GoalUpdate, expected_version: int | None
+    db: Database,
+    ctx: Context,
+    goal_id: str,
+    patch: GoalUpdate,
+    expected_version: int | None,
+    *,
+    any_version: bool = False,
 ) -> Change:
-    """Apply a partial change. The expected version is required: a blind update loses data."""
+    """Apply a partial change. It must name the version it is based on (a blind update
+    loses someone else's change) unless the caller explicitly asks for any version."""
     version = expected_version if expected_version is not None else patch.expected_version
-    if version is None:
+    if version is None and not any_version:
         raise PreconditionRequired(goal_id, "update")
 
     def check(conn: sqlite3.Connection, goal: Goal) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.errors import FieldError, InvalidInput
+from service.domain.inputs import Identifier
 from service.domain.ranking import Weights
 
 GOAL_SELECTED = "goal_selected"
@@ -100,7 +101,6 @@ class DecisionChange(BaseModel):
     )
 
     parameters: dict[str, FiniteFloat] = Field(min_length=1, max_length=32)
-    expected_version: int | None = Field(default=None, ge=1)
 
 
 class OutcomeCreate(BaseModel):
@@ -113,7 +113,7 @@ class OutcomeCreate(BaseModel):
         },
     )
 
-    goal_id: str | None = Field(default=None, max_length=128)
+    goal_id: Identifier | None = Field(default=None, description="The goal it concerns, if one.")
     metrics: dict[str, FiniteFloat] = Field(min_length=1, max_length=32)
 
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from service.domain.errors import FieldError, IllegalTransition
 from service.domain.timefmt import format_ts, parse_ts
 
@@ -176,5 +178,16 @@ def from_record(record: dict[str, Any]) -> Goal:
 
 
 def record_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The fields whose stored value differs: what a ledger event must carry to replay."""
-    return {name: after[name] for name in RECORD_FIELDS if before.get(name) != after[name]}
+    """The fields whose stored value differs: what a ledger event must carry to replay.
+
+    Compared as JSON, not with Python's ==, for which 1 == 1.0 == True.
+    """
+    return {
+        name: after[name]
+        for name in RECORD_FIELDS
+        if name not in before or _json(before[name]) != _json(after[name])
+    }
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

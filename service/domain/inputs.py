@@ -23,7 +23,15 @@ from pydantic import (
 
 from service.domain import limits
 from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
-from service.domain.goal import Goal, GoalCategory, bump, goal_problems, mint_goal_id
+from service.domain.goal import (
+    Goal,
+    GoalCategory,
+    bump,
+    goal_problems,
+    mint_goal_id,
+    record_changes,
+    to_record,
+)
 from service.domain.goal_types import goal_type_problems, known_goal_type
 
 Identifier = Annotated[
@@ -31,6 +39,15 @@ Identifier = Annotated[
     StringConstraints(min_length=1, max_length=limits.MAX_ID_LENGTH, pattern=limits.ID_PATTERN),
 ]
 # strict: a JSON `true` or "0.5" is a client bug to report, not a number to guess at.
+
+
+def _not_a_route_word(goal_id: str) -> str:
+    if goal_id in limits.RESERVED_GOAL_IDS:
+        raise ValueError(f"{goal_id!r} is reserved by the API's routes")
+    return goal_id
+
+
+GoalId = Annotated[Identifier, AfterValidator(_not_a_route_word)]
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 Minutes = Annotated[int, Field(ge=0, le=limits.MAX_HORIZON_MIN, strict=True)]
 IdList = Annotated[list[Identifier], Field(max_length=limits.MAX_LIST_ITEMS)]
@@ -113,7 +130,7 @@ class GoalCreate(BaseModel):
         json_schema_extra={"examples": [EXAMPLE_GOAL]},
     )
 
-    id: Identifier | None = Field(
+    id: GoalId | None = Field(
         default=None, description="Client-chosen id; minted as g- + 16 hex chars when absent."
     )
     text: GoalText
@@ -221,7 +238,7 @@ class GoalUpdate(BaseModel):
             if name in changes:
                 changes[name] = tuple(changes[name])
         changed = replace(goal, **changes)
-        if changed == goal:
+        if not record_changes(to_record(goal), to_record(changed)):
             return goal
         ensure_valid(changed)
         return bump(changed, now)

@@ -1,7 +1,8 @@
 """Size limits on everything a client can send. One place, documented in the README."""
 
 MAX_ID_LENGTH = 128
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"  # no "/": ids are URL path segments
+RESERVED_GOAL_IDS = frozenset({"prioritized", "select"})  # words the goal routes use
 MAX_TEXT_LENGTH = 4_000
 MAX_LIST_ITEMS = 64
 MAX_MAP_KEYS = 64

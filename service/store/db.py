@@ -38,7 +38,13 @@ class Database:
             check_same_thread=False,  # used by its own thread only; closed by close()
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise sqlite3.OperationalError(
+                f"{self.path}: SQLite cannot use WAL here (journal mode {mode!r}); "
+                "put the database on a local filesystem"
+            )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit that returned survives power loss, not just a crash.
@@ -54,10 +60,13 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        finally:
+            # After a failed statement or COMMIT (disk full, I/O error) the transaction
+            # may still be open, holding the write lock: never leave it so. SQLite may
+            # also have rolled back already, hence the check.
+            if conn.in_transaction:
+                conn.rollback()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -67,7 +76,8 @@ class Database:
         try:
             yield conn
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.rollback()  # nothing was written: ending the snapshot is all it does
 
     def close(self) -> None:
         with self._lock:

@@ -100,6 +100,27 @@ def migrate(db: Database, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
+def ensure_schema(db: Database, directory: Path | None = None) -> None:
+    """A new database gets the schema; an existing one must already be up to date.
+
+    Reads only, unless the database is new: auditing a copy never changes it, and a
+    busy database does not block a read command on the write lock.
+    """
+    conn = db.connection()
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        migrate(db, directory)
+        return
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    pending = [m.name for m in load_migrations(directory) if m.version not in applied]
+    if pending:
+        raise MigrationError(
+            f"{db.path} needs migrations {', '.join(pending)}: run `goalstore migrate`"
+        )
+
+
 def _statements(sql: str) -> list[str]:
     """Split a script into complete statements (triggers included) with sqlite3's own test."""
     statements, current = [], ""

@@ -223,17 +223,24 @@ def test_a_few_hundred_random_goals_rank_as_the_seed_formula_says(
 
 
 def test_outcomes_record_metrics_with_the_weights_in_force(client: httpx.Client) -> None:
-    """An outcome keeps the parameter values of its time; unknown metrics are refused."""
+    """An outcome keeps the parameter values of its time; unknown metrics or goals are refused."""
+    goal_id = adopt(client)
     recorded = client.post(
         "/v1/decisions/goal_selected/outcomes",
-        json={"goal_id": "g-x", "metrics": {"goal_satisfaction": 1.0, "coherence": 0.7}},
+        json={"goal_id": goal_id, "metrics": {"goal_satisfaction": 1.0, "coherence": 0.7}},
+    )
+    unknown_goal = client.post(
+        "/v1/decisions/goal_selected/outcomes",
+        json={"goal_id": "g-nowhere", "metrics": {"coherence": 0.7}},
     )
     client.put("/v1/decisions/goal_selected", json={"parameters": {"value_weight": 0.4}})
     unknown = client.post(
         "/v1/decisions/goal_selected/outcomes", json={"metrics": {"happiness": 1.0}}
     )
 
-    assert (201, 422) == (recorded.status_code, unknown.status_code)
+    assert (201, 422, 404) == (
+        recorded.status_code, unknown.status_code, unknown_goal.status_code
+    )  # fmt: skip
     assert 0.5 == recorded.json()["parameters"]["value_weight"]
     listed = client.get("/v1/decisions/goal_selected/outcomes").json()["data"]
     assert [{"goal_satisfaction": 1.0, "coherence": 0.7}] == [o["metrics"] for o in listed]

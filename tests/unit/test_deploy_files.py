@@ -35,3 +35,18 @@ def test_shipped_scenarios_are_valid(scenario: Path) -> None:
     parsed = Scenario.model_validate(json.loads(scenario.read_text()))
 
     assert any(step.expect == "conflict" for step in parsed.steps)
+
+
+def test_systemd_units_share_one_database() -> None:
+    """Migrations run against the same SQLite file the API serves."""
+    prefix = "Environment=GOALSTORE_DATABASE="
+    units = sorted((DEPLOY / "systemd").glob("*.service"))
+    # Read lines, not configparser: systemd allows a key (Environment=) many times.
+    databases = {
+        unit.name: [line[len(prefix) :] for line in unit.read_text().splitlines()
+                    if line.startswith(prefix)]
+        for unit in units
+    }  # fmt: skip
+
+    assert 2 <= len(units)
+    assert {unit.name: ["/var/lib/goalstore/goalstore.db"] for unit in units} == databases

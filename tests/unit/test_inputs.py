@@ -293,10 +293,10 @@ def test_bad_ids_are_rejected(bad_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "good_id", ["goal_001", "g-0123456789abcdef", "a", "team/goal:1@v2.x", "x" * 128]
+    "good_id", ["goal_001", "g-0123456789abcdef", "a", "team.goal:1@v2.x", "x" * 128]
 )
 def test_good_ids_are_accepted(good_id: str) -> None:
-    """Ids of letters, digits and . _ : @ / - (not leading) up to 128 chars are accepted."""
+    """Ids of letters, digits and . _ : @ - (not leading) up to 128 chars are accepted."""
     assert good_id == GoalCreate.model_validate(spec(id=good_id)).id
 
 

@@ -43,7 +43,7 @@ def list_outcomes(
     decision_id: str,
     _: Reader,
     db: DB,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OutcomesPublic:
     """Recorded outcomes, oldest first."""

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from service import commands
-from service.api.deps import DB, IfMatch, Reader, Writer, etag
+from service.api.deps import (
+    ANY_VERSION,
+    DB,
+    IfMatch,
+    Reader,
+    Writer,
+    etag,
+    expected_version,
+)
 from service.api.middleware import StrictJsonRoute
 from service.api.schemas import (
     GoalHistoryPublic,
@@ -117,11 +125,15 @@ def update_goal(
     goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, db: DB, response: Response
 ) -> GoalPublic:
     """Change some fields. Send the version you read (If-Match or expected_version)."""
-    return _with_etag(response, commands.update_goal(db, ctx, goal_id, patch, version).goal)
+    expected = expected_version(version, patch.expected_version)
+    change = commands.update_goal(
+        db, ctx, goal_id, patch, expected, any_version=version == ANY_VERSION
+    )
+    return _with_etag(response, change.goal)
 
 
 def _expected(version: int | None, body: VersionPrecondition | None) -> int | None:
-    return version if version is not None else (body.expected_version if body else None)
+    return expected_version(version, body.expected_version if body else None)
 
 
 def _state_route(action: str, command: Callable[..., commands.Change], summary: str) -> None:
@@ -160,7 +172,7 @@ _state_route(
 )
 def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, db: DB) -> Response:
     """Soft-delete a goal: it leaves lists and the ranking; its history stays."""
-    commands.delete_goal(db, ctx, goal_id, version)
+    commands.delete_goal(db, ctx, goal_id, expected_version(version, None))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -176,7 +188,7 @@ def goal_history(
     goal_id: str,
     _: Reader,
     db: DB,
-    after: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> GoalHistoryPublic:
     """The goal's ledger events, oldest first: who did what, when, in which trace."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from fastapi import APIRouter
@@ -12,6 +13,7 @@ from service.api.schemas import GoalTypePublic, GoalTypesPublic
 from service.domain.goal_types import goal_types
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @router.get("/livez", tags=["health"])
@@ -27,8 +29,9 @@ def readyz(db: DB) -> JSONResponse:
     try:
         db.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
         checks["sqlite"] = "ok"
-    except sqlite3.Error as exc:
-        checks["sqlite"] = f"error: {exc}"
+    except sqlite3.Error:
+        log.exception("readiness check: SQLite does not answer")
+        checks["sqlite"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

@@ -1,0 +1,143 @@
+"""Edges found in review: JSON-exact changes, id shapes, preconditions, bounds, a busy database."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import httpx
+import pytest
+
+from service.testing import goal_spec
+from tests.integration.conftest import ServerFactory
+
+
+def create(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
+    response = client.post("/v1/goals", json=goal_spec(**overrides))
+    assert 201 == response.status_code, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_patch_from_1_to_true_is_a_change(client: httpx.Client) -> None:
+    """JSON 1 and true differ: the change is stored, versioned and readable afterwards."""
+    goal = create(client, metadata={"flag": 1})
+
+    patched = client.patch(
+        f"/v1/goals/{goal['id']}", json={"metadata": {"flag": True}}, headers={"If-Match": '"1"'}
+    )
+
+    assert (200, 2) == (patched.status_code, patched.json()["version"])
+    assert {"flag": True} == client.get(f"/v1/goals/{goal['id']}").json()["metadata"]
+    events = client.get(f"/v1/goals/{goal['id']}/history").json()["data"]
+    assert {"flag": True} == events[-1]["payload"]["set"]["metadata"]
+
+
+@pytest.mark.parametrize("goal_id", ["x/adopt", "prioritized", "select"])
+def test_ids_that_would_collide_with_routes_are_refused(goal_id: str, client: httpx.Client) -> None:
+    """A goal id is one path segment and never a route word."""
+    response = client.post("/v1/goals", json=goal_spec(id=goal_id))
+
+    assert 422 == response.status_code
+    assert 0 == client.get("/v1/goals").json()["count"]
+
+
+def test_if_match_star_allows_a_deliberate_blind_patch(client: httpx.Client) -> None:
+    """If-Match: * applies the change at whatever version the goal is."""
+    goal = create(client)
+    client.patch(f"/v1/goals/{goal['id']}", json={"value": 0.1, "expected_version": 1})
+
+    response = client.patch(
+        f"/v1/goals/{goal['id']}", json={"value": 0.2}, headers={"If-Match": "*"}
+    )
+
+    assert (200, 3, 0.2) == (
+        response.status_code, response.json()["version"], response.json()["value"]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"If-Match": 'W/"1"'}, {"value": 0.2}),
+        ({"If-Match": '"1"'}, {"value": 0.2, "expected_version": 2}),
+    ],
+    ids=["weak etag", "header and body disagree"],
+)
+def test_ambiguous_preconditions_are_400(
+    headers: dict[str, str], body: dict[str, Any], client: httpx.Client
+) -> None:
+    """A weak ETag, or an If-Match that contradicts expected_version, is refused unapplied."""
+    goal = create(client)
+
+    response = client.patch(f"/v1/goals/{goal['id']}", json=body, headers=headers)
+
+    assert 400 == response.status_code
+    assert 1 == client.get(f"/v1/goals/{goal['id']}").json()["version"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/goals/g-1/history?after=9223372036854775808",
+             "/v1/decisions/goal_selected/outcomes?after=9223372036854775808"],
+)  # fmt: skip
+def test_huge_integers_in_queries_are_422(path: str, client: httpx.Client) -> None:
+    """A number past SQLite's integers is a validation error, not a 500."""
+    create(client, id="g-1")
+
+    assert 422 == client.get(path).status_code
+
+
+def test_a_locked_database_is_a_503_with_retry_after(start_server: ServerFactory) -> None:
+    """When another writer holds the lock past the busy timeout, the API says retry."""
+    server = start_server(busy_timeout_ms=100)
+    with httpx.Client(base_url=server.url) as client:
+        assert 200 == client.get("/readyz").status_code  # migrated
+        blocker = sqlite3.connect(server.services.db.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = client.post("/v1/goals", json=goal_spec())
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        after = client.post("/v1/goals", json=goal_spec())
+
+    assert (503, "1") == (response.status_code, response.headers.get("retry-after"))
+    assert "application/problem+json" == response.headers["content-type"]
+    assert 201 == after.status_code
+
+
+def test_an_unexpected_error_is_a_traced_500_problem(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug answers 500 problem+json carrying the trace id, and the traceparent header."""
+    from service import commands
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(commands, "list_goals", broken)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    response = client.get(
+        "/v1/goals", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    )
+
+    assert 500 == response.status_code
+    assert "application/problem+json" == response.headers["content-type"]
+    assert trace_id == response.json()["trace_id"]
+    assert response.headers["traceparent"].startswith(f"00-{trace_id}-")
+    assert "boom" not in response.text
+
+
+def test_each_request_is_logged_with_its_trace(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One access line per request with method, path, status and duration."""
+    with caplog.at_level("INFO", logger="goalstore.access"):
+        client.get("/livez")
+
+    lines = [r for r in caplog.records if r.name == "goalstore.access"]
+    assert 1 == len(lines)
+    record: Any = lines[0]
+    assert ("GET", "/livez", 200) == (record.method, record.path, record.status)
+    assert record.duration_ms >= 0

@@ -1,0 +1,91 @@
+"""Migrations: forward-only, checksummed, and checked read-only by every CLI command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service import cli
+from service.store.db import Database
+from service.store.migrate import MigrationError, ensure_schema, migrate, migrations_dir
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """A copy of the shipped migrations that a test may change."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), copy)
+    return copy
+
+
+def test_an_applied_migration_that_changed_is_refused(tmp_path: Path, shipped: Path) -> None:
+    """Editing a migration after it ran is an error naming it."""
+    db = Database(tmp_path / "m.db")
+    migrate(db, shipped)
+    first = sorted(shipped.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- an afterthought\n")
+
+    with pytest.raises(MigrationError, match=f"{first.name} was changed after it was applied"):
+        migrate(db, shipped)
+    db.close()
+
+
+def test_a_database_from_newer_code_is_refused(tmp_path: Path, shipped: Path) -> None:
+    """Migrations the code does not know mean the code is older than the database."""
+    db = Database(tmp_path / "m.db")
+    migrate(db, shipped)
+    last = sorted(shipped.glob("*.sql"))[-1]
+    last.unlink()
+
+    with pytest.raises(MigrationError, match="migrations this code does not know"):
+        migrate(db, shipped)
+    db.close()
+
+
+@pytest.mark.parametrize("name", ["0003_gap.sql", "3_short.sql"])
+def test_misnamed_or_gapped_migrations_are_refused(
+    shipped: Path, name: str, tmp_path: Path
+) -> None:
+    """Files are NNNN_words.sql, numbered without gaps."""
+    (shipped / name.replace("0003", "0004")).write_text("SELECT 1;")
+
+    with pytest.raises(MigrationError):
+        migrate(Database(tmp_path / "m.db"), shipped)
+
+
+def test_pending_migrations_stop_cli_commands_without_writing(
+    tmp_path: Path, shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing database behind the code is reported, not migrated behind the operator's back."""
+    path = tmp_path / "old.db"
+    only_first = tmp_path / "first"
+    only_first.mkdir()
+    shutil.copy(sorted(shipped.glob("*.sql"))[0], only_first)
+    db = Database(path)
+    migrate(db, only_first)
+    db.close()
+
+    code = cli.main(["--database", str(path), "goals", "list"])
+
+    assert 2 == code
+    assert "run `goalstore migrate`" in json.loads(capsys.readouterr().out)["detail"]
+    check = Database(path)
+    with pytest.raises(MigrationError):
+        ensure_schema(check)
+    assert 1 == check.connection().execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+    check.close()
+
+
+def test_configuration_errors_name_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad environment variable is exit 2 with its name, not a traceback."""
+    monkeypatch.setenv("GOALSTORE_BUSY_TIMEOUT_MS", "soon")
+
+    code = cli.main(["--database", str(tmp_path / "x.db"), "goals", "list"])
+
+    assert 2 == code
+    assert "GOALSTORE_BUSY_TIMEOUT_MS" in json.loads(capsys.readouterr().out)["detail"]
