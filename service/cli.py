@@ -97,8 +97,9 @@ def cmd_goals_list(args: argparse.Namespace, services: Services) -> int:
         cursor=args.cursor,
         limit=args.limit,
     )
+    next_cursor = None if page.next_cursor is None else str(page.next_cursor)
     emit({"data": [_goal(g) for g in page.goals], "count": page.count,
-          "next_cursor": page.next_cursor})  # fmt: skip
+          "next_cursor": next_cursor})  # fmt: skip
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from service.cache.ranking import RankingCache
 from service.commands.base import utcnow
 from service.commands.goals import get_goal
 from service.domain.decisions import GOAL_SELECTED
+from service.domain.errors import DecisionNotFound
 from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import (
     Ranked,
@@ -31,7 +32,8 @@ from service.store.db import Database
 
 def ranking_inputs(conn: sqlite3.Connection, now: datetime) -> RankingInputs:
     decision = decision_table.fetch(conn, GOAL_SELECTED)
-    assert decision is not None, "migration 0002 registers goal_selected"
+    if decision is None:  # migration 0002 registers it; only a hand-edited database lacks it
+        raise DecisionNotFound(GOAL_SELECTED)
     return RankingInputs(
         now=now,
         weights=decision.weights(),
