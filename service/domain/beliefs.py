@@ -9,7 +9,6 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.domain import limits
-from service.domain.inputs import Identifier
 
 Statement = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_TEXT_LENGTH)
@@ -53,6 +52,3 @@ class BeliefPut(BaseModel):
             version=belief.version + 1,
             updated_at=now,
         )
-
-
-__all__ = ["Belief", "BeliefPut", "Identifier"]
