@@ -82,6 +82,17 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_worker(args: argparse.Namespace, services: Services) -> int:
+    from workers import events
+
+    if services.settings.redis_url is None:
+        return _fail(
+            EXIT_USAGE, "configuration", "GOALSTORE_REDIS_URL is unset: the worker needs Redis"
+        )
+    emit(events.run(services, burst=args.burst))
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace, services: Services) -> int:
     applied = migrate(services.db)
     emit({"applied": applied, "database": str(services.db.path)})
@@ -193,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(run=cmd_migrate)
+    worker = sub.add_parser(
+        "worker", help="relay outbox events to RQ and keep the Redis ranking current"
+    )
+    worker.add_argument("--burst", action="store_true", help="apply everything pending, then exit")
+    worker.set_defaults(run=cmd_worker)
 
     goals = sub.add_parser("goals", help="manage goals").add_subparsers(
         dest="goals_command", required=True, metavar="ACTION"

@@ -23,9 +23,33 @@ class Settings(BaseSettings):
         default=5_000, ge=0, description="How long a writer waits for the SQLite lock."
     )
     redis_url: str | None = Field(
-        default=None, description="Redis for the ranking cache (`goalstore cache rebuild`)."
+        default=None,
+        description="Redis for the ranking cache and the queues, e.g. `redis://127.0.0.1:6379/0`.",
     )
     redis_prefix: str = Field(default="goalstore:", description="Prefix of every Redis key.")
+    events_batch: int = Field(
+        default=500, ge=1, le=10_000, description="Most events the relay puts in one RQ job."
+    )
+    relay_interval_ms: int = Field(
+        default=25, ge=1, le=60_000, description="How often the worker's relay polls the outbox."
+    )
+    redeliver_after_s: int = Field(
+        default=30, ge=1, description="Send a relayed event again if not applied by then."
+    )
+    outbox_retention_hours: int = Field(
+        default=24, ge=0, description="Keep applied outbox rows this long (the ledger keeps all)."
+    )
+    tick_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=60,
+        description="RQ cron interval of the cache refresh (urgency drift, cold-cache rebuild).",
+    )
+    cache_max_lag_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Rank from SQLite instead of Redis while the oldest unapplied event is older.",
+    )
     api_keys: str | None = Field(
         default=None,
         description="`actor:scope+scope:key`, comma-separated; unset serves without auth.",

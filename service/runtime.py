@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from redis import Redis
 
@@ -20,7 +21,7 @@ class Services:
     api_keys: list[ApiKey]
     redis: Redis | None = None
 
-    @property
+    @cached_property
     def cache(self) -> RankingCache | None:
         if self.redis is None:
             return None
@@ -42,6 +43,14 @@ def build_services(settings: Settings | None = None) -> Services:
     )
 
 
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast: a Redis that does not answer must not stall a request."""
-    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+def connect_redis(url: str, *, blocking: bool = False) -> Redis:
+    """A client that fails fast: a Redis that does not answer must not stall a request.
+
+    `blocking` is for a queue worker, whose BLPOP waits longer than any read timeout.
+    """
+    return Redis.from_url(
+        url,
+        socket_timeout=None if blocking else 2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )

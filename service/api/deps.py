@@ -52,6 +52,7 @@ def require(scope: Scope) -> object:
 
 
 DB = Annotated[Database, Depends(get_db)]
+Svc = Annotated[Services, Depends(get_services)]
 Reader = Annotated[Context, require(Scope.READ)]
 Writer = Annotated[Context, require(Scope.WRITE)]
 

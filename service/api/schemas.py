@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -265,4 +265,9 @@ class RankedGoalPublic(BaseModel):
 
 class PrioritizedPublic(BaseModel):
     data: list[RankedGoalPublic]
-    source: str = Field(description="sqlite, or redis once the ranking cache serves reads.")
+    source: Literal["redis", "sqlite"] = Field(
+        description="Where the ranking was read: the Redis cache, or SQLite (the fallback)."
+    )
+    fallback_reason: (
+        Literal["no_redis", "redis_unavailable", "cache_cold", "cache_behind"] | None
+    ) = Field(default=None, description="Why SQLite was read instead of Redis.")

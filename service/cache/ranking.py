@@ -14,6 +14,7 @@ from service.cache.keys import Keys
 from service.domain.ranking import Snapshot, Weights
 
 _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
+_INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
 
 
 def _fields(s: Snapshot) -> list[str | float | int]:
@@ -37,6 +38,7 @@ class RankingCache:
         self.redis = redis
         self.keys = keys
         self._write_script = redis.register_script(_SNAPSHOT_LUA)
+        self._inputs_script = redis.register_script(_INPUTS_LUA)
 
     def write(self, snapshots: Iterable[Snapshot], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one (one round trip for all)."""
@@ -57,25 +59,25 @@ class RankingCache:
         if own:
             pipe.execute()
 
-    def set_inputs(self, active_beliefs: Iterable[str], weights: Weights, pipe: Pipeline) -> None:
-        pipe.delete(self.keys.beliefs_active)
+    def set_inputs(
+        self, active_beliefs: Iterable[str], weights: Weights, seq: int, pipe: Pipeline
+    ) -> None:
+        """Replace the copy of the inputs, unless Redis holds one read at a later seq."""
         active = sorted(active_beliefs)
-        if active:
-            pipe.sadd(self.keys.beliefs_active, *active)
-        pipe.hset(
-            self.keys.weights,
-            mapping={
-                "value_weight": weights.value,
-                "effort_weight": weights.effort,
-                "risk_weight": weights.risk,
-                "urgency_weight": weights.urgency,
-                "alignment_weight": weights.alignment,
-            },
+        weight_fields: list[str | float] = [
+            "value_weight", weights.value, "effort_weight", weights.effort,
+            "risk_weight", weights.risk, "urgency_weight", weights.urgency,
+            "alignment_weight", weights.alignment,
+        ]  # fmt: skip
+        self._inputs_script(
+            keys=[self.keys.meta, self.keys.beliefs_active, self.keys.weights],
+            args=[seq, len(active), *active, *weight_fields],
+            client=pipe,
         )
 
     def rebuild(
         self, snapshots: Sequence[Snapshot], active_beliefs: Iterable[str], weights: Weights,
-        seq: int,
+        seq: int, computed_at: float,
     ) -> int:  # fmt: skip
         """Bring Redis in line with SQLite: write every goal, drop goals SQLite no longer has.
 
@@ -91,14 +93,36 @@ class RankingCache:
             pipe.srem(self.keys.goals, goal_id)
             for key in (*self.keys.all_ranked(), self.keys.blocked, self.keys.deadlines):
                 pipe.zrem(key, goal_id)
-        self.set_inputs(active_beliefs, weights, pipe)
-        pipe.hset(self.keys.meta, mapping={"rebuilt_seq": seq, "goals": len(snapshots)})
+        self.set_inputs(active_beliefs, weights, seq, pipe)
+        pipe.hset(
+            self.keys.meta,
+            mapping={
+                "rebuilt_seq": seq,
+                "rebuilt_at": computed_at,
+                "urgency_refreshed_at": computed_at,
+                "goals": len(snapshots),
+            },
+        )
         pipe.execute()
         return len(snapshots)
 
     def is_warm(self) -> bool:
         """Whether a rebuild has populated this Redis (a restarted, empty Redis is not)."""
-        return bool(self.redis.exists(self.keys.meta))
+        return bool(self.redis.hexists(self.keys.meta, "rebuilt_seq"))
+
+    def meta(self) -> dict[str, str]:
+        raw: dict[Any, Any] = self.redis.hgetall(self.keys.meta)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def note(self, **fields: float | str) -> None:
+        """Record facts about the cache (when urgencies were refreshed...) in its meta hash."""
+        mapping: Any = fields  # redis-py's Mapping type is invariant in its key type
+        self.redis.hset(self.keys.meta, mapping=mapping)
+
+    def with_deadline_between(self, start: float, end: float) -> list[str]:
+        """Placed goals whose deadline falls in [start, end] (epoch seconds)."""
+        found: list[Any] = self.redis.zrangebyscore(self.keys.deadlines, start, end)
+        return [_text(goal_id) for goal_id in found]
 
     def top(
         self, limit: int, category: str | None = None, include_blocked: bool = False

@@ -145,3 +145,30 @@ def depends_transitively(conn: sqlite3.Connection, start: list[str], goal_id: st
         (canonical_json(start).decode(), goal_id),
     ).fetchone()
     return row is not None
+
+
+_REFERENCE_COLUMNS = frozenset({"aligns_with", "contradicts", "depends_on"})
+
+
+def referencing(conn: sqlite3.Connection, columns: tuple[str, ...], ids: list[str]) -> set[str]:
+    """Goals whose `columns` (JSON id lists) name any of `ids`."""
+    if not ids or not columns:
+        return set()
+    if not _REFERENCE_COLUMNS.issuperset(columns):
+        raise ValueError(f"not a reference column: {columns}")
+    wanted = canonical_json(sorted(ids)).decode()
+    union = " UNION ".join(
+        f"SELECT g.id FROM goals g, json_each(g.{column}) ref"
+        f" WHERE g.{column} != '[]' AND ref.value IN (SELECT value FROM json_each(?))"
+        for column in columns
+    )
+    return {row[0] for row in conn.execute(union, [wanted] * len(columns))}
+
+
+def fetch_many(conn: sqlite3.Connection, goal_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of those of `goal_ids` that exist, in one query."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM goals WHERE id IN (SELECT value FROM json_each(?))",
+        (canonical_json(goal_ids).decode(),),
+    )
+    return {row["id"]: _record(row) for row in rows}

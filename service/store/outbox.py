@@ -1,13 +1,21 @@
-"""The outbox: the events committed with each change, waiting to be queued.
+"""The outbox: the events committed with each change, on their way to the ranking worker.
 
-A row is written in the same transaction as its ledger event, so an event can
-be queued late but never lost; the relay marks rows once they are on the queue.
+A row is written in the same transaction as its ledger event, so an event can be
+delivered late but never lost. Delivery is at-least-once:
+
+- the relay *claims* pending rows (sets `relayed_at`) and puts them on the queue;
+  if that fails it releases them;
+- the ranking worker sets `applied_at` once their effect is in Redis;
+- rows claimed long ago and still not applied (a lost job, a killed worker, an
+  emptied Redis) are released again, so the relay sends them once more.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
+from service.domain.events import EventRef
 from service.domain.ledger import LedgerRow
 
 
@@ -20,3 +28,95 @@ def add(conn: sqlite3.Connection, event: LedgerRow) -> None:
 
 def pending_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM outbox WHERE relayed_at IS NULL").fetchone()[0])
+
+
+def has_pending(conn: sqlite3.Connection) -> bool:
+    """Cheap enough to poll many times a second (a partial index answers it)."""
+    row = conn.execute("SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT 1").fetchone()
+    return row is not None
+
+
+def claim(conn: sqlite3.Connection, now: str, limit: int) -> list[EventRef]:
+    """The oldest pending events, marked relayed; the caller holds the write lock."""
+    rows = conn.execute(
+        """
+        SELECT o.id, o.ledger_seq, o.event_type, o.goal_id, l.trace_id,
+               json_extract(l.payload, '$.belief_id') AS belief_id
+        FROM outbox o JOIN ledger l ON l.seq = o.ledger_seq
+        WHERE o.relayed_at IS NULL
+        ORDER BY o.id
+        LIMIT ?
+        """,
+        (limit,),
+    ).fetchall()
+    if rows:
+        conn.execute(
+            "UPDATE outbox SET relayed_at = ? WHERE id BETWEEN ? AND ? AND relayed_at IS NULL",
+            (now, rows[0]["id"], rows[-1]["id"]),
+        )
+    return [
+        EventRef(r["ledger_seq"], r["event_type"], r["goal_id"], r["belief_id"], r["trace_id"])
+        for r in rows
+    ]
+
+
+def release(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    """Undo a claim whose events never reached the queue."""
+    conn.execute(
+        "UPDATE outbox SET relayed_at = NULL"
+        " WHERE applied_at IS NULL AND ledger_seq IN (SELECT value FROM json_each(?))",
+        (_json_ints(seqs),),
+    )
+
+
+def mark_applied(conn: sqlite3.Connection, seqs: list[int], now: str) -> None:
+    conn.execute(
+        "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
+        " WHERE applied_at IS NULL AND ledger_seq IN (SELECT value FROM json_each(?))",
+        (now, now, _json_ints(seqs)),
+    )
+
+
+def mark_applied_through(conn: sqlite3.Connection, seq: int, now: str) -> int:
+    """Every event up to `seq` is applied: a rebuild read SQLite at that ledger head."""
+    return conn.execute(
+        "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
+        " WHERE applied_at IS NULL AND ledger_seq <= ?",
+        (now, now, seq),
+    ).rowcount
+
+
+def redeliver(conn: sqlite3.Connection, claimed_before: str) -> int:
+    """Release claims older than `claimed_before` that were never applied."""
+    return conn.execute(
+        "UPDATE outbox SET relayed_at = NULL"
+        " WHERE applied_at IS NULL AND relayed_at IS NOT NULL AND relayed_at < ?",
+        (claimed_before,),
+    ).rowcount
+
+
+def prune(conn: sqlite3.Connection, applied_before: str) -> int:
+    """Drop rows applied before `applied_before` (the ledger keeps the events themselves)."""
+    return conn.execute(
+        "DELETE FROM outbox WHERE applied_at IS NOT NULL AND applied_at < ?", (applied_before,)
+    ).rowcount
+
+
+def backlog(conn: sqlite3.Connection) -> dict[str, Any]:
+    """How far the ranking cache is behind: unapplied events and the oldest one's time."""
+    row = conn.execute(
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE applied_at IS NULL"
+    ).fetchone()
+    return {"unapplied": int(row["n"]), "oldest_unapplied_at": row["oldest"]}
+
+
+def _json_ints(values: list[int]) -> str:
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
+
+
+def oldest_unapplied(conn: sqlite3.Connection) -> str | None:
+    """When the oldest event the ranking worker has not applied was written (None: none)."""
+    row = conn.execute(
+        "SELECT created_at FROM outbox WHERE applied_at IS NULL ORDER BY id LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -13,6 +14,7 @@ from service.api.deps import (
     DB,
     IfMatch,
     Reader,
+    Svc,
     Writer,
     etag,
     expected_version,
@@ -91,14 +93,24 @@ def list_goals(
 @router.get("/prioritized", responses=_READ_ERRORS)
 def prioritized(
     _: Reader,
-    db: DB,
+    services: Svc,
     limit: Annotated[int, Query(ge=1, le=commands.MAX_PAGE)] = 20,
     category: GoalCategory | None = None,
     include_blocked: bool = False,
 ) -> PrioritizedPublic:
-    """Adopted goals, best first (blocked ones last, and only with include_blocked)."""
-    ranked = commands.prioritized(
-        db, limit=limit, category=category, include_blocked=include_blocked
+    """Adopted goals, best first (blocked ones last, and only with include_blocked).
+
+    Read from the Redis ranking (`source: redis`); ranked from SQLite instead
+    (`source: sqlite`, with the reason) when Redis is unset, down, restarted empty,
+    or more than GOALSTORE_CACHE_MAX_LAG_S behind the outbox.
+    """
+    view = commands.ranked_view(
+        services.db,
+        services.cache,
+        max_lag=timedelta(seconds=services.settings.cache_max_lag_s),
+        limit=limit,
+        category=category,
+        include_blocked=include_blocked,
     )
     return PrioritizedPublic(
         data=[
@@ -106,9 +118,10 @@ def prioritized(
                 rank=n, goal_id=r.goal.id, score=r.ranked.score, blocked=r.ranked.blocked,
                 goal=GoalPublic.of(r.goal),
             )
-            for n, r in enumerate(ranked, start=1)
+            for n, r in enumerate(view.items, start=1)
         ],
-        source="sqlite",
+        source=view.source,
+        fallback_reason=view.reason,
     )  # fmt: skip
 
 

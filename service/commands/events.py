@@ -1,0 +1,117 @@
+"""The change-event loop: outbox -> queue -> ranking cache, at least once, applied idempotently.
+
+- `relay_outbox` claims pending outbox rows and hands them, in batches, to `send`
+  (the worker passes an RQ enqueue); on failure it releases what it did not send.
+- `apply_events` re-scores every goal a batch reaches and writes the snapshots to
+  Redis under the version guard, then marks the events applied. Applying a batch
+  twice writes the same snapshots (or is refused by the guard): delivery may repeat.
+- `refresh_cache` is the periodic pass: a cold Redis (restarted empty) is rebuilt
+  whole; otherwise goals whose urgency moved with time are re-scored.
+- `redeliver_stale` releases claims never applied (a lost job, a killed worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.cache.ranking import RankingCache
+from service.commands.base import utcnow
+from service.commands.ranking import ranking_state, rebuild_cache, state_in
+from service.domain.events import EventRef, reach
+from service.domain.ranking import URGENCY_WINDOW_S
+from service.domain.timefmt import format_ts
+from service.store import goals as goal_table
+from service.store import outbox
+from service.store.db import Database
+
+
+def relay_outbox(
+    db: Database,
+    send: Callable[[list[EventRef]], None],
+    *,
+    limit: int = 2000,
+    batch: int = 500,
+) -> int:
+    """Move pending outbox events to the queue; how many were sent."""
+    if not outbox.has_pending(db.connection()):
+        return 0
+    with db.write() as conn:
+        events = outbox.claim(conn, format_ts(utcnow()), limit)
+    sent = 0
+    try:
+        for start in range(0, len(events), batch):
+            chunk = events[start : start + batch]
+            send(chunk)
+            sent += len(chunk)
+    finally:
+        if sent < len(events):
+            with db.write() as conn:
+                outbox.release(conn, [e.seq for e in events[sent:]])
+    return sent
+
+
+def apply_events(
+    db: Database, cache: RankingCache, events: Sequence[EventRef], now: datetime | None = None
+) -> dict[str, Any]:
+    """Re-score what the events reach, write it to Redis, mark the events applied."""
+    now = now or utcnow()
+    if not cache.is_warm():
+        # Redis lost its data (or never had it): only a whole rebuild makes it right.
+        summary = rebuild_cache(db, cache, now)
+        return {"events": len(events), "rebuilt": True, "goals": summary["goals"]}
+    plan = reach(events)
+    with db.read() as conn:
+        if plan.everything:
+            goal_ids = None
+        else:
+            goal_ids = plan.goals | goal_table.referencing(
+                conn, ("depends_on",), sorted(plan.dependents_of)
+            )
+            goal_ids |= goal_table.referencing(
+                conn, ("aligns_with", "contradicts"), sorted(plan.believers_of)
+            )
+        state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now)
+    pipe = cache.redis.pipeline(transaction=False)
+    cache.write(state.snapshots, pipe)
+    if plan.inputs_changed:
+        cache.set_inputs(state.inputs.active_beliefs, state.inputs.weights, state.seq, pipe)
+    pipe.execute()
+    with db.write() as conn:
+        outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
+    return {"events": len(events), "rebuilt": False, "goals": len(state.snapshots)}
+
+
+def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, Any]:
+    """The periodic pass: rebuild a cold cache; re-score goals whose urgency time has moved.
+
+    Urgency changes only within a day of the deadline and once when it passes, so
+    the goals to re-score are those whose deadline lies between the last refresh
+    and a day from now.
+    """
+    now = now or utcnow()
+    if not cache.is_warm():
+        summary = rebuild_cache(db, cache, now)
+        return {"rebuilt": True, "goals": summary["goals"]}
+    last = float(cache.meta().get("urgency_refreshed_at") or 0.0)
+    goal_ids = cache.with_deadline_between(last, now.timestamp() + URGENCY_WINDOW_S)
+    state = ranking_state(db, goal_ids, now)
+    cache.write(state.snapshots)
+    cache.note(urgency_refreshed_at=now.timestamp())
+    return {"rebuilt": False, "goals": len(state.snapshots)}
+
+
+def redeliver_stale(
+    db: Database, *, after: timedelta, retention: timedelta, now: datetime | None = None
+) -> dict[str, int]:
+    """Release claims older than `after` that were never applied; prune old applied rows."""
+    now = now or utcnow()
+    with db.write() as conn:
+        released = outbox.redeliver(conn, format_ts(now - after))
+        pruned = outbox.prune(conn, format_ts(now - retention))
+    return {"released": released, "pruned": pruned}
+
+
+def cache_backlog(db: Database) -> dict[str, Any]:
+    return outbox.backlog(db.connection())

@@ -1,0 +1,70 @@
+"""Change events on their way to the ranking cache, and which goals each one re-scores.
+
+An event reference is what the outbox relay puts on the `goalstore-events` queue:
+the ledger seq (the event's identity, so re-delivery is harmless), its type, and
+the goal or belief it is about. `reach()` is the fan-out rule, pure: the worker
+resolves it against SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class EventRef(NamedTuple):
+    seq: int
+    event_type: str
+    goal_id: str | None
+    belief_id: str | None
+    trace_id: str | None
+
+    def as_job_arg(self) -> list[Any]:
+        """Compact and JSON-able: a batch of 500 stays a few tens of kilobytes."""
+        return [self.seq, self.event_type, self.goal_id, self.belief_id, self.trace_id]
+
+    @classmethod
+    def from_job_arg(cls, arg: list[Any]) -> EventRef:
+        seq, event_type, goal_id, belief_id, trace_id = arg
+        return cls(int(seq), str(event_type), goal_id, belief_id, trace_id)
+
+
+# Events that change nothing a score depends on.
+NO_RANKING_EFFECT = frozenset({"goal_conflict_detected", "decision_outcome_recorded"})
+# Goal events that only touch the goal itself. Any other goal event (goal_satisfied,
+# and types this version does not know) also re-scores the goals that depend on it.
+GOAL_SELF_ONLY = frozenset(
+    {"goal_created", "goal_updated", "goal_adopted", "goal_abandoned", "goal_deleted"}
+)
+BELIEF_EVENTS = frozenset({"belief_created", "belief_updated"})
+
+
+@dataclass
+class Reach:
+    """Which goals a batch of events re-scores."""
+
+    goals: set[str] = field(default_factory=set)
+    dependents_of: set[str] = field(default_factory=set)  # ...and goals depending on these
+    believers_of: set[str] = field(default_factory=set)  # ...and goals naming these beliefs
+    everything: bool = False  # the weights changed (or an event of an unknown kind)
+    inputs_changed: bool = False  # active beliefs or weights: refresh their copy in Redis
+
+
+def reach(events: Iterable[EventRef]) -> Reach:
+    out = Reach()
+    for event in events:
+        kind = event.event_type
+        if kind in NO_RANKING_EFFECT:
+            continue
+        if kind in BELIEF_EVENTS and event.belief_id is not None:
+            out.believers_of.add(event.belief_id)
+            out.inputs_changed = True
+        elif event.goal_id is not None:
+            out.goals.add(event.goal_id)
+            if kind not in GOAL_SELF_ONLY:
+                out.dependents_of.add(event.goal_id)
+        else:  # decision_updated (the weights), or something this version does not know
+            out.everything = True
+            out.inputs_changed = True
+    return out

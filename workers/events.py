@@ -1,0 +1,249 @@
+"""The events worker (`goalstore worker`, the Procfile's `worker`).
+
+One process runs three things:
+
+- an RQ worker on the `goalstore-events` queue. It is a SimpleWorker (no fork per
+  job): a job is a *batch* of events, applied with one SQLite read and one Redis
+  pipeline, and forking for each one would cost more than the work;
+- the outbox relay, a thread that polls the outbox every GOALSTORE_RELAY_INTERVAL_MS
+  and enqueues what it finds in batches of up to GOALSTORE_EVENTS_BATCH events, and
+  that releases claims never applied (GOALSTORE_REDELIVER_AFTER_S) so they are sent
+  again;
+- RQ's own cron scheduler, in a thread, enqueuing `refresh` every
+  GOALSTORE_TICK_SECONDS: urgencies move with time, and a Redis that came back
+  empty is rebuilt whole.
+
+Jobs use RQ's default serializer: the cron scheduler enqueues with it and cannot be
+told otherwise, and one worker reads one format. The jobs carry only ledger seqs,
+event types and ids; the scheduler queue (selection) uses the JSON serializer.
+
+The job functions also run under a plain `rq worker goalstore-events`: they build
+their services from the environment, as every entry point does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.cron import CronScheduler
+from rq.worker import SimpleWorker
+
+from service import commands
+from service.cache.ranking import RankingCache
+from service.domain.events import EventRef
+from service.runtime import Services, build_services, connect_redis
+
+EVENTS_QUEUE = "goalstore-events"
+JOB_TIMEOUT_S = 600  # a rebuild of 100k goals takes seconds; leave room on a slow disk
+RESULT_TTL_S = 300  # long enough for `rq info` and a look at the last results
+
+log = logging.getLogger("goalstore.worker")
+
+_services: Services | None = None
+
+
+def use(services: Services | None) -> None:
+    """Let jobs run in this process share the caller's services (None: build from env)."""
+    global _services
+    _services = services
+
+
+def _current() -> tuple[Services, RankingCache]:
+    global _services
+    if _services is None:
+        _services = build_services()
+    cache = _services.cache
+    if cache is None:
+        raise RuntimeError("GOALSTORE_REDIS_URL is unset: the events worker needs Redis")
+    return _services, cache
+
+
+# --- job functions (what the queue names) -------------------------------------------
+
+
+def apply_batch(events: list[list[Any]]) -> dict[str, Any]:
+    services, cache = _current()
+    return commands.apply_events(services.db, cache, [EventRef.from_job_arg(e) for e in events])
+
+
+def refresh() -> dict[str, Any]:
+    services, cache = _current()
+    return commands.refresh_cache(services.db, cache)
+
+
+def enqueue_batch(queue: Queue, events: list[EventRef]) -> None:
+    traces = sorted({e.trace_id for e in events if e.trace_id})
+    queue.enqueue(
+        apply_batch,
+        [e.as_job_arg() for e in events],
+        job_timeout=JOB_TIMEOUT_S,
+        result_ttl=RESULT_TTL_S,
+        description=f"apply events {events[0].seq}..{events[-1].seq} ({len(events)})",
+        meta={"first_seq": events[0].seq, "last_seq": events[-1].seq, "trace_ids": traces[:50]},
+    )
+
+
+# --- the process ----------------------------------------------------------------------
+
+
+class EventsWorker(SimpleWorker):
+    """RQ's SimpleWorker, remembering whether it was asked to stop (SIGTERM, SIGINT), so
+    that `run` tells a shutdown from a worker that quit because Redis went away."""
+
+    stop_asked = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+class _Loop(threading.Thread):
+    """A daemon thread repeating `step` until stopped; Redis or SQLite errors back off."""
+
+    def __init__(self, name: str, stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stop = stop
+
+    def step(self) -> float:
+        """One round; returns how long to wait before the next."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                wait = self.step()
+                failures = 0
+            except Exception as exc:  # keep the thread alive: the outbox keeps the events
+                failures += 1
+                wait = min(5.0, 0.1 * 2**failures)
+                log.warning("%s failed (%s), retrying in %.1fs", self.name, exc, wait)
+            self.stop.wait(wait)
+
+
+class Relay(_Loop):
+    def __init__(self, services: Services, queue: Queue, stop: threading.Event) -> None:
+        super().__init__("outbox-relay", stop)
+        self.services, self.queue = services, queue
+        self.next_sweep = 0.0
+
+    def step(self) -> float:
+        settings = self.services.settings
+        if time.monotonic() >= self.next_sweep:
+            swept = commands.redeliver_stale(
+                self.services.db,
+                after=timedelta(seconds=settings.redeliver_after_s),
+                retention=timedelta(hours=settings.outbox_retention_hours),
+            )
+            if swept["released"]:
+                log.warning("redelivering %d events never applied", swept["released"])
+            self.next_sweep = time.monotonic() + min(5.0, settings.redeliver_after_s / 2)
+        limit = settings.events_batch * 4
+        sent = commands.relay_outbox(
+            self.services.db,
+            lambda events: enqueue_batch(self.queue, events),
+            limit=limit,
+            batch=settings.events_batch,
+        )
+        return 0.0 if sent >= limit else settings.relay_interval_ms / 1000
+
+
+class Cron(_Loop):
+    """RQ's CronScheduler, driven from a thread (its own start() wants the main thread)."""
+
+    def __init__(self, connection: Redis, tick_seconds: int, stop: threading.Event) -> None:
+        super().__init__("cron", stop)
+        self.scheduler = CronScheduler(
+            connection, name=f"goalstore:{socket.gethostname()}:{os.getpid()}"
+        )
+        self.scheduler.register(
+            refresh, EVENTS_QUEUE, interval=tick_seconds, job_timeout=JOB_TIMEOUT_S,
+            result_ttl=RESULT_TTL_S,
+        )  # fmt: skip
+        self.registered = False
+
+    def step(self) -> float:
+        if not self.registered:
+            self.scheduler.register_birth()
+            self.registered = True
+        if self.scheduler.enqueue_jobs():
+            self.scheduler.save()
+        self.scheduler.heartbeat()
+        return max(0.05, min(self.scheduler.calculate_sleep_interval(), 5.0))
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.registered:
+                with contextlib.suppress(RedisError):
+                    self.scheduler.register_death()
+
+
+def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
+    """Rebuild the cache, then relay and apply events until stopped.
+
+    `burst`: relay and apply everything pending, then return (for catch-up and tests).
+    """
+    settings = services.settings
+    if settings.redis_url is None or services.cache is None:
+        raise RuntimeError("GOALSTORE_REDIS_URL is unset: the events worker needs Redis")
+    use(services)  # SimpleWorker runs jobs in this process: share the connections
+    connection = connect_redis(settings.redis_url, blocking=True)
+    queue = Queue(EVENTS_QUEUE, connection=connection)
+    try:
+        summary = commands.rebuild_cache(services.db, services.cache)
+        log.info("ranking cache rebuilt from SQLite", extra={"rebuild": summary})
+    except RedisError as exc:
+        log.warning("Redis does not answer (%s): the cache is rebuilt once it does", exc)
+    if burst:
+        return _burst(services, queue, connection)
+    stop = threading.Event()
+    threads = [Relay(services, queue, stop), Cron(connection, settings.tick_seconds, stop)]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            worker = EventsWorker([queue], connection=connection)
+            try:
+                worker.work(logging_level=settings.log_level)
+            except RedisError as exc:
+                log.warning("worker stopped: %s", exc)
+            if worker.stop_asked:
+                break
+            log.warning("RQ worker quit (Redis gone?); starting a new one")
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        use(None)
+    return {"stopped": True}
+
+
+def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any]:
+    relayed = 0
+    while True:
+        sent = commands.relay_outbox(
+            services.db,
+            lambda events: enqueue_batch(queue, events),
+            batch=services.settings.events_batch,
+        )
+        relayed += sent
+        EventsWorker([queue], connection=connection).work(
+            burst=True, logging_level=services.settings.log_level
+        )
+        if sent == 0:
+            break
+    use(None)
+    return {"relayed": relayed, **commands.cache_backlog(services.db)}
