@@ -13,6 +13,7 @@ from service.domain.beliefs import BeliefPut
 from service.domain.inputs import GoalCreate
 from service.testing import goal_spec
 from tests.integration.conftest import LiveServer, ServerFactory
+from tests.ranking_oracle import DEFAULT_WEIGHTS, independent_score
 
 PROBLEM = "application/problem+json"
 
@@ -164,21 +165,6 @@ def test_prioritized_filters_by_category_and_limits(client: httpx.Client) -> Non
     assert [explore[1], explore[2]] == [goal_id for goal_id, _, _ in top_two]
 
 
-def independent_score(goal: dict[str, Any], weights: dict[str, float], active: set[str]) -> float:
-    """The seed formula for a goal with no deadline inside 24 h, written out independently."""
-    aligned = goal["aligns_with"]
-    alignment = sum(b in active for b in aligned) / len(aligned) if aligned else 0.0
-    blocked = any(b in active for b in goal["contradicts"])
-    total = (
-        weights["value"] * goal["value"]
-        + weights["effort"] * (1 - goal["effort"])
-        + weights["risk"] * (1 - goal["risk"])
-        + weights["alignment"] * alignment
-        - (1.0 if blocked else 0.0)
-    )
-    return min(1.0, max(0.0, total))
-
-
 def test_a_few_hundred_random_goals_rank_as_the_seed_formula_says(
     start_server: ServerFactory,
 ) -> None:
@@ -204,17 +190,12 @@ def test_a_few_hundred_random_goals_rank_as_the_seed_formula_says(
         specs.append(spec)
         commands.create_goal(db, ctx, GoalCreate.model_validate(spec))
         commands.adopt_goal(db, ctx, spec["id"])
-    weights = {"value": 0.5, "effort": 0.25, "risk": 0.15, "alignment": 0.05}
+    weights = DEFAULT_WEIGHTS
 
     with httpx.Client(base_url=server.url) as client:
         served = ranking(client, include_blocked=True)
 
-    expected = {
-        spec["id"]: independent_score(
-            {"contradicts": [], "aligns_with": [], **spec}, weights, active
-        )
-        for spec in specs
-    }
+    expected = {spec["id"]: independent_score(spec, weights, active) for spec in specs}
     assert 300 == len(served)
     for goal_id, score, _ in served:
         assert expected[goal_id] == pytest.approx(score, abs=1e-9)

@@ -18,6 +18,7 @@ from service.commands import Context
 from service.domain.beliefs import BeliefPut
 from service.domain.decisions import DecisionChange
 from service.domain.errors import GoalStoreError
+from service.domain.events import EventRef
 from service.domain.goal import GoalCategory
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.store.db import Database
@@ -160,12 +161,17 @@ def test_a_rebuild_drops_goals_sqlite_does_not_have(
 def test_incremental_writes_equal_a_rebuild_on_random_histories(
     db: Database, cache: RankingCache, redis_client: Redis
 ) -> None:
-    """After random goal, belief and weight changes applied one by one, Redis equals a rebuild."""
+    """Random goal, belief and weight changes go through the outbox in random batches,
+    applied late, out of order and some twice; after the urgency refresh, Redis equals
+    a rebuild from SQLite at the same instant."""
     rnd = random.Random(7)
     clock = FrozenClock(datetime.now(UTC))
     ctx = make_context("random", clock)
+    commands.rebuild_cache(db, cache, now=clock())  # warm (and empty) to begin with
     ids: list[str] = []
     beliefs = ["b1", "b2", "b3"]
+    queued: list[list[EventRef]] = []
+    delivered = 0
     for _ in range(120):
         clock.advance(seconds=rnd.randint(1, 600))
         choice = rnd.random()
@@ -178,6 +184,7 @@ def test_incremental_writes_equal_a_rebuild_on_random_histories(
                     category=rnd.choice(list(GoalCategory)).value,
                     aligns_with=rnd.sample(beliefs, rnd.randint(0, 2)),
                     contradicts=rnd.sample(beliefs, rnd.randint(0, 1)),
+                    depends_on=rnd.sample(ids, min(len(ids), rnd.randint(0, 1))),
                     horizon_max_min=rnd.choice([None, 30, 600, 2000, 5000]),
                 )
                 ids.append(commands.create_goal(db, ctx, GoalCreate.model_validate(spec)).id)
@@ -195,20 +202,31 @@ def test_incremental_writes_equal_a_rebuild_on_random_histories(
                 change = DecisionChange(parameters={"value_weight": rnd.choice([0.3, 0.5, 0.7])})
                 commands.change_decision(db, ctx, "goal_selected", change)
         except GoalStoreError:
-            continue  # an illegal step in a random history: nothing changed
-        # Incremental: every goal's snapshot, re-read after the change.
-        cache.write(commands.ranking_state(db, ids, now=clock()).snapshots)
+            pass  # an illegal step in a random history: nothing changed
+        delivered += commands.relay_outbox(db, queued.append, batch=rnd.randint(1, 4))
+        rnd.shuffle(queued)
+        while queued and rnd.random() < 0.6:  # some batches wait, and leave out of order
+            batch = queued.pop() if rnd.random() < 0.8 else rnd.choice(queued)  # or repeat
+            commands.apply_events(db, cache, batch, now=clock())
+    for batch in queued:
+        commands.apply_events(db, cache, batch, now=clock())
+    commands.refresh_cache(db, cache, now=clock())  # what the cron does as time passes
     incremental = dump(redis_client)
+    assert 0 == commands.cache_backlog(db)["unapplied"]
 
     redis_client.flushdb()
     commands.rebuild_cache(db, cache, now=clock())
     rebuilt = dump(redis_client)
 
-    for state in (incremental, rebuilt):  # inputs and rebuild bookkeeping are rebuild-only
-        for key in (KEYS.meta, KEYS.weights, KEYS.beliefs_active):
-            state.pop(key, None)
+    for state in (incremental, rebuilt):
+        state.pop(KEYS.meta)  # the rebuild's own bookkeeping
+        for goal_id in ids:  # when each snapshot was computed differs; nothing else may
+            for field in ("seq", "computed_at"):
+                state[KEYS.goal(goal_id)].pop(field)
     assert rebuilt == incremental
     assert len(ids) == len(rebuilt[KEYS.goals])
+    assert delivered >= len(ids)
+    assert rebuilt[KEYS.ranked], "the history ranked nothing: the comparison would be hollow"
 
 
 def test_an_emptied_redis_is_not_warm_until_rebuilt(

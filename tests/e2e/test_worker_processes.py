@@ -1,0 +1,347 @@
+"""The ranking loop with real processes: the Procfile's `web` and `worker` (an RQ worker),
+and a redis-server of the test's own, which the tests kill and restart empty."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from redis import Redis
+from rq import Worker
+from rq.suspension import resume, suspend
+
+from service.testing import goal_spec, migrated_database
+from tests.e2e.test_processes import BIN, procfile, wait_ready
+from tests.integration.conftest import free_port
+from tests.ranking_oracle import DEFAULT_WEIGHTS, independent_score, is_blocked
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], seconds: float = 30) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + seconds
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class RedisServer:
+    """A redis-server on a free port, keeping nothing on disk: killed, it comes back empty."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (make test installs it via .ci/run)"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = self.client()
+        wait_for("redis-server", lambda: _pings(client), seconds=10)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def client(self) -> Redis:
+        return Redis(port=self.port, socket_timeout=2)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+class Stack:
+    """One SQLite file, one Redis, and the processes started over them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.redis = RedisServer(tmp_path)
+        self.redis.start()
+        self.database = tmp_path / "loop.db"
+        migrated_database(self.database).close()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.url = ""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
+        env.update(
+            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            GOALSTORE_DATABASE=str(self.database),
+            GOALSTORE_REDIS_URL=self.redis.url,
+            GOALSTORE_TICK_SECONDS="1",
+            GOALSTORE_REDELIVER_AFTER_S="1",
+            GOALSTORE_RELAY_INTERVAL_MS="10",
+            **extra,
+        )
+        return env
+
+    def spawn(self, entry: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start a Procfile entry through the shell, as a process manager does."""
+        log = open(self.tmp_path / f"{entry}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {procfile()[entry]}"], env=self.env(**env),
+            cwd=self.tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def serve(self) -> httpx.Client:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        wait_ready(self.url, self.spawn("web", PORT=str(port)))
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def worker(self, **env: str) -> subprocess.Popen[bytes]:
+        process = self.spawn("worker", **env)
+        client = self.redis.client()
+        wait_for(
+            "the worker's start-up rebuild",
+            lambda: client.hexists("goalstore:meta", "rebuilt_seq"),
+        )
+        return process
+
+    def unapplied(self) -> int:
+        with sqlite3.connect(self.database) as conn:
+            return int(
+                conn.execute("SELECT count(*) FROM outbox WHERE applied_at IS NULL").fetchone()[0]
+            )
+
+    def close(self) -> None:
+        for process in self.processes:  # SIGTERM, as a process manager stops them
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+        if self.redis.process and self.redis.process.poll() is None:
+            self.redis.kill()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    yield s
+    s.close()
+
+
+def redis_cli_ranking(port: int, key: str = "goalstore:ranked") -> list[tuple[str, float]]:
+    """`redis-cli ZREVRANGE <key> 0 -1 WITHSCORES`, as an operator would type it."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "ZREVRANGE", key, "0", "-1", "WITHSCORES"],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout.split()  # fmt: skip
+    return [(out[i], float(out[i + 1])) for i in range(0, len(out), 2)]
+
+
+def prioritized(client: httpx.Client) -> dict[str, Any]:
+    response = client.get("/v1/goals/prioritized", params={"limit": 500})
+    assert 200 == response.status_code, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def adopt(client: httpx.Client, spec: dict[str, Any]) -> str:
+    created = client.post("/v1/goals", json=spec)
+    assert 201 == created.status_code, created.text
+    goal_id: str = created.json()["id"]
+    assert 200 == client.post(f"/v1/goals/{goal_id}/adopt").status_code
+    return goal_id
+
+
+def converged(stack: Stack, client: httpx.Client) -> dict[str, Any] | None:
+    """The prioritized body once every event is applied and the read comes from Redis."""
+    if stack.unapplied():  # first: a body read before this check could predate the last event
+        return None
+    body = prioritized(client)
+    return body if body["source"] == "redis" else None
+
+
+def check_against_oracle(
+    stack: Stack, client: httpx.Client, specs: list[dict[str, Any]], weights: dict[str, float],
+    active: set[str],
+) -> None:  # fmt: skip
+    """REST and redis-cli both hold exactly the unblocked goals, with the oracle's scores,
+    best first."""
+    body = wait_for("the cache to converge", lambda: converged(stack, client))
+    expected = {
+        s["id"]: independent_score(s, weights, active) for s in specs if not is_blocked(s, active)
+    }
+    in_redis = redis_cli_ranking(stack.redis.port)
+    served = [(item["goal_id"], item["score"]) for item in body["data"]]
+    for listing in (in_redis, served):
+        assert set(expected) == {goal_id for goal_id, _ in listing}
+        for goal_id, score in listing:
+            assert expected[goal_id] == pytest.approx(score, abs=1e-9), goal_id
+        scores = [score for _, score in listing]
+        assert scores == sorted(scores, reverse=True)
+    assert [g for g, _ in in_redis] == [g for g, _ in served] or _only_ties_differ(in_redis, served)
+
+
+def _only_ties_differ(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    """ZREVRANGE orders equal scores by member; the API by the documented tie-breakers."""
+    return [round(s, 12) for _, s in a] == [round(s, 12) for _, s in b]
+
+
+def test_rest_changes_reach_redis_through_the_worker(stack: Stack) -> None:
+    """300 random goals created and adopted over REST; then a belief is activated and the
+    weights change. After each step, REST and `redis-cli ZREVRANGE goalstore:ranked` equal
+    an independent computation of the seed formula."""
+    stack.worker()
+    client = stack.serve()
+    rnd = random.Random(314)
+    beliefs = ["b.a", "b.b", "b.c", "b.d"]
+    active = {"b.a", "b.c"}
+    for belief in beliefs:
+        body = {"statement": belief, "active": belief in active}
+        assert 201 == client.put(f"/v1/beliefs/{belief}", json=body).status_code
+    specs = []
+    for n in range(300):
+        spec = goal_spec(
+            id=f"g-{n:03d}",
+            value=round(rnd.random(), 4), effort=round(rnd.random(), 4),
+            risk=round(rnd.random(), 4),
+            aligns_with=rnd.sample(beliefs, rnd.randint(0, 3)),
+            contradicts=rnd.sample(["b.b", "b.d"], 1) if rnd.random() < 0.15 else [],
+        )  # fmt: skip
+        specs.append(spec)
+        adopt(client, spec)
+    check_against_oracle(stack, client, specs, DEFAULT_WEIGHTS, active)
+
+    # Belief activation: goals contradicting b.b leave the ranking, aligned ones gain.
+    assert (
+        200 == client.put("/v1/beliefs/b.b", json={"statement": "b.b", "active": True}).status_code
+    )
+    active.add("b.b")
+    check_against_oracle(stack, client, specs, DEFAULT_WEIGHTS, active)
+    leaving = {s["id"] for s in specs if "b.b" in s.get("contradicts", [])}
+    assert leaving, "the random goals never contradicted b.b: the step proves nothing"
+    blocked = {m.decode() for m in stack.redis.client().zrange("goalstore:blocked", 0, -1)}
+    assert leaving <= blocked
+
+    # Weight change: everything is re-ranked.
+    change = {"parameters": {"value_weight": 0.25, "effort_weight": 0.5}}
+    assert 200 == client.put("/v1/decisions/goal_selected", json=change).status_code
+    weights = {**DEFAULT_WEIGHTS, "value": 0.25, "effort": 0.5}
+    check_against_oracle(stack, client, specs, weights, active)
+    stored = {
+        k.decode(): float(v) for k, v in stack.redis.client().hgetall("goalstore:weights").items()
+    }
+    assert (0.25, 0.5) == (stored["value_weight"], stored["effort_weight"])
+
+
+def test_redis_lost_and_back_empty_converges_with_nothing_lost(stack: Stack) -> None:
+    """Redis killed mid-run: writes still succeed and the ranking is served from SQLite; Redis
+    restarted empty: the worker rebuilds it whole, with no manual step."""
+    stack.worker()
+    client = stack.serve()
+    rnd = random.Random(5)
+    specs = [goal_spec(id=f"before-{n}", value=round(rnd.random(), 4)) for n in range(5)]
+    for spec in specs:
+        adopt(client, spec)
+    check_against_oracle(stack, client, specs, DEFAULT_WEIGHTS, set())
+
+    stack.redis.kill()
+    during = [goal_spec(id=f"during-{n}", value=round(rnd.random(), 4)) for n in range(5)]
+    for spec in during:
+        adopt(client, spec)  # asserts 201 and 200: the outbox holds the events
+    assert 204 == client.delete("/v1/goals/before-0", headers={"If-Match": '"2"'}).status_code
+    fallback = prioritized(client)
+    assert ("sqlite", "redis_unavailable") == (fallback["source"], fallback["fallback_reason"])
+    live = [s for s in specs + during if s["id"] != "before-0"]
+    assert {s["id"] for s in live} == {item["goal_id"] for item in fallback["data"]}
+    assert stack.unapplied() >= 10
+
+    stack.redis.start()  # same port, empty
+    check_against_oracle(stack, client, live, DEFAULT_WEIGHTS, set())
+    assert all(process.poll() is None for process in stack.processes), "a process died"
+    verify = subprocess.run(
+        [str(BIN / "goalstore"), "ledger", "verify"], env=stack.env(), cwd=stack.tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert 0 == verify.returncode, verify.stdout
+
+
+def test_a_worker_killed_mid_batch_loses_no_event(stack: Stack) -> None:
+    """Two workers; one is SIGKILLed while it holds a batch (written to Redis, not yet marked
+    applied). The other redelivers and applies it: every event is applied, the ranking is
+    whole, and no rebuild was needed."""
+    slow_sqlite = {"GOALSTORE_BUSY_TIMEOUT_MS": "30000", "GOALSTORE_EVENTS_BATCH": "5"}
+    victim = stack.worker(**slow_sqlite)
+    survivor = stack.spawn("worker", **slow_sqlite)
+    redis = stack.redis.client()
+    wait_for("two RQ workers", lambda: len(Worker.all(connection=redis)) == 2)
+    rebuilt_seq = redis.hget("goalstore:meta", "rebuilt_seq")
+    client = stack.serve()
+
+    suspend(redis)  # workers finish what they hold, then take nothing new
+    first = [goal_spec(id=f"warm-{n}") for n in range(4)]
+    for spec in first:
+        adopt(client, spec)
+    wait_for(
+        "both workers to be suspended",
+        lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["suspended"] * 2,
+    )
+    rest = [goal_spec(id=f"g-{n:02d}", value=round(0.01 * n, 2)) for n in range(20)]
+    for spec in rest:
+        adopt(client, spec)
+    wait_for("every event relayed", lambda: _all_relayed(stack.database))
+
+    lock = sqlite3.connect(stack.database, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the workers can read and write Redis, not mark applied
+    try:
+        resume(redis)
+        wait_for(
+            "both workers inside a batch",
+            lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["busy"] * 2,
+        )
+        victim.kill()  # SIGKILL, mid-batch
+        victim.wait(timeout=10)
+        held = _relayed_not_applied(lock)
+        assert held, "the killed worker held no batch"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+    check_against_oracle(stack, client, first + rest, DEFAULT_WEIGHTS, set())
+    assert survivor.poll() is None
+    assert rebuilt_seq == redis.hget("goalstore:meta", "rebuilt_seq")  # redelivered, not rebuilt
+
+
+def _all_relayed(database: Path) -> bool:
+    with sqlite3.connect(database) as conn:
+        return (
+            conn.execute("SELECT count(*) FROM outbox WHERE relayed_at IS NULL").fetchone()[0] == 0
+        )
+
+
+def _relayed_not_applied(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM outbox WHERE relayed_at IS NOT NULL AND applied_at IS NULL"
+    ).fetchone()
+    return int(row[0])
