@@ -93,6 +93,16 @@ def cmd_worker(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace, services: Services) -> int:
+    from service import bench
+
+    url = args.redis_url or services.settings.redis_url
+    if url is None:
+        return _fail(EXIT_USAGE, "configuration", "bench needs Redis: set GOALSTORE_REDIS_URL")
+    emit(bench.run(url, bench.QUICK if args.quick else bench.FULL))
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace, services: Services) -> int:
     applied = migrate(services.db)
     emit({"applied": applied, "database": str(services.db.path)})
@@ -209,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--burst", action="store_true", help="apply everything pending, then exit")
     worker.set_defaults(run=cmd_worker)
+    bench = sub.add_parser(
+        "bench", help="measure the ranking targets; JSON on stdout, progress on stderr"
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes: check that it runs")
+    bench.add_argument("--redis-url", help="Redis to use (default: GOALSTORE_REDIS_URL)")
+    bench.set_defaults(run=cmd_bench)
 
     goals = sub.add_parser("goals", help="manage goals").add_subparsers(
         dest="goals_command", required=True, metavar="ACTION"
@@ -290,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. a malformed GOALSTORE_API_KEYS entry
         return _fail(EXIT_USAGE, "configuration", str(exc))
     try:
-        if args.command not in ("serve", "migrate"):
+        if args.command not in ("serve", "migrate", "bench"):
             ensure_schema(services.db)
         code: int = args.run(args, services)
         return code

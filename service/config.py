@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="Redis for the ranking cache and the queues, e.g. `redis://127.0.0.1:6379/0`.",
     )
     redis_prefix: str = Field(default="goalstore:", description="Prefix of every Redis key.")
+    events_queue: str = Field(
+        default="goalstore-events",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="RQ queue of change events (the relay puts, the worker takes).",
+    )
     events_batch: int = Field(
         default=500, ge=1, le=10_000, description="Most events the relay puts in one RQ job."
     )

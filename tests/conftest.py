@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from service.commands import Context
 from service.store.db import Database
@@ -39,3 +41,13 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database = migrated_database(tmp_path / "goalstore.db")
     yield database
     database.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Redis]:
+    """A real Redis: its own database number, flushed before and after each test."""
+    client = Redis.from_url(os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

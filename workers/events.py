@@ -2,9 +2,10 @@
 
 One process runs three things:
 
-- an RQ worker on the `goalstore-events` queue. It is a SimpleWorker (no fork per
-  job): a job is a *batch* of events, applied with one SQLite read and one Redis
-  pipeline, and forking for each one would cost more than the work;
+- an RQ worker on the `goalstore-events` queue (GOALSTORE_EVENTS_QUEUE). It is a
+  SimpleWorker (no fork per job): a job is a *batch* of events, applied with one
+  SQLite read and one Redis pipeline, and forking for each would cost more than
+  the work;
 - the outbox relay, a thread that polls the outbox every GOALSTORE_RELAY_INTERVAL_MS
   and enqueues what it finds in batches of up to GOALSTORE_EVENTS_BATCH events, and
   that releases claims never applied (GOALSTORE_REDELIVER_AFTER_S) so they are sent
@@ -43,7 +44,6 @@ from service.cache.ranking import RankingCache
 from service.domain.events import EventRef
 from service.runtime import Services, build_services, connect_redis
 
-EVENTS_QUEUE = "goalstore-events"
 JOB_TIMEOUT_S = 600  # a rebuild of 100k goals takes seconds; leave room on a slow disk
 RESULT_TTL_S = 300  # long enough for `rq info` and a look at the last results
 
@@ -161,13 +161,15 @@ class Relay(_Loop):
 class Cron(_Loop):
     """RQ's CronScheduler, driven from a thread (its own start() wants the main thread)."""
 
-    def __init__(self, connection: Redis, tick_seconds: int, stop: threading.Event) -> None:
+    def __init__(
+        self, connection: Redis, queue: str, tick_seconds: int, stop: threading.Event
+    ) -> None:
         super().__init__("cron", stop)
         self.scheduler = CronScheduler(
             connection, name=f"goalstore:{socket.gethostname()}:{os.getpid()}"
         )
         self.scheduler.register(
-            refresh, EVENTS_QUEUE, interval=tick_seconds, job_timeout=JOB_TIMEOUT_S,
+            refresh, queue, interval=tick_seconds, job_timeout=JOB_TIMEOUT_S,
             result_ttl=RESULT_TTL_S,
         )  # fmt: skip
         self.registered = False
@@ -200,7 +202,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
         raise RuntimeError("GOALSTORE_REDIS_URL is unset: the events worker needs Redis")
     use(services)  # SimpleWorker runs jobs in this process: share the connections
     connection = connect_redis(settings.redis_url, blocking=True)
-    queue = Queue(EVENTS_QUEUE, connection=connection)
+    queue = Queue(settings.events_queue, connection=connection)
     try:
         summary = commands.rebuild_cache(services.db, services.cache)
         log.info("ranking cache rebuilt from SQLite", extra={"rebuild": summary})
@@ -209,7 +211,10 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     if burst:
         return _burst(services, queue, connection)
     stop = threading.Event()
-    threads = [Relay(services, queue, stop), Cron(connection, settings.tick_seconds, stop)]
+    threads = [
+        Relay(services, queue, stop),
+        Cron(connection, settings.events_queue, settings.tick_seconds, stop),
+    ]
     for thread in threads:
         thread.start()
     try:

@@ -55,8 +55,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: everything inside commits together or not at all."""
+        """One write transaction: everything inside commits together or not at all.
+
+        Inside batch() it is a savepoint instead: undone alone if it fails, committed
+        with the batch if it succeeds.
+        """
         conn = self.connection()
+        depth: int = getattr(self._local, "depth", 0)
+        if depth:
+            yield from self._savepoint(conn, depth)
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -68,10 +76,37 @@ class Database:
             if conn.in_transaction:
                 conn.rollback()
 
+    def _savepoint(self, conn: sqlite3.Connection, depth: int) -> Iterator[sqlite3.Connection]:
+        name = f"write_{depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._local.depth = depth + 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            raise
+        finally:
+            self._local.depth = depth
+            conn.execute(f"RELEASE {name}")
+
+    @contextmanager
+    def batch(self) -> Iterator[sqlite3.Connection]:
+        """Many commands in one transaction (one fsync): bulk loads, the benchmark's setup.
+        Each command inside keeps its own all-or-nothing through a savepoint."""
+        with self.write() as conn:
+            self._local.depth = 1
+            try:
+                yield conn
+            finally:
+                self._local.depth = 0
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for reads that take more than one statement."""
         conn = self.connection()
+        if getattr(self._local, "depth", 0):  # inside batch(): already one transaction
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from redis import Redis
 
 from service.api.app import create_app
 from service.config import Settings
@@ -79,13 +77,3 @@ def server(start_server: ServerFactory) -> LiveServer:
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as http:
         yield http
-
-
-@pytest.fixture
-def redis_client() -> Iterator[Redis]:
-    """A real Redis: its own database number, flushed before and after each test."""
-    client = Redis.from_url(os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()

@@ -21,6 +21,7 @@ from service.domain.errors import (
 from service.domain.goal import Goal
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.domain.ledger import LedgerRow
+from service.store import outbox
 from service.store.db import Database
 from service.testing import FrozenClock, goal_spec
 
@@ -540,6 +541,56 @@ def test_failed_update_leaves_the_goal_row_as_it_was(
 
     assert before == counts(db)
     assert row_before == goal_row(db, "g-1")
+
+
+def test_a_batch_commits_its_commands_together(db: Database, ctx: Context) -> None:
+    """Commands inside batch() share one transaction; the chain and outbox are as if run
+    one by one."""
+    with db.batch():
+        for n in range(3):
+            create(db, ctx, f"g-{n}")
+        commands.adopt_goal(db, ctx, "g-1")
+        other = Database(db.path)  # another connection sees nothing until the batch ends
+        assert 0 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
+    assert 3 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
+    other.close()
+    assert {"goals": 3, "ledger": 4, "outbox": 4} == counts(db)
+    assert commands.verify_ledger(db).ok
+
+
+def test_a_failed_command_in_a_batch_is_undone_alone(
+    db: Database, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command failing half-way inside a batch leaves nothing of itself (its savepoint is
+    rolled back); what the batch did before and after it commits."""
+    real_add = outbox.add
+    calls: list[int] = []
+
+    def second_fails(conn: sqlite3.Connection, event: LedgerRow) -> None:
+        calls.append(event.seq)
+        if len(calls) == 2:
+            raise RuntimeError("outbox unavailable")
+        real_add(conn, event)
+
+    monkeypatch.setattr("service.store.outbox.add", second_fails)
+    with db.batch():
+        create(db, ctx, "g-1")
+        with pytest.raises(RuntimeError):
+            create(db, ctx, "g-2")  # goal row and ledger row written, then the failure
+        create(db, ctx, "g-3")
+
+    assert ["g-1", "g-3"] == [r[0] for r in db.connection().execute("SELECT id FROM goals")]
+    assert [1, 2] == [e["seq"] for e in ledger_rows(db)]  # g-2's seq 2 was rolled back
+    assert commands.verify_ledger(db).ok
+
+
+def test_an_exception_leaving_a_batch_undoes_all_of_it(db: Database, ctx: Context) -> None:
+    with pytest.raises(RuntimeError), db.batch():
+        create(db, ctx, "g-1")
+        raise RuntimeError("the caller changed its mind")
+
+    assert {"goals": 0, "ledger": 0, "outbox": 0} == counts(db)
+    create(db, ctx, "g-1")  # and the connection is usable afterwards
 
 
 # --- the ledger at the SQL level ------------------------------------------------------

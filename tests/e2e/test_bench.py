@@ -1,0 +1,44 @@
+"""`goalstore bench` runs end to end at tiny sizes: every figure beside its target, then it
+cleans up after itself (the real figures are in the README, measured with the full sizes)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from redis import Redis
+
+from service import bench, cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> None:
+    url = os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    plan = bench.Plan((100, 200), (100,), requests=10, lag_samples=5, burst=50)
+
+    report = bench.run(url, plan)
+
+    assert {"100"} == set(report["prioritizer"])
+    assert {"100", "200"} == set(report["ranked_read"]) == set(report["rebuild"])
+    for size in ("100", "200"):
+        read = report["ranked_read"][size]
+        http, raw = read["http_prioritized"], read["raw_zrevrange"]
+        assert 10 == http["runs"] == raw["runs"]
+        assert 0 < http["p50_ms"] <= http["p95_ms"]
+        assert (http["p95_ms"] <= bench.TARGETS["ranked_read_p95_ms"]) == read["met"]
+    events = report["events"]
+    assert 100 == events["throughput"]["events"]
+    assert 5 == events["lag"]["runs"]
+    assert (events["lag"]["p95_ms"] <= 100.0) == events["lag"]["met"]
+    assert [] == list(redis_client.scan_iter(match=f"{bench.PREFIX}*"))  # cleaned up
+    assert 0 == redis_client.llen("rq:queue:goalstore-events")  # never touched the real queue
+
+
+def test_bench_without_redis_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GOALSTORE_REDIS_URL", raising=False)
+
+    assert cli.EXIT_USAGE == cli.main(["bench", "--quick"])
+    assert "GOALSTORE_REDIS_URL" in capsys.readouterr().out
