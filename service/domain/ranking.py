@@ -195,17 +195,32 @@ def rank(goals: Iterable[Features], inputs: RankingInputs) -> list[Ranked]:
     now, w = inputs.now.timestamp(), inputs.weights
     active = inputs.active_beliefs
     keyed = []
+    append = keyed.append
     for f in goals:
-        blocked = _is_blocked(f, inputs, now)
-        raw = sum(
-            _terms(f, w, urgency_at(f.deadline, now), alignment_of(f.aligns_with, active), blocked)
+        # The helpers are called only when the goal has what they look at: most goals
+        # have no deadline, beliefs or dependencies, and a call costs more than the test.
+        has_deadline = f.deadline is not None
+        blocked = (
+            _is_blocked(f, inputs, now) if has_deadline or f.contradicts or f.depends_on else False
         )
-        deadline = _NO_DEADLINE if f.deadline is None else f.deadline
+        raw = sum(
+            _terms(
+                f, w,
+                urgency_at(f.deadline, now) if has_deadline else 0.0,
+                alignment_of(f.aligns_with, active) if f.aligns_with else 0.0,
+                blocked,
+            )
+        )  # fmt: skip
         # clamp() is monotonic, so "blocked last, then score, then raw" is one float:
         # blocked goals sit above _BLOCKED_OFFSET - raw. A distinct float first lets
         # the sort compare floats instead of whole tuples; the rest only breaks ties.
-        primary = (_BLOCKED_OFFSET if blocked else 0.0) - raw
-        keyed.append((primary, deadline, f.created, f.goal_id, raw, blocked))
+        append(
+            (
+                (_BLOCKED_OFFSET - raw) if blocked else -raw,
+                f.deadline if has_deadline else _NO_DEADLINE,
+                f.created, f.goal_id, raw, blocked,
+            )
+        )  # fmt: skip
     keyed.sort()
     return [Ranked(k[3], clamp(k[4]), k[4], k[5]) for k in keyed]
 
