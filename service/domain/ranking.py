@@ -194,7 +194,7 @@ def rank(goals: Iterable[Features], inputs: RankingInputs) -> list[Ranked]:
     """Every goal scored, best first, in the documented total order."""
     now, w = inputs.now.timestamp(), inputs.weights
     active = inputs.active_beliefs
-    keyed = []
+    keyed: list[tuple[float, float, float, str, float, bool]] = []
     append = keyed.append
     for f in goals:
         # The helpers are called only when the goal has what they look at: most goals
