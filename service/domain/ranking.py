@@ -203,7 +203,7 @@ def rank(goals: Iterable[Features], inputs: RankingInputs) -> list[Ranked]:
         blocked = (
             _is_blocked(f, inputs, now) if has_deadline or f.contradicts or f.depends_on else False
         )
-        raw = sum(
+        raw: float = sum(
             _terms(
                 f, w,
                 urgency_at(f.deadline, now) if has_deadline else 0.0,
@@ -217,7 +217,7 @@ def rank(goals: Iterable[Features], inputs: RankingInputs) -> list[Ranked]:
         append(
             (
                 (_BLOCKED_OFFSET - raw) if blocked else -raw,
-                f.deadline if has_deadline else _NO_DEADLINE,
+                _NO_DEADLINE if f.deadline is None else f.deadline,
                 f.created, f.goal_id, raw, blocked,
             )
         )  # fmt: skip
