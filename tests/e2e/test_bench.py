@@ -32,7 +32,9 @@ def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> Non
     assert 5 == events["lag"]["runs"]
     assert (events["lag"]["p95_ms"] <= 100.0) == events["lag"]["met"]
     assert [] == list(redis_client.scan_iter(match=f"{bench.PREFIX}*"))  # cleaned up
-    assert 0 == redis_client.llen("rq:queue:goalstore-events")  # never touched the real queue
+    queues = redis_client.smembers("rq:queues")  # RQ registers every queue it has used
+    assert b"rq:queue:goalstore-bench-events" in queues
+    assert b"rq:queue:goalstore-events" not in queues  # never the real workers' queue
 
 
 def test_bench_without_redis_is_a_usage_error(
