@@ -26,10 +26,6 @@ def add(conn: sqlite3.Connection, event: LedgerRow) -> None:
     )
 
 
-def pending_count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM outbox WHERE relayed_at IS NULL").fetchone()[0])
-
-
 def has_pending(conn: sqlite3.Connection) -> bool:
     """Cheap enough to poll many times a second (a partial index answers it)."""
     row = conn.execute("SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT 1").fetchone()
