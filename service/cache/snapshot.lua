@@ -1,43 +1,67 @@
--- Write one goal's snapshot unless Redis already holds a newer one.
+-- Write goal snapshots, each unless Redis already holds a newer one of that goal.
 -- "Newer" is the ledger watermark the snapshot was computed at (seq), then the
 -- time it was computed (now), so an event applied late never overwrites a
 -- snapshot computed from a later state of SQLite.
 --
--- KEYS: 1 goal hash, 2 ranked, 3 ranked:{category}, 4 blocked, 5 goals set, 6 deadlines
--- ARGV: 1 goal id, 2 seq, 3 computed_at, 4 placement (ranked|blocked|none),
---       5 zset score, 6 deadline (epoch s, or ""), 7 category, 8.. field, value pairs
-local held_seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
-local held_at = tonumber(redis.call('HGET', KEYS[1], 'computed_at') or '-1')
-local seq, at = tonumber(ARGV[2]), tonumber(ARGV[3])
-if seq < held_seq or (seq == held_seq and at < held_at) then
-  return 0
+-- Many goals per call (a rebuild sends 100k in chunks of 1,000): one HSET per goal,
+-- then one variadic ZADD/ZREM/SADD per key for the whole chunk. A chunk holds each
+-- goal at most once and at most ~3,000 goals (Lua's unpack limit). Per-goal and
+-- per-category keys are derived from the prefix: this needs one Redis, not a Cluster.
+--
+-- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines
+-- ARGV: 1 key prefix, 2 JSON array of snapshots, each
+--   [id, seq, computed_at, placement, zset score, deadline or false, category,
+--    version, state, created, deleted (0/1), score or false, raw or false, explain or false]
+-- every number as text (formatting doubles in Lua costs more than the rest of the HSET).
+-- Returns how many were written.
+local prefix = ARGV[1]
+local ranked, blocked, goals, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local zadd, zrem = {}, {}  -- key -> {score, id, ...} / key -> {id, ...}
+local function add(key, score, id)
+  local t = zadd[key]
+  if not t then t = {}; zadd[key] = t end
+  t[#t + 1] = score; t[#t + 1] = id
 end
-local id, placement, score = ARGV[1], ARGV[4], ARGV[5]
--- The category may have changed: leave every per-category ranking first.
-local old_category = redis.call('HGET', KEYS[1], 'category')
-if old_category and old_category ~= ARGV[7] then
-  local old_key = string.sub(KEYS[3], 1, #KEYS[3] - #ARGV[7]) .. old_category
-  redis.call('ZREM', old_key, id)
+local function rem(key, id)
+  local t = zrem[key]
+  if not t then t = {}; zrem[key] = t end
+  t[#t + 1] = id
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-redis.call('SADD', KEYS[5], id)
-if placement == 'ranked' then
-  redis.call('ZADD', KEYS[2], score, id)
-  redis.call('ZADD', KEYS[3], score, id)
-  redis.call('ZREM', KEYS[4], id)
-elseif placement == 'blocked' then
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZADD', KEYS[4], score, id)
-else
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
+local ids = {}
+for _, s in ipairs(cjson.decode(ARGV[2])) do
+  local id, placement, score, deadline, category = s[1], s[4], s[5], s[6], s[7]
+  local seq, at = tonumber(s[2]), tonumber(s[3])
+  local key = prefix .. 'goal:' .. id
+  local held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
+  local held_seq, held_at = tonumber(held[1] or '-1'), tonumber(held[2] or '-1')
+  if not (seq < held_seq or (seq == held_seq and at < held_at)) then
+    local in_category = prefix .. 'ranked:' .. category
+    -- The category may have changed: leave the old per-category ranking.
+    if held[3] and held[3] ~= category then
+      rem(prefix .. 'ranked:' .. held[3], id)
+    end
+    -- Every field, every time (empty when not scored): no stale field survives.
+    redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
+      'deadline', deadline or '', 'category', category, 'version', s[8], 'state', s[9],
+      'created', s[10], 'deleted', s[11], 'score', s[12] or '', 'raw', s[13] or '',
+      'explain', s[14] or '')
+    ids[#ids + 1] = id
+    if placement == 'ranked' then
+      add(ranked, score, id); add(in_category, score, id); rem(blocked, id)
+    elseif placement == 'blocked' then
+      rem(ranked, id); rem(in_category, id); add(blocked, score, id)
+    else
+      rem(ranked, id); rem(in_category, id); rem(blocked, id)
+    end
+    if deadline and placement ~= 'none' then
+      add(deadlines, deadline, id)
+    else
+      rem(deadlines, id)
+    end
+  end
 end
-if ARGV[6] ~= '' and placement ~= 'none' then
-  redis.call('ZADD', KEYS[6], ARGV[6], id)
-else
-  redis.call('ZREM', KEYS[6], id)
-end
-return 1
+-- A goal is in only one of add/rem for each key, so their order does not matter.
+for key, members in pairs(zrem) do redis.call('ZREM', key, unpack(members)) end
+for key, members in pairs(zadd) do redis.call('ZADD', key, unpack(members)) end
+if #ids > 0 then redis.call('SADD', goals, unpack(ids)) end
+return #ids

@@ -74,13 +74,13 @@ def apply_events(
             )
         state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now)
     pipe = cache.redis.pipeline(transaction=False)
-    cache.write(state.snapshots, pipe)
+    cache.write(state.snapshots(), pipe)
     if plan.inputs_changed:
         cache.set_inputs(state.inputs.active_beliefs, state.inputs.weights, state.seq, pipe)
     pipe.execute()
     with db.write() as conn:
         outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
-    return {"events": len(events), "rebuilt": False, "goals": len(state.snapshots)}
+    return {"events": len(events), "rebuilt": False, "goals": len(state)}
 
 
 def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, Any]:
@@ -97,9 +97,9 @@ def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None
     last = float(cache.meta().get("urgency_refreshed_at") or 0.0)
     goal_ids = cache.with_deadline_between(last, now.timestamp() + URGENCY_WINDOW_S)
     state = ranking_state(db, goal_ids, now)
-    cache.write(state.snapshots)
+    cache.write(state.snapshots())
     cache.note(urgency_refreshed_at=now.timestamp())
-    return {"rebuilt": False, "goals": len(state.snapshots)}
+    return {"rebuilt": False, "goals": len(state)}
 
 
 def redeliver_stale(

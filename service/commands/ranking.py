@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
-from service.cache.ranking import RankingCache
+from service.cache.ranking import WRITE_CHUNK, RankingCache
 from service.commands.base import utcnow
 from service.commands.goals import get_goal
 from service.domain.decisions import GOAL_SELECTED
 from service.domain.errors import DecisionNotFound
 from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import (
+    Facts,
+    Features,
     Ranked,
     RankingInputs,
     Score,
     Snapshot,
     explain,
     features,
+    features_of,
     rank,
-    snapshot,
+    snapshots,
 )
 from service.domain.timefmt import format_ts, parse_ts
 from service.store import beliefs as belief_table
@@ -58,11 +64,26 @@ def goal_score(db: Database, goal_id: str, now: datetime | None = None) -> tuple
 
 @dataclass(frozen=True)
 class RankingState:
-    """Snapshots of goals computed from one consistent read of SQLite at ledger head `seq`."""
+    """Goals and ranking inputs from one consistent read of SQLite at ledger head `seq`.
+
+    The rows are turned into features only when snapshots are asked for, so a rebuild
+    does that a chunk at a time while Redis writes the chunk before."""
 
     seq: int
     inputs: RankingInputs
-    snapshots: list[Snapshot]
+    rows: list[Any]  # goal_table.ranking_rows()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def goal_ids(self) -> list[str]:
+        return [row[0] for row in self.rows]
+
+    def snapshots(self, start: int = 0, stop: int | None = None) -> list[Snapshot]:
+        """The snapshots of the goals of rows[start:stop], scored together."""
+        goals = [_goal_of(row) for row in self.rows[start:stop]]
+        return snapshots(goals, self.inputs, self.seq)
 
 
 def ranking_state(
@@ -80,11 +101,20 @@ def state_in(
     """ranking_state() inside the caller's read transaction."""
     seq, _ = ledger_table.head(conn)
     inputs = ranking_inputs(conn, now)
-    if goal_ids is None:
-        records = list(goal_table.all_records(conn).values())
-    else:
-        records = [r for r in (goal_table.fetch(conn, i) for i in goal_ids) if r is not None]
-    return RankingState(seq, inputs, [snapshot(from_record(r), inputs, seq) for r in records])
+    rows = goal_table.ranking_rows(conn, None if goal_ids is None else list(goal_ids))
+    return RankingState(seq, inputs, rows)
+
+
+def _goal_of(row: Sequence[Any]) -> tuple[Features, Facts]:
+    """A goal_table.ranking_rows() row as what ranking and its snapshot read."""
+    (goal_id, value, effort, risk, created_at, horizon_max_min, aligns_with, contradicts,
+     depends_on, version, state, category, deleted_at) = row  # fmt: skip
+    loads = orjson.loads
+    return (
+        features_of(goal_id, value, effort, risk, parse_ts(created_at), horizon_max_min,
+                    tuple(loads(aligns_with)), tuple(loads(contradicts)), tuple(loads(depends_on))),
+        Facts(version, state, category, deleted_at is not None),
+    )  # fmt: skip
 
 
 def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, int]:
@@ -95,17 +125,23 @@ def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None
     """
     now = now or utcnow()
     state = ranking_state(db, now=now)
+    chunks = (state.snapshots(i, i + WRITE_CHUNK) for i in range(0, len(state), WRITE_CHUNK))
+    placements: Counter[str] = Counter()
+
+    def counted(chunk: list[Snapshot]) -> list[Snapshot]:
+        placements.update(s.placement for s in chunk)
+        return chunk
+
     written = cache.rebuild(
-        state.snapshots, state.inputs.active_beliefs, state.inputs.weights, state.seq,
-        now.timestamp(),
+        map(counted, chunks), state.goal_ids, state.inputs.active_beliefs,
+        state.inputs.weights, state.seq, now.timestamp(),
     )  # fmt: skip
     with db.write() as conn:
         outbox.mark_applied_through(conn, state.seq, format_ts(utcnow()))
-    placements = [s.placement for s in state.snapshots]
     return {
         "goals": written,
-        "ranked": placements.count("ranked"),
-        "blocked": placements.count("blocked"),
+        "ranked": placements["ranked"],
+        "blocked": placements["blocked"],
         "seq": state.seq,
     }
 
@@ -131,10 +167,8 @@ def prioritized(
             record["id"]: from_record(record)
             for record in goal_table.live_in_state(conn, GoalState.ADOPTED.value, category)
         }
-    ranked = rank((features(goal) for goal in goals.values()), inputs)
-    if not include_blocked:
-        ranked = [r for r in ranked if not r.blocked]
-    return [RankedGoal(goals[r.goal_id], r) for r in ranked[:limit]]
+    ranked = rank([features(goal) for goal in goals.values()], inputs)
+    return [RankedGoal(goals[r.goal_id], r) for r in ranked.top(limit, include_blocked)]
 
 
 @dataclass(frozen=True)

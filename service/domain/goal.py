@@ -57,10 +57,7 @@ class Goal:
 
     @property
     def deadline(self) -> datetime | None:
-        """When the goal's horizon closes: created_at + horizon_max_min (seed 000)."""
-        if self.horizon_max_min is None:
-            return None
-        return self.created_at + timedelta(minutes=self.horizon_max_min)
+        return deadline_after(self.created_at, self.horizon_max_min)
 
     @property
     def is_deleted(self) -> bool:
@@ -149,6 +146,13 @@ def to_record(goal: Goal) -> dict[str, Any]:
         moment = getattr(goal, name)
         record[name] = None if moment is None else format_ts(moment)
     return record
+
+
+def deadline_after(created_at: datetime, horizon_max_min: int | None) -> datetime | None:
+    """When a goal's horizon closes: created_at + horizon_max_min (seed 000)."""
+    if horizon_max_min is None:
+        return None
+    return created_at + timedelta(minutes=horizon_max_min)
 
 
 def from_record(record: dict[str, Any]) -> Goal:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,17 +77,25 @@ def test_rebuild_puts_the_sqlite_ranking_in_redis(
 def test_snapshots_carry_the_explanation(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
-    """HGETALL goalstore:goal:{id} shows version, state, score and the blocking belief."""
+    """HGETALL goalstore:goal:{id} shows version, state, placement and, in its explanation,
+    the blocking belief; the hash holds exactly the documented fields."""
     commands.put_belief(db, ctx, "core.rest", BeliefPut(statement="rest"))
     goal_id = adopted(db, ctx, contradicts=["core.rest"])
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
     held = {k.decode(): v.decode() for k, v in redis_client.hgetall(KEYS.goal(goal_id)).items()}
 
-    assert ("2", "adopted", "blocked", "1") == (
-        held["version"], held["state"], held["placement"], held["blocked"]
+    assert {
+        "id", "version", "state", "category", "placement", "score", "raw", "explain", "deadline",
+        "created", "deleted", "seq", "computed_at",
+    } == set(held)  # fmt: skip
+    assert ("2", "adopted", "blocked", "0", "") == (
+        held["version"], held["state"], held["placement"], held["deleted"], held["deadline"]
     )  # fmt: skip
-    assert [{"reason": "contradicts_belief", "ref": "core.rest"}] == json.loads(held["blocked_by"])
+    explanation = json.loads(held["explain"])
+    assert [{"reason": "contradicts_belief", "ref": "core.rest"}] == explanation["blocked_by"]
+    assert -1.0 == explanation["terms"]["penalty"]
+    assert float(held["raw"]) == pytest.approx(sum(explanation["terms"].values()))
     assert 0.0 == redis_client.zcard(KEYS.ranked)
     assert [goal_id] == [m.decode() for m in redis_client.zrange(KEYS.blocked, 0, -1)]
     assert [b"core.rest"] == sorted(redis_client.smembers(KEYS.beliefs_active))
@@ -100,9 +107,9 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(
 ) -> None:
     """A snapshot computed at an earlier ledger seq is ignored by the guarded write."""
     goal_id = adopted(db, ctx, value=0.2)
-    old = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots[0]
+    old = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()[0]
     commands.update_goal(db, ctx, goal_id, GoalUpdate(value=0.9), 2)
-    new = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots[0]
+    new = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()[0]
 
     cache.write([new])
     cache.write([old])
@@ -122,7 +129,7 @@ def test_a_category_change_moves_the_goal_between_category_rankings(
     commands.rebuild_cache(db, cache, now=ctx.clock())
     commands.update_goal(db, ctx, goal_id, GoalUpdate(category="maintenance"), 2)
 
-    cache.write(commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots)
+    cache.write(commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots())
 
     assert 0 == redis_client.zcard(KEYS.ranked_in("exploration"))
     assert [goal_id] == [s["id"] for s in cache.top(5, category="maintenance")]
@@ -147,8 +154,11 @@ def test_a_rebuild_drops_goals_sqlite_does_not_have(
     """Snapshots of goals unknown to SQLite (e.g. from another database) are removed."""
     goal_id = adopted(db, ctx)
     commands.rebuild_cache(db, cache, now=ctx.clock())
-    stray = replace(commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots[0],
-                    goal_id="g-stray")  # fmt: skip
+    stray = (
+        commands.ranking_state(db, [goal_id], now=ctx.clock())
+        .snapshots()[0]
+        ._replace(goal_id="g-stray")
+    )
     cache.write([stray])
     assert 2 == redis_client.zcard(KEYS.ranked)
 
@@ -281,3 +291,25 @@ def test_deadlines_are_indexed_for_the_urgency_sweep(
     created = ctx.clock().timestamp()  # the frozen clock has not moved since creation
     held = redis_client.zrange(KEYS.deadlines, 0, -1, withscores=True)
     assert [(with_deadline.encode(), created + 90 * 60)] == held
+
+
+def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A rebuild sends chunks while computing the next (here 3 goals a chunk, 11 goals):
+    every goal lands, with the same score and order as the SQLite ranking, and the
+    scores survive the trip through Lua exactly (no 14-digit rounding)."""
+    monkeypatch.setattr("service.commands.ranking.WRITE_CHUNK", 3)
+    rnd = random.Random(5)
+    for _ in range(11):
+        adopted(db, ctx, value=rnd.random(), effort=rnd.random(), risk=rnd.random())
+
+    report = commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    expected = commands.prioritized(db, now=ctx.clock(), limit=100)
+    held = redis_client.zrevrange(KEYS.ranked, 0, -1, withscores=True)
+    assert (11, 11) == (report["goals"], report["ranked"])
+    assert [(r.goal.id, r.ranked.score) for r in expected] == [
+        (member.decode(), score) for member, score in held
+    ]

@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from service.domain.goal import Goal, GoalCategory, GoalState
 from service.domain.ranking import (
     Features,
+    FeatureTable,
     RankingInputs,
     Weights,
     explain,
+    facts,
     features,
     rank,
+    snapshots,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -189,7 +192,7 @@ def test_7_ranking_is_deterministic_and_independent_of_input_order(
     first = rank([features(g) for g in many], inputs)
     again = rank([features(g) for g in shuffled], inputs)
 
-    assert first == again
+    assert list(first) == list(again)
 
 
 @given(st.lists(goals(), min_size=1, max_size=30), weights, st.frozensets(beliefs))
@@ -209,17 +212,101 @@ def test_scores_are_clamped_and_blocked_goals_never_outrank_unblocked_ones(
     assert blocked == sorted(blocked)
 
 
-@given(st.lists(goals(), min_size=1, max_size=20), weights, st.frozensets(beliefs))
-def test_rank_and_explain_agree(many: list[Goal], w: Weights, active: frozenset[str]) -> None:
-    """The fast ranking and the explanation give each goal the same score and block."""
-    many = [replace(g, id=f"g-{i}") for i, g in enumerate(many)]
-    inputs = RankingInputs(now=NOW, weights=w, active_beliefs=active)
+def entangled(many: list[Goal], rnd: random.Random) -> list[Goal]:
+    """Goals that contradict beliefs and depend on one another, some of them."""
+    ids = [f"g-{i}" for i in range(len(many))]
+    return [
+        replace(
+            g, id=ids[i],
+            contradicts=tuple(rnd.sample(["b.one", "b.two", "b.three"], rnd.randint(0, 2))),
+            depends_on=tuple(rnd.sample(ids, rnd.randint(0, min(2, len(ids))))),
+        )
+        for i, g in enumerate(many)
+    ]  # fmt: skip
+
+
+def order_key(g: Goal, inputs: RankingInputs) -> tuple[bool, float, float, float, float, str]:
+    """The documented total order, from the one-goal explanation."""
+    e = explain(g, inputs)
+    deadline = g.deadline.timestamp() if g.deadline else float("inf")
+    return (e.blocked, -e.score, -e.raw, deadline, g.created_at.timestamp(), g.id)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(goals(), min_size=1, max_size=40), weights, st.frozensets(beliefs), st.randoms(),
+    st.integers(0, 3),
+)  # fmt: skip
+def test_rank_and_explain_agree(
+    many: list[Goal], w: Weights, active: frozenset[str], rnd: random.Random, twins: int
+) -> None:
+    """The column-wise ranking and the one-goal explanation give each goal the same score
+    and block, and the ranking is the documented total order of those explanations, ties
+    broken by id included (twins: goals equal in all but id)."""
+    many = entangled(many + [many[0]] * twins, rnd)
+    rnd.shuffle(many)
+    satisfied = frozenset(g.id for g in many if rnd.random() < 0.5)
+    inputs = RankingInputs(now=NOW, weights=w, active_beliefs=active, satisfied_goals=satisfied)
+
+    ranked = rank([features(g) for g in many], inputs)
+
+    assert sorted(g.id for g in many) == sorted(r.goal_id for r in ranked)
+    assert [g.id for g in sorted(many, key=lambda g: order_key(g, inputs))] == [
+        r.goal_id for r in ranked
+    ]
 
     for ranked in rank([features(g) for g in many], inputs):
         explained = explain(next(g for g in many if g.id == ranked.goal_id), inputs)
         assert (explained.score, explained.raw, explained.blocked) == (
             ranked.score, ranked.raw, ranked.blocked
         )  # fmt: skip
+
+
+@given(st.lists(goals(), min_size=1, max_size=30), st.frozensets(beliefs), st.randoms())
+def test_snapshots_carry_the_explanation_of_every_adopted_goal(
+    many: list[Goal], active: frozenset[str], rnd: random.Random
+) -> None:
+    """Snapshots scored as columns equal each goal's explanation; goals that are not
+    adopted, or are deleted, get no score and are placed nowhere."""
+    many = [
+        replace(
+            g, state=rnd.choice([GoalState.ADOPTED, GoalState.PROPOSED, GoalState.EXECUTING]),
+            deleted_at=NOW if rnd.random() < 0.2 else None,
+        )
+        for g in entangled(many, rnd)
+    ]  # fmt: skip
+    inputs = RankingInputs(now=NOW, active_beliefs=active)
+
+    made = snapshots([(features(g), facts(g)) for g in many], inputs, seq=7)
+
+    assert [g.id for g in many] == [s.goal_id for s in made]
+    for goal, snap in zip(many, made, strict=True):
+        assert (7, NOW.timestamp(), goal.version) == (snap.seq, snap.computed_at, snap.version)
+        if goal.state != GoalState.ADOPTED or goal.deleted_at is not None:
+            assert (None, "none") == (snap.score, snap.placement)
+        else:
+            assert explain(goal, inputs) == snap.score
+            assert ("blocked" if snap.score.blocked else "ranked") == snap.placement
+
+
+def test_top_stops_before_blocked_goals_unless_asked() -> None:
+    goals_in = [
+        make_goal("g-ok", value=0.9),
+        make_goal("g-blocked", value=1.0, contradicts=("b.one",)),
+        make_goal("g-ok-2", value=0.1),
+    ]
+    inputs = RankingInputs(now=NOW, active_beliefs=frozenset({"b.one"}))
+    ranked = rank(FeatureTable.of([features(g) for g in goals_in]), inputs)
+
+    assert ["g-ok", "g-ok-2"] == [r.goal_id for r in ranked.top(10)]
+    assert ["g-ok"] == [r.goal_id for r in ranked.top(1)]
+    assert ["g-ok", "g-ok-2", "g-blocked"] == [r.goal_id for r in ranked.top(10, True)]
+    assert ["g-ok", "g-ok-2"] == [r.goal_id for r in ranked[0:2]]
+    assert (2, 3) == (ranked.unblocked, len(ranked))
+
+
+def test_an_empty_ranking() -> None:
+    assert [] == list(rank([], RankingInputs(now=NOW)))
 
 
 def test_ties_break_by_deadline_then_creation_then_id() -> None:
