@@ -1,0 +1,129 @@
+"""Tasks: what a selected goal becomes for the scheduler, and the verification gate.
+
+    queued -> running -> succeeded -> verified
+       \\          \\           \\-> rejected
+        \\-> failed  \\-> failed
+
+A failed or rejected task is a failed attempt: the goal returns to `adopted` for
+another selection while attempts remain, and the next task supersedes it. The
+goal's live tasks are those not superseded; `progress` = verified live / live.
+A goal may be satisfied only when it has live tasks and every one is verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from service.domain.errors import GoalStoreError
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+
+
+# What the executor (or the sweep that notices a dead job) may report, and from where.
+_REPORTS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.RUNNING: frozenset({TaskState.QUEUED}),
+    TaskState.SUCCEEDED: frozenset({TaskState.QUEUED, TaskState.RUNNING}),
+    TaskState.FAILED: frozenset({TaskState.QUEUED, TaskState.RUNNING}),
+}
+# What a reviewer decides about a succeeded task.
+_REVIEWS: dict[str, TaskState] = {"verify": TaskState.VERIFIED, "reject": TaskState.REJECTED}
+
+FAILED_ATTEMPT = frozenset({TaskState.FAILED, TaskState.REJECTED})
+OPEN = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    task_id: str
+    goal_id: str
+    goal_version: int
+    attempt: int
+    state: TaskState
+    trace_id: str
+    span_id: str
+    traceparent: str
+    created_at: datetime
+    updated_at: datetime
+    evidence: Any = None
+    reason: str | None = None
+    superseded: bool = False
+
+
+@dataclass
+class IllegalTaskTransition(GoalStoreError):
+    task_id: str
+    current_state: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"cannot {self.action} task {self.task_id!r}: it is {self.current_state}"
+
+
+@dataclass
+class TaskNotFound(GoalStoreError):
+    task_id: str
+
+    def __str__(self) -> str:
+        return f"task {self.task_id!r} does not exist"
+
+
+def report(task: Task, state: TaskState, evidence: Any, reason: str | None, now: datetime) -> Task:
+    """The task after the executor's report. Repeating the same report changes nothing."""
+    if task.state == state:
+        return task
+    sources = _REPORTS.get(state)
+    if sources is None or task.state not in sources:
+        raise IllegalTaskTransition(task.task_id, task.state.value, f"report {state.value}")
+    kept = task.evidence if evidence is None else evidence
+    return replace(task, state=state, evidence=kept, reason=reason, updated_at=now)
+
+
+def review(task: Task, action: str, reason: str | None, now: datetime) -> Task:
+    """verify or reject a succeeded task. Repeating the same decision changes nothing."""
+    target = _REVIEWS[action]
+    if task.state == target:
+        return task
+    if task.state != TaskState.SUCCEEDED:
+        raise IllegalTaskTransition(task.task_id, task.state.value, action)
+    return replace(task, state=target, reason=reason, updated_at=now)
+
+
+@dataclass(frozen=True)
+class GateCounts:
+    live: int
+    verified: int
+
+    @property
+    def open(self) -> bool:
+        return self.live > 0 and self.verified == self.live
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "live": self.live,
+            "verified": self.verified,
+            "unverified": self.live - self.verified,
+        }
+
+
+def gate(tasks: list[Task]) -> GateCounts:
+    live = [t for t in tasks if not t.superseded]
+    return GateCounts(len(live), sum(t.state == TaskState.VERIFIED for t in live))
+
+
+def progress(tasks: list[Task]) -> float:
+    counts = gate(tasks)
+    return counts.verified / counts.live if counts.live else 0.0
+
+
+def failed_attempts(tasks: list[Task]) -> int:
+    return sum(t.state in FAILED_ATTEMPT for t in tasks)

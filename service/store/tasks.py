@@ -1,0 +1,87 @@
+"""The tasks table: one row per selection of a goal (DESIGN §3.2)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from service.domain.tasks import Task, TaskState
+from service.domain.timefmt import format_ts, parse_ts
+
+_FIELDS = (
+    "task_id", "goal_id", "goal_version", "attempt", "state", "superseded", "evidence",
+    "reason", "trace_id", "span_id", "traceparent", "created_at", "updated_at",
+)  # fmt: skip
+_COLUMNS = ", ".join(_FIELDS)
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        task_id=row["task_id"],
+        goal_id=row["goal_id"],
+        goal_version=row["goal_version"],
+        attempt=row["attempt"],
+        state=TaskState(row["state"]),
+        superseded=bool(row["superseded"]),
+        evidence=orjson.loads(row["evidence"]),
+        reason=row["reason"],
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        traceparent=row["traceparent"],
+        created_at=parse_ts(row["created_at"]),
+        updated_at=parse_ts(row["updated_at"]),
+    )
+
+
+def _values(task: Task) -> list[Any]:
+    return [
+        task.task_id, task.goal_id, task.goal_version, task.attempt, task.state.value,
+        int(task.superseded), orjson.dumps(task.evidence).decode(), task.reason, task.trace_id,
+        task.span_id, task.traceparent, format_ts(task.created_at), format_ts(task.updated_at),
+    ]  # fmt: skip
+
+
+def insert(conn: sqlite3.Connection, task: Task) -> None:
+    """Raises sqlite3.IntegrityError if this goal version already has a task."""
+    marks = ", ".join("?" for _ in _FIELDS)
+    conn.execute(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({marks})", _values(task))
+
+
+def save(conn: sqlite3.Connection, task: Task) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in _FIELDS[1:])
+    conn.execute(
+        f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*_values(task)[1:], task.task_id]
+    )
+
+
+def fetch(conn: sqlite3.Connection, task_id: str) -> Task | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    return None if row is None else _task(row)
+
+
+def for_goal(conn: sqlite3.Connection, goal_id: str) -> list[Task]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM tasks WHERE goal_id = ? ORDER BY attempt", (goal_id,)
+    )
+    return [_task(row) for row in rows]
+
+
+def supersede_failed(conn: sqlite3.Connection, goal_id: str) -> int:
+    """Failed attempts of a goal stop being live once it is selected again."""
+    return conn.execute(
+        "UPDATE tasks SET superseded = 1"
+        " WHERE goal_id = ? AND superseded = 0 AND state IN ('failed', 'rejected')",
+        (goal_id,),
+    ).rowcount
+
+
+def open_tasks(conn: sqlite3.Connection, updated_before: str, limit: int = 500) -> list[Task]:
+    """Queued or running tasks not touched since `updated_before` (the sweep's candidates)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('queued', 'running')"
+        " AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        (updated_before, limit),
+    )
+    return [_task(row) for row in rows]
