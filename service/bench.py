@@ -158,7 +158,7 @@ def load_goals(db: Database, start: int, count: int, rnd: random.Random) -> None
                     }
                 )  # fmt: skip
                 commands.create_goal(db, ctx, spec)
-                commands.adopt_goal(db, ctx, spec.id)
+                commands.adopt_goal(db, ctx, str(spec.id))
         progress(f"  {min(chunk + 5_000, start + count)} goals loaded")
 
 

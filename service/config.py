@@ -55,6 +55,65 @@ class Settings(BaseSettings):
         ge=0,
         description="Rank from SQLite instead of Redis while the oldest unapplied event is older.",
     )
+    goal_system: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("GOAL_SYSTEM", "GOALSTORE_GOAL_SYSTEM"),
+        description="Flag `GOAL_SYSTEM`: selection hands goals to the scheduler (off: the "
+        "TaskScheduler adapter uses its fallback task source). Rollback is `off`.",
+    )
+    goal_shadow: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("GOAL_SHADOW", "GOALSTORE_GOAL_SHADOW"),
+        description="Flag `GOAL_SHADOW`: selection ranks, logs and counts the would-be goal "
+        "and emits nothing.",
+    )
+    canary_percent: int = Field(
+        default=100,
+        ge=0,
+        le=100,
+        description="Share of selections (by trace id) that go to GoalStore while "
+        "`GOAL_SYSTEM` is on; the rest use the fallback task source.",
+    )
+    scheduler_queue: str = Field(
+        default="scheduler",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="RQ queue of tasks handed to the scheduler (one job per task).",
+    )
+    scheduler_depth: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="`goalstore selector` keeps the scheduler queue this deep (0: off).",
+    )
+    executor: str = Field(
+        default="workers.scheduler.reference_executor",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="Import path of the function a scheduler job runs.",
+    )
+    job_timeout_s: int = Field(
+        default=300, ge=1, description="RQ timeout of a scheduler job (the task then fails)."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts of a goal before it is abandoned."
+    )
+    claim_ttl_s: int = Field(
+        default=30, ge=1, description="How long a selector's Redis claim on a goal lasts."
+    )
+    task_stale_s: int = Field(
+        default=60,
+        ge=1,
+        description="A queued/running task untouched this long is checked against its RQ job.",
+    )
+    vet_threshold: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Consistency severity that blocks adoption."
+    )
+    checker_url: str | None = Field(
+        default=None,
+        description="External BeliefConsistencyChecker (HTTP POST); unset: the built-in one.",
+    )
+    checker_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Timeout of the external checker."
+    )
     api_keys: str | None = Field(
         default=None,
         description="`actor:scope+scope:key`, comma-separated; unset serves without auth.",

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.commands.selection import SchedulerUnavailable
+from service.commands.tasks import GateClosed, ResultInvalid
 from service.domain.errors import (
     BeliefNotFound,
     DecisionNotFound,
@@ -23,6 +25,8 @@ from service.domain.errors import (
     PreconditionRequired,
     VersionConflict,
 )
+from service.domain.tasks import IllegalTaskTransition, TaskNotFound
+from service.domain.vetting import CheckerUnavailable, GoalBlocked
 from service.logs import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,31 @@ def _domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
         case PreconditionRequired():
             return problem(428, "precondition-required", "Expected version required", detail,
                            request, goal_id=exc.goal_id)  # fmt: skip
+        case GoalBlocked():
+            return problem(409, "goal-blocked", "Blocked by vetting", detail, request,
+                           goal_id=exc.goal_id, belief_ids=exc.verdict.belief_ids,
+                           reasons=[b.as_dict() for b in exc.verdict.blocks],
+                           severity=exc.verdict.severity)  # fmt: skip
+        case CheckerUnavailable():
+            return problem(503, "checker-unavailable", "Checker unavailable", detail, request,
+                           retry_after_s=5)  # fmt: skip
+        case SchedulerUnavailable():
+            return problem(503, "scheduler-unavailable", "Scheduler queue unavailable", detail,
+                           request)  # fmt: skip
+        case TaskNotFound():
+            return problem(404, "task-not-found", "Task not found", detail, request,
+                           task_id=exc.task_id)  # fmt: skip
+        case IllegalTaskTransition():
+            return problem(409, "illegal-task-transition", "Illegal task transition", detail,
+                           request, task_id=exc.task_id, current_state=exc.current_state,
+                           action=exc.action)  # fmt: skip
+        case GateClosed():
+            return problem(409, "gate-closed", "Verification gate closed", detail, request,
+                           goal_id=exc.goal_id, **exc.counts.as_dict())  # fmt: skip
+        case ResultInvalid():
+            return problem(422, "invalid-result", "Invalid result (GoalFailure)", detail, request,
+                           goal_id=exc.goal_id, goal_type=exc.goal_type,
+                           errors=[e.as_dict() for e in exc.errors])  # fmt: skip
         case InvalidGoal():
             return problem(422, "invalid-goal", "Invalid goal", detail, request,
                            errors=[e.as_dict() for e in exc.errors])  # fmt: skip

@@ -52,5 +52,13 @@ class Keys:
         """HASH: the ledger seq and time of the last full rebuild. Gone = Redis lost its data."""
         return f"{self.prefix}meta"
 
+    def claim(self, goal_id: str, version: int) -> str:
+        """STRING (with TTL): the selector trying to start this goal version."""
+        return f"{self.prefix}claim:{goal_id}:{version}"
+
+    def idempotency(self, actor: str, key: str) -> str:
+        """STRING (24 h TTL): the first response to a POST with this Idempotency-Key."""
+        return f"{self.prefix}idem:{actor}:{key}"
+
     def all_ranked(self) -> list[str]:
         return [self.ranked, *(self.ranked_in(c.value) for c in GoalCategory)]

@@ -37,6 +37,7 @@ class Change:
 
     goal: Goal
     changed: bool
+    warnings: tuple[str, ...] = ()  # e.g. adoption: aligns_with names an unknown belief
 
 
 def record_event(

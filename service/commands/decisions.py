@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import datetime
 from typing import Any
 
 from service.commands.base import Context, record_event
@@ -48,24 +50,31 @@ def record_outcome(
 ) -> dict[str, Any]:
     """Store what a decision led to, with the parameter values in force when it was taken."""
     with db.write() as conn:
-        now = ctx.clock()
-        decision = _fetch(conn, decision_id)
-        problems = decision.outcome_problems(outcome.metrics)
-        if problems:
-            raise InvalidInput(problems)
         if outcome.goal_id is not None and goal_table.fetch(conn, outcome.goal_id) is None:
             raise GoalNotFound(outcome.goal_id)
-        stored: dict[str, Any] = {
-            "decision_id": decision_id,
-            "goal_id": outcome.goal_id,
-            "metrics": outcome.metrics,
-            "parameters": decision.current_values(),
-            "actor": ctx.actor,
-            "trace_id": ctx.trace.trace_id,
-            "recorded_at": format_ts(now),
-        }
-        stored["id"] = decision_table.add_outcome(conn, stored)
-        record_event(conn, ctx, now, "decision_outcome_recorded", outcome.goal_id, dict(stored))
+        return add_outcome(conn, ctx, ctx.clock(), decision_id, outcome.goal_id, outcome.metrics)
+
+
+def add_outcome(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, decision_id: str,
+    goal_id: str | None, metrics: dict[str, float],
+) -> dict[str, Any]:  # fmt: skip
+    """record_outcome() inside the caller's transaction."""
+    decision = _fetch(conn, decision_id)
+    problems = decision.outcome_problems(metrics)
+    if problems:
+        raise InvalidInput(problems)
+    stored: dict[str, Any] = {
+        "decision_id": decision_id,
+        "goal_id": goal_id,
+        "metrics": metrics,
+        "parameters": decision.current_values(),
+        "actor": ctx.actor,
+        "trace_id": ctx.trace.trace_id,
+        "recorded_at": format_ts(now),
+    }
+    stored["id"] = decision_table.add_outcome(conn, stored)
+    record_event(conn, ctx, now, "decision_outcome_recorded", goal_id, dict(stored))
     return stored
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.commands.base import MAX_PAGE, Change, Context, record_event
+from service.commands.vetting import Vetting
 from service.domain.errors import (
     FieldError,
     GoalAlreadyExists,
@@ -19,6 +20,7 @@ from service.domain.errors import (
 )
 from service.domain.goal import (
     Goal,
+    GoalState,
     bump,
     from_record,
     record_changes,
@@ -27,6 +29,9 @@ from service.domain.goal import (
     transition,
 )
 from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.vetting import GoalBlocked
+from service.metrics import GOALS_ADOPTED, count_block
+from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store.db import Database
 
@@ -196,8 +201,66 @@ def _lifecycle(action: str, event_type: str) -> Callable[..., Change]:
     return command
 
 
-adopt_goal = _lifecycle("adopt", "goal_adopted")
 abandon_goal = _lifecycle("abandon", "goal_abandoned")
+
+
+def adopt_goal(
+    db: Database,
+    ctx: Context,
+    goal_id: str,
+    expected_version: int | None = None,
+    *,
+    vetting: Vetting | None = None,
+) -> Change:
+    """Adopt a proposed goal if vetting allows it (DESIGN §3.4); adopting it again changes
+    nothing. A block is GoalBlocked (nothing changes) and a `goal_blocked_by_belief`
+    event; a checker that does not answer is CheckerUnavailable (nothing changes)."""
+    vetting = vetting or Vetting()
+    with db.read() as conn:
+        record = goal_table.fetch(conn, goal_id)
+        beliefs = belief_table.listing(conn)
+    if record is None or record["deleted_at"] is not None:
+        raise GoalNotFound(goal_id)
+    goal = from_record(record)
+    if goal.state == GoalState.ADOPTED:
+        return Change(goal, changed=False)
+    # Other states: _mutate checks the version first, then the transition refuses.
+    consistency = vetting.consult(goal, beliefs)  # outside the transaction: may be HTTP
+    warnings: list[str] = []
+
+    def check(conn: sqlite3.Connection, adopted: Goal) -> None:
+        verdict = vetting.verdict(conn, adopted, consistency, ctx.clock())
+        if not verdict.allowed:
+            raise GoalBlocked(goal_id, verdict)
+        warnings.extend(verdict.warnings)
+
+    try:
+        change = _mutate(
+            db, ctx, goal_id, expected_version,
+            action="adopt", event_type="goal_adopted",
+            change=lambda goal, now: transition(goal, "adopt", now),
+            already_done=lambda goal: goal.state == GoalState.ADOPTED and not goal.is_deleted,
+            extra_checks=check,
+        )  # fmt: skip
+    except GoalBlocked as blocked:
+        record_block(db, ctx, blocked, "adopt")
+        raise
+    if change.changed:
+        GOALS_ADOPTED.inc()
+    return replace(change, warnings=tuple(warnings))
+
+
+def record_block(db: Database, ctx: Context, blocked: GoalBlocked, action: str) -> None:
+    """The ledger event and the metric of a refusal (its own transaction: the refused
+    change itself was rolled back)."""
+    verdict = blocked.verdict
+    with db.write() as conn:
+        record_event(
+            conn, ctx, ctx.clock(), "goal_blocked_by_belief", blocked.goal_id,
+            {"action": action, "belief_ids": verdict.belief_ids, "severity": verdict.severity,
+             "reasons": [b.as_dict() for b in verdict.blocks]},
+        )  # fmt: skip
+    count_block(verdict.belief_ids)
 
 
 def delete_goal(

@@ -31,11 +31,24 @@ class EventRef(NamedTuple):
 
 
 # Events that change nothing a score depends on.
-NO_RANKING_EFFECT = frozenset({"goal_conflict_detected", "decision_outcome_recorded"})
+NO_RANKING_EFFECT = frozenset(
+    {
+        "goal_conflict_detected", "decision_outcome_recorded", "goal_blocked_by_belief",
+        "task_reported", "task_reviewed", "goal_failure_recorded",
+    }
+)  # fmt: skip
 # Goal events that only touch the goal itself. Any other goal event (goal_satisfied,
 # and types this version does not know) also re-scores the goals that depend on it.
 GOAL_SELF_ONLY = frozenset(
-    {"goal_created", "goal_updated", "goal_adopted", "goal_abandoned", "goal_deleted"}
+    {
+        "goal_created",
+        "goal_updated",
+        "goal_adopted",
+        "goal_abandoned",
+        "goal_deleted",
+        "goal_selected_for_execution",
+        "goal_retried",
+    }
 )
 BELIEF_EVENTS = frozenset({"belief_created", "belief_updated"})
 

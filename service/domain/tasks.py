@@ -39,6 +39,7 @@ _REPORTS: dict[TaskState, frozenset[TaskState]] = {
 _REVIEWS: dict[str, TaskState] = {"verify": TaskState.VERIFIED, "reject": TaskState.REJECTED}
 
 FAILED_ATTEMPT = frozenset({TaskState.FAILED, TaskState.REJECTED})
+NOT_EMITTED = "not_emitted"  # reason of a task whose job never reached the queue: no attempt
 OPEN = frozenset({TaskState.QUEUED, TaskState.RUNNING})
 
 
@@ -125,5 +126,11 @@ def progress(tasks: list[Task]) -> float:
     return counts.verified / counts.live if counts.live else 0.0
 
 
+def attempts(tasks: list[Task]) -> list[Task]:
+    """Tasks that were really handed over (not those whose job never reached the queue)."""
+    return [t for t in tasks if not (t.state == TaskState.FAILED
+                                     and (t.reason or "").startswith(NOT_EMITTED))]  # fmt: skip
+
+
 def failed_attempts(tasks: list[Task]) -> int:
-    return sum(t.state in FAILED_ATTEMPT for t in tasks)
+    return sum(t.state in FAILED_ATTEMPT for t in attempts(tasks))

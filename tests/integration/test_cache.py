@@ -79,8 +79,8 @@ def test_snapshots_carry_the_explanation(
 ) -> None:
     """HGETALL goalstore:goal:{id} shows version, state, placement and, in its explanation,
     the blocking belief; the hash holds exactly the documented fields."""
-    commands.put_belief(db, ctx, "core.rest", BeliefPut(statement="rest"))
     goal_id = adopted(db, ctx, contradicts=["core.rest"])
+    commands.put_belief(db, ctx, "core.rest", BeliefPut(statement="rest"))
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
     held = {k.decode(): v.decode() for k, v in redis_client.hgetall(KEYS.goal(goal_id)).items()}

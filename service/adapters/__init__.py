@@ -1,0 +1,1 @@
+"""Adapters to the world outside GoalStore: the external checker, the scheduler queue."""

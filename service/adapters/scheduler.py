@@ -1,0 +1,43 @@
+"""The scheduler's queue: one RQ job per task (DESIGN §7).
+
+Job id = task id; RQ's JSON serializer, so `redis-cli HGET rq:job:<id> meta` and the
+args are readable; `meta` carries `trace_id`, `span_id` and `traceparent`; the job
+runs the configured executor (an import path) with the task payload. `unique=True`:
+a task id is enqueued at most once, even if an emit is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from rq import Callback, Queue
+from rq.serializers import JSONSerializer
+
+from service.domain.tasks import Task
+
+ON_FAILURE = "workers.scheduler.job_failed"  # RQ-level failures: timeout, exception
+
+
+class RqEmitter:
+    def __init__(self, redis: Redis, queue: str, executor: str, job_timeout_s: int) -> None:
+        self.queue = Queue(queue, connection=redis, serializer=JSONSerializer)
+        self.executor, self.job_timeout_s = executor, job_timeout_s
+
+    def emit(self, task: Task, payload: dict[str, Any]) -> None:
+        self.queue.enqueue(
+            self.executor,
+            payload,
+            job_id=task.task_id,
+            unique=True,
+            meta={"trace_id": task.trace_id, "span_id": task.span_id,
+                  "traceparent": task.traceparent, "goal_id": task.goal_id},
+            job_timeout=self.job_timeout_s,
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            on_failure=Callback(ON_FAILURE),
+            description=f"goal {task.goal_id} attempt {task.attempt}",
+        )  # fmt: skip
+
+    def depth(self) -> int:
+        return len(self.queue)

@@ -1,0 +1,277 @@
+"""Selection (DESIGN §7, §9): the best goal, claimed, re-vetted, started, handed over.
+
+One path for every way in (POST /v1/goals/select, the TaskScheduler adapter, the
+selector that tops the scheduler queue up):
+
+1. read the ranking (Redis while current, else SQLite) and walk it from the top;
+2. claim the goal version in Redis (other selectors skip it);
+3. in one SQLite transaction: re-vet it (beliefs, checker, deadline, dependencies),
+   move it adopted -> executing at that version, write its task, the ledger event
+   and the outbox row;
+4. emit one RQ job on the scheduler queue (job id = task id).
+
+Any step failing releases the claim and leaves nothing half-done: a goal that fails
+vetting is skipped (and the block recorded); if the emit fails, the start is undone
+in a second transaction (goal back to adopted, the task marked not emitted).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from service.cache.claims import Claims
+from service.cache.ranking import RankingCache
+from service.commands.base import Context, record_event, utcnow
+from service.commands.goals import record_block
+from service.commands.ranking import ranked_view, ranking_inputs
+from service.commands.vetting import Vetting
+from service.domain.errors import GoalNotFound, GoalStoreError, IllegalTransition
+from service.domain.goal import Goal, GoalState, from_record, record_changes, to_record, transition
+from service.domain.ranking import explain
+from service.domain.tasks import NOT_EMITTED, Task, TaskState
+from service.domain.vetting import Block, Consistency, GoalBlocked, Verdict
+from service.metrics import GOAL_SELECTED, SELECT_LATENCY
+from service.store import beliefs as belief_table
+from service.store import goals as goal_table
+from service.store import tasks as task_table
+from service.store.db import Database
+
+log = logging.getLogger("goalstore.selection")
+
+
+class Emitter(Protocol):
+    def emit(self, task: Task, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Flags:
+    """DESIGN §9. Off: nothing is selected. Shadow: ranked, logged, counted, not emitted."""
+
+    system: bool = False
+    shadow: bool = True
+    canary_percent: int = 100
+
+    def in_canary(self, trace_id: str) -> bool:
+        """Whether this selection (by its trace id, so retries agree) is in the canary."""
+        return zlib.crc32(trace_id.encode()) % 100 < self.canary_percent
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a select did: `emitted` (goal + task), `shadow` (goal only), `off` (flag),
+    `not_in_canary`, or `empty` (nothing selectable)."""
+
+    mode: str
+    goal: Goal | None = None
+    task: Task | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class SchedulerUnavailable(GoalStoreError):
+    detail: str
+
+    def __str__(self) -> str:
+        return f"the task could not be handed to the scheduler queue: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Everything a selection needs besides the caller's context."""
+
+    db: Database
+    cache: RankingCache | None
+    claims: Claims | None
+    emitter: Emitter | None
+    vetting: Vetting
+    flags: Flags
+    max_lag: timedelta
+    candidates: int = 16
+
+    def select(self, ctx: Context) -> Selection:
+        return select_goal(self, ctx)
+
+
+def select_goal(sel: Selector, ctx: Context) -> Selection:
+    started = time.perf_counter()
+    if not sel.flags.system:
+        return Selection("off")
+    if not sel.flags.in_canary(ctx.trace.trace_id):
+        return Selection("not_in_canary")
+    skipped: list[tuple[str, str]] = []
+    limit = sel.candidates
+    while True:
+        view = ranked_view(sel.db, sel.cache, max_lag=sel.max_lag, limit=limit)
+        tried = {goal_id for goal_id, _ in skipped}
+        for item in view.items:
+            if item.goal.id in tried:
+                continue
+            outcome = _try(sel, ctx, item.goal, skipped)
+            if outcome is not None:
+                if outcome.mode == "emitted":
+                    SELECT_LATENCY.observe(time.perf_counter() - started)
+                return replace(outcome, skipped=tuple(skipped))
+        if len(view.items) < limit or limit >= 1024:
+            return Selection("empty", skipped=tuple(skipped))
+        limit *= 4  # everything seen was claimed or blocked: look further down
+
+
+def _try(
+    sel: Selector, ctx: Context, goal: Goal, skipped: list[tuple[str, str]]
+) -> Selection | None:
+    if sel.flags.shadow:
+        verdict = _vet_now(sel, goal)
+        if not verdict.allowed:
+            skipped.append((goal.id, "blocked"))
+            return None
+        GOAL_SELECTED.labels(mode="shadow").inc()
+        log.info("shadow selection: would hand goal %s (version %s) to the scheduler",
+                 goal.id, goal.version)  # fmt: skip
+        return Selection("shadow", goal)
+    claims = sel.claims
+    token = claims.claim(goal.id, goal.version) if claims is not None else "-"
+    if token is None:
+        skipped.append((goal.id, "claimed"))
+        return None
+
+    def release() -> None:
+        if claims is not None:
+            claims.release(goal.id, goal.version, token)
+
+    try:
+        started, task = start_goal(sel.db, ctx, goal, sel.vetting)
+    except GoalBlocked as blocked:
+        release()
+        record_block(sel.db, ctx, blocked, "select")
+        skipped.append((goal.id, "blocked"))
+        return None
+    except (GoalNotFound, IllegalTransition, _Moved):
+        release()  # deleted, or moved on since the ranking was read
+        skipped.append((goal.id, "changed"))
+        return None
+    except BaseException:
+        release()
+        raise
+    try:
+        if sel.emitter is None:
+            raise SchedulerUnavailable("no Redis is configured for the scheduler queue")
+        sel.emitter.emit(task, task_payload(started, task))
+    except BaseException as exc:
+        undo_start(sel.db, ctx, task, f"{NOT_EMITTED}: {exc}")
+        release()
+        if isinstance(exc, SchedulerUnavailable):
+            raise
+        raise SchedulerUnavailable(str(exc)) from exc
+    GOAL_SELECTED.labels(mode="emitted").inc()
+    return Selection("emitted", started, task)
+
+
+def _vet_now(sel: Selector, goal: Goal) -> Verdict:
+    with sel.db.read() as conn:
+        consistency = sel.vetting.consult(goal, belief_table.listing(conn))
+        return _verdict(conn, sel.vetting, goal, consistency, utcnow())
+
+
+def _verdict(
+    conn: sqlite3.Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
+    now: datetime,
+) -> Verdict:  # fmt: skip
+    """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
+    verdict = vetting.verdict(conn, goal, consistency, now)
+    unmet = tuple(
+        b.ref for b in explain(goal, ranking_inputs(conn, now)).blocked_by
+        if b.reason == "dependency_unsatisfied"
+    )  # fmt: skip
+    if unmet:
+        block = Block("dependency_unsatisfied", f"depends on unsatisfied goals: {', '.join(unmet)}")
+        verdict = replace(verdict, blocks=(*verdict.blocks, block))
+    return verdict
+
+
+class _Moved(GoalStoreError):
+    """The goal's version is not the one the ranking showed: another selector won."""
+
+
+def start_goal(db: Database, ctx: Context, seen: Goal, vetting: Vetting) -> tuple[Goal, Task]:
+    """Re-vet `seen` and move it adopted -> executing at its version, with its task, the
+    ledger event and the outbox row: one transaction."""
+    with db.read() as conn:
+        beliefs = belief_table.listing(conn)
+    consistency = vetting.consult(seen, beliefs)  # outside the transaction: may be HTTP
+    with db.write() as conn:
+        now = ctx.clock()
+        record = goal_table.fetch(conn, seen.id)
+        if record is None or record["deleted_at"] is not None:
+            raise GoalNotFound(seen.id)
+        goal = from_record(record)
+        if goal.version != seen.version:
+            raise _Moved()
+        if goal.state != GoalState.ADOPTED:
+            raise IllegalTransition(goal.id, goal.state.value, "start")
+        verdict = _verdict(conn, vetting, goal, consistency, now)
+        if not verdict.allowed:
+            raise GoalBlocked(goal.id, verdict)
+        started = transition(goal, "start", now)
+        changes = record_changes(record, to_record(started))
+        goal_table.update(conn, goal.id, changes, goal.version)
+        task_table.supersede_failed(conn, goal.id)
+        attempt = 1 + len(task_table.for_goal(conn, goal.id))
+        span = ctx.trace.child()
+        task = Task(
+            task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,
+            attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
+            span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
+        )  # fmt: skip
+        task_table.insert(conn, task)
+        record_event(
+            conn, ctx, now, "goal_selected_for_execution", goal.id,
+            {"action": "start", "from_version": goal.version, "set": changes,
+             "task": {"task_id": task.task_id, "attempt": attempt}},
+        )  # fmt: skip
+    return started, task
+
+
+def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
+    """The emit failed: the goal goes back to adopted and the task is marked not emitted
+    (superseded: it never ran, so it is not an attempt)."""
+    with db.write() as conn:
+        now = ctx.clock()
+        record = goal_table.fetch(conn, task.goal_id)
+        if record is None:
+            return
+        goal = from_record(record)
+        if goal.state == GoalState.EXECUTING:
+            back = transition(goal, "retry", now)
+            changes = record_changes(record, to_record(back))
+            goal_table.update(conn, goal.id, changes, goal.version)
+            record_event(
+                conn, ctx, now, "goal_retried", goal.id,
+                {"action": "retry", "from_version": goal.version, "set": changes,
+                 "task": {"task_id": task.task_id, "reason": reason}},
+            )  # fmt: skip
+        failed = replace(task, state=TaskState.FAILED, reason=reason, superseded=True,
+                         updated_at=now)  # fmt: skip
+        task_table.save(conn, failed)
+
+
+def task_payload(goal: Goal, task: Task) -> dict[str, Any]:
+    """The scheduler job's one argument: JSON, everything an executor needs."""
+    return {
+        "task_id": task.task_id,
+        "goal_id": goal.id,
+        "goal_version": task.goal_version,
+        "attempt": task.attempt,
+        "text": goal.text,
+        "goal_type": goal.goal_type,
+        "success_metrics": goal.success_metrics,
+        "metadata": goal.metadata,
+        "trace_id": task.trace_id,
+        "traceparent": task.traceparent,
+    }

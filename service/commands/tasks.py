@@ -1,0 +1,260 @@
+"""Tasks after selection: reports, reviews, the verification gate, and dead jobs.
+
+A failed or rejected task is a failed attempt: the goal goes back to `adopted`
+(another selection may start it) until `max_attempts` have failed; then it is
+abandoned. Satisfying or abandoning a goal that was executed records an outcome
+of the `goal_selected` decision.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from service.commands.base import Context, record_event
+from service.commands.decisions import add_outcome
+from service.domain.decisions import GOAL_SELECTED
+from service.domain.errors import (
+    FieldError,
+    GoalNotFound,
+    GoalStoreError,
+    IllegalTransition,
+    VersionConflict,
+)
+from service.domain.goal import Goal, GoalState, from_record, record_changes, to_record, transition
+from service.domain.goal_types import validate_result
+from service.domain.tasks import (
+    OPEN,
+    GateCounts,
+    Task,
+    TaskNotFound,
+    TaskState,
+    attempts,
+    failed_attempts,
+    gate,
+    report,
+    review,
+)
+from service.domain.timefmt import format_ts
+from service.store import goals as goal_table
+from service.store import tasks as task_table
+from service.store.db import Database
+
+
+@dataclass
+class GateClosed(GoalStoreError):
+    goal_id: str
+    counts: GateCounts
+
+    def __str__(self) -> str:
+        c = self.counts
+        if not c.live:
+            return f"goal {self.goal_id!r} has no task to verify"
+        return f"goal {self.goal_id!r}: {c.verified} of {c.live} live tasks verified"
+
+
+@dataclass
+class ResultInvalid(GoalStoreError):
+    """The result does not validate against the goal's type (a GoalFailure)."""
+
+    goal_id: str
+    goal_type: str
+    errors: list[FieldError]
+
+    def __str__(self) -> str:
+        return f"the result is not a valid {self.goal_type} result ({len(self.errors)} errors)"
+
+
+def list_tasks(db: Database, goal_id: str) -> list[Task]:
+    with db.read() as conn:
+        if goal_table.fetch(conn, goal_id) is None:
+            raise GoalNotFound(goal_id)
+        return task_table.for_goal(conn, goal_id)
+
+
+def _task_of(conn: sqlite3.Connection, goal_id: str | None, task_id: str) -> Task:
+    task = task_table.fetch(conn, task_id)
+    if task is None or (goal_id is not None and task.goal_id != goal_id):
+        raise TaskNotFound(task_id)
+    return task
+
+
+def _move(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, action: str,
+    event_type: str, extra: dict[str, Any],
+) -> Goal:  # fmt: skip
+    """One lifecycle step inside the caller's transaction: row, ledger event, outbox."""
+    moved = transition(goal, action, now)
+    changes = record_changes(to_record(goal), to_record(moved))
+    goal_table.update(conn, goal.id, changes, goal.version)
+    payload = {"action": action, "from_version": goal.version, "set": changes, **extra}
+    record_event(conn, ctx, now, event_type, goal.id, payload)
+    return moved
+
+
+def _goal(conn: sqlite3.Connection, goal_id: str) -> Goal:
+    record = goal_table.fetch(conn, goal_id)
+    if record is None:
+        raise GoalNotFound(goal_id)
+    return from_record(record)
+
+
+def _record_task(conn: sqlite3.Connection, ctx: Context, now: datetime, event_type: str,
+                 task: Task) -> None:  # fmt: skip
+    task_table.save(conn, task)
+    record_event(
+        conn, ctx, now, event_type, task.goal_id,
+        {"task": {"task_id": task.task_id, "attempt": task.attempt, "state": task.state.value,
+                  "evidence": task.evidence, "reason": task.reason,
+                  "task_trace_id": task.trace_id}},
+    )  # fmt: skip
+
+
+def report_task(
+    db: Database, ctx: Context, task_id: str, state: TaskState, *, evidence: Any = None,
+    reason: str | None = None, goal_id: str | None = None, max_attempts: int = 3,
+) -> Task:  # fmt: skip
+    """The executor's report: running, succeeded (with evidence) or failed."""
+    with db.write() as conn:
+        now = ctx.clock()
+        task = _task_of(conn, goal_id, task_id)
+        updated = report(task, state, evidence, reason, now)
+        if updated is task:
+            return task
+        _record_task(conn, ctx, now, "task_reported", updated)
+        if updated.state == TaskState.FAILED:
+            _after_failed_attempt(conn, ctx, now, updated.goal_id, max_attempts)
+    return updated
+
+
+def review_task(
+    db: Database, ctx: Context, goal_id: str, task_id: str, action: str, *,
+    reason: str | None = None, max_attempts: int = 3,
+) -> Task:  # fmt: skip
+    """A reviewer verifies or rejects a succeeded task (a rejection is a failed attempt)."""
+    with db.write() as conn:
+        now = ctx.clock()
+        task = _task_of(conn, goal_id, task_id)
+        updated = review(task, action, reason, now)
+        if updated is task:
+            return task
+        _record_task(conn, ctx, now, "task_reviewed", updated)
+        if updated.state == TaskState.REJECTED:
+            _after_failed_attempt(conn, ctx, now, goal_id, max_attempts)
+    return updated
+
+
+def _after_failed_attempt(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, goal_id: str, max_attempts: int
+) -> None:
+    goal = _goal(conn, goal_id)
+    if goal.state != GoalState.EXECUTING or goal.is_deleted:
+        return
+    tasks = task_table.for_goal(conn, goal_id)
+    if any(t.state in OPEN for t in tasks):
+        return  # another attempt is still under way
+    failed = failed_attempts(tasks)
+    if failed < max_attempts:
+        _move(conn, ctx, now, goal, "retry", "goal_retried",
+              {"failed_attempts": failed, "max_attempts": max_attempts})  # fmt: skip
+        return
+    abandoned = _move(conn, ctx, now, goal, "abandon", "goal_abandoned",
+                      {"reason": "attempts_exhausted", "failed_attempts": failed})  # fmt: skip
+    _selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
+
+
+def _selection_outcome(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, tasks: list[Task],
+    *, satisfied: bool,
+) -> None:  # fmt: skip
+    """What the selection of this goal led to, for the goal_selected decision."""
+    made = attempts(tasks)
+    verified = sum(t.state == TaskState.VERIFIED for t in made)
+    metrics = {
+        "goal_satisfaction": 1.0 if satisfied else 0.0,
+        "task_completion_rate": verified / len(made) if made else 0.0,
+    }
+    add_outcome(conn, ctx, now, GOAL_SELECTED, goal.id, metrics)
+
+
+def satisfy_goal(
+    db: Database, ctx: Context, goal_id: str, result: Any, expected_version: int | None = None
+) -> Goal:
+    """The verification gate: every live task verified and a result valid for the goal's
+    type, or nothing changes (GateClosed, or ResultInvalid recorded as a GoalFailure)."""
+    failure: ResultInvalid | None = None
+    with db.write() as conn:
+        now = ctx.clock()
+        goal = _goal(conn, goal_id)
+        if goal.is_deleted:
+            raise GoalNotFound(goal_id)
+        if goal.state == GoalState.SATISFIED:
+            return goal
+        if goal.state != GoalState.EXECUTING:
+            raise IllegalTransition(goal_id, goal.state.value, "satisfy")
+        if expected_version is not None and expected_version != goal.version:
+            raise VersionConflict(goal_id, expected_version, goal.version)
+        tasks = task_table.for_goal(conn, goal_id)
+        counts = gate(tasks)
+        if not counts.open:
+            raise GateClosed(goal_id, counts)
+        typed, errors = validate_result(goal, result)
+        if errors:
+            failure = ResultInvalid(goal_id, goal.goal_type, errors)
+            record_event(
+                conn, ctx, now, "goal_failure_recorded", goal_id,
+                {"goal_type": goal.goal_type, "errors": [e.as_dict() for e in errors]},
+            )  # fmt: skip
+        else:
+            assert typed is not None
+            satisfied = _move(conn, ctx, now, goal, "satisfy", "goal_satisfied",
+                              {"result": typed.model_dump(mode="json")})  # fmt: skip
+            _selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
+            return satisfied
+    # Raised after the commit, so the GoalFailure stays in the goal's history.
+    assert failure is not None
+    raise failure
+
+
+class JobProbe(Protocol):
+    def status(self, task_id: str) -> str | None:
+        """The RQ status of the task's job if it failed or vanished, else None."""
+        ...
+
+
+def sweep_tasks(
+    db: Database, ctx: Context, probe: JobProbe, *, stale_after: timedelta, max_attempts: int
+) -> list[Task]:
+    """Open tasks untouched for `stale_after` whose job failed, was stopped or vanished
+    (a killed worker, a timeout) are reported failed, so their goals are retried."""
+    now = ctx.clock()
+    with db.read() as conn:
+        stale = task_table.open_tasks(conn, format_ts(now - stale_after))
+    failed = []
+    for task in stale:
+        status = probe.status(task.task_id)
+        if status is None:
+            continue
+        failed.append(
+            report_task(
+                db,
+                ctx,
+                task.task_id,
+                TaskState.FAILED,
+                reason=f"rq job {status}",
+                max_attempts=max_attempts,
+            )
+        )
+    return [t for t in failed if t.state == TaskState.FAILED]
+
+
+def task_as_dict(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id, "goal_id": task.goal_id, "goal_version": task.goal_version,
+        "attempt": task.attempt, "state": task.state.value, "superseded": task.superseded,
+        "evidence": task.evidence, "reason": task.reason, "trace_id": task.trace_id,
+        "span_id": task.span_id, "traceparent": task.traceparent,
+        "created_at": format_ts(task.created_at), "updated_at": format_ts(task.updated_at),
+    }  # fmt: skip
