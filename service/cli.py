@@ -93,6 +93,33 @@ def cmd_worker(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_scheduler(args: argparse.Namespace, services: Services) -> int:
+    from workers import scheduler
+
+    if services.settings.redis_url is None:
+        return _fail(EXIT_USAGE, "configuration", "GOALSTORE_REDIS_URL is unset: it needs Redis")
+    emit(scheduler.run(services, burst=args.burst))
+    return EXIT_OK
+
+
+def cmd_selector(args: argparse.Namespace, services: Services) -> int:
+    from workers import scheduler
+
+    if services.settings.redis_url is None or services.settings.scheduler_depth <= 0:
+        needs = "the selector needs GOALSTORE_REDIS_URL and GOALSTORE_SCHEDULER_DEPTH > 0"
+        return _fail(EXIT_USAGE, "configuration", needs)
+    emit(scheduler.top_up(services, once=args.once))
+    return EXIT_OK
+
+
+def cmd_select(args: argparse.Namespace, services: Services) -> int:
+    selection = services.selector.select(_ctx(args))
+    emit({"mode": selection.mode, "goal_id": selection.goal.id if selection.goal else None,
+          "task_id": selection.task.task_id if selection.task else None,
+          "skipped": [list(s) for s in selection.skipped]})  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, services: Services) -> int:
     from service import bench
 
@@ -219,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--burst", action="store_true", help="apply everything pending, then exit")
     worker.set_defaults(run=cmd_worker)
+    scheduler = sub.add_parser(
+        "scheduler", help="RQ worker on the scheduler queue: run tasks, notice dead jobs"
+    )
+    scheduler.add_argument("--burst", action="store_true", help="run what is queued, then exit")
+    scheduler.set_defaults(run=cmd_scheduler)
+    selector = sub.add_parser(
+        "selector", help="keep the scheduler queue GOALSTORE_SCHEDULER_DEPTH deep"
+    )
+    selector.add_argument("--once", action="store_true", help="top it up once, then exit")
+    selector.set_defaults(run=cmd_selector)
+    sub.add_parser("select", help="select one goal now (as POST /v1/goals/select)").set_defaults(
+        run=cmd_select
+    )
     bench = sub.add_parser(
         "bench", help="measure the ranking targets; JSON on stdout, progress on stderr"
     )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 
 from redis import Redis
 
+from service.adapters.checker import HttpChecker
+from service.adapters.scheduler import RqEmitter
 from service.auth import ApiKey, parse_api_keys
+from service.cache.claims import Claims
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
+from service.commands.selection import Flags, Selector
+from service.commands.vetting import Vetting
 from service.config import Settings
+from service.domain.vetting import BeliefConsistencyChecker, BuiltinChecker
 from service.store.db import Database
 
 
@@ -25,7 +32,37 @@ class Services:
     def cache(self) -> RankingCache | None:
         if self.redis is None:
             return None
-        return RankingCache(self.redis, Keys(self.settings.redis_prefix))
+        return RankingCache(self.redis, self.keys)
+
+    @cached_property
+    def vetting(self) -> Vetting:
+        s = self.settings
+        checker: BeliefConsistencyChecker = (
+            HttpChecker(s.checker_url, s.checker_timeout_s) if s.checker_url else BuiltinChecker()
+        )
+        return Vetting(checker, s.vet_threshold)
+
+    @cached_property
+    def emitter(self) -> RqEmitter | None:
+        s = self.settings
+        if self.redis is None:
+            return None
+        return RqEmitter(self.redis, s.scheduler_queue, s.executor, s.job_timeout_s)
+
+    @cached_property
+    def selector(self) -> Selector:
+        s = self.settings
+        claims = None if self.redis is None else Claims(self.redis, self.keys, s.claim_ttl_s)
+        return Selector(
+            db=self.db, cache=self.cache, claims=claims, emitter=self.emitter,
+            vetting=self.vetting,
+            flags=Flags(s.goal_system, s.goal_shadow, s.canary_percent),
+            max_lag=timedelta(seconds=s.cache_max_lag_s),
+        )  # fmt: skip
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
 
     def close(self) -> None:
         self.db.close()

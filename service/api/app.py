@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, trace_middleware
-from service.api.routes import beliefs, decisions, goals, meta
+from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
 from service.store.migrate import migrate
 
@@ -44,6 +44,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.include_router(meta.router)
     app.include_router(goals.router)
+    app.include_router(tasks.router)
     app.include_router(beliefs.router)
     app.include_router(decisions.router)
     return app

@@ -178,6 +178,7 @@ class RankedView:
     items: list[RankedGoal]
     source: str
     reason: str | None = None  # why the fallback was taken
+    read: int = 0  # entries read before dropping goals that left the adopted state
 
 
 def ranked_view(
@@ -194,7 +195,7 @@ def ranked_view(
 
     def fallback(reason: str) -> RankedView:
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
-        return RankedView(items, "sqlite", reason)
+        return RankedView(items, "sqlite", reason, len(items))
 
     if cache is None:
         return fallback("no_redis")
@@ -219,4 +220,4 @@ def ranked_view(
             continue
         ranked = Ranked(s["id"], s["score"], s["raw"], s["blocked"])
         items.append(RankedGoal(from_record(record), ranked))
-    return RankedView(items, "redis")
+    return RankedView(items, "redis", read=len(snapshots))

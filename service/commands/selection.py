@@ -118,7 +118,7 @@ def select_goal(sel: Selector, ctx: Context) -> Selection:
                 if outcome.mode == "emitted":
                     SELECT_LATENCY.observe(time.perf_counter() - started)
                 return replace(outcome, skipped=tuple(skipped))
-        if len(view.items) < limit or limit >= 1024:
+        if view.read < limit or limit >= 1024:
             return Selection("empty", skipped=tuple(skipped))
         limit *= 4  # everything seen was claimed or blocked: look further down
 

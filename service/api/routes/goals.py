@@ -170,9 +170,26 @@ def _state_route(action: str, command: Callable[..., commands.Change], summary: 
     )
 
 
-_state_route(
-    "adopt", commands.adopt_goal, "Adopt a proposed goal. Adopting it again changes nothing."
-)
+@router.post("/{goal_id}/adopt", responses={**_WRITE_ERRORS, 400: _P, 503: _P})
+def adopt_goal(
+    goal_id: str,
+    version: IfMatch,
+    ctx: Writer,
+    services: Svc,
+    response: Response,
+    body: VersionPrecondition | None = None,
+) -> GoalPublic:
+    """Adopt a proposed goal once vetting allows it: 409 `goal-blocked` naming every reason
+    and belief (consistency severity at or above the threshold, an active `contradicts`
+    belief, a passed deadline); 503 if the external checker does not answer. Unknown
+    `aligns_with` ids come back as `warnings`. Adopting it again changes nothing."""
+    change = commands.adopt_goal(
+        services.db, ctx, goal_id, _expected(version, body), vetting=services.vetting
+    )
+    response.headers["ETag"] = etag(change.goal.version)
+    return GoalPublic.of(change.goal, change.warnings)
+
+
 _state_route(
     "abandon",
     commands.abandon_goal,

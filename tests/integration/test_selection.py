@@ -1,0 +1,359 @@
+"""Vetting, selection, tasks and the gate against a real SQLite file and a real Redis."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from redis import Redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from service import commands
+from service.commands import Context
+from service.config import Settings
+from service.domain.beliefs import BeliefPut
+from service.domain.goal import GoalState
+from service.domain.inputs import GoalCreate
+from service.domain.tasks import TaskState
+from service.domain.vetting import CheckerUnavailable, GoalBlocked
+from service.runtime import Services, build_services
+from service.testing import FrozenClock, goal_spec, make_context
+from tests.integration.conftest import free_port
+from workers.scheduler import RqJobProbe
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def settings(tmp_path: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "database": tmp_path / "sel.db", "redis_url": REDIS_URL,
+        "redis_prefix": "goalstore-test:", "scheduler_queue": "scheduler-test",
+        "GOAL_SYSTEM": True, "GOAL_SHADOW": False, "cache_max_lag_s": 3600,
+    }  # fmt: skip
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def services(tmp_path: Path, redis_client: Redis) -> Iterator[Services]:
+    from service.store.migrate import migrate
+
+    built = build_services(settings(tmp_path))
+    migrate(built.db)
+    yield built
+    built.close()
+
+
+def create(services: Services, ctx: Context, **fields: Any) -> str:
+    goal = commands.create_goal(services.db, ctx, GoalCreate.model_validate(goal_spec(**fields)))
+    return goal.id
+
+
+def adopted(services: Services, ctx: Context, **fields: Any) -> str:
+    goal_id = create(services, ctx, **fields)
+    commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
+    return goal_id
+
+
+def rebuild(services: Services) -> None:
+    assert services.cache is not None
+    commands.rebuild_cache(services.db, services.cache)
+
+
+def events_of(services: Services, goal_id: str) -> list[str]:
+    return [e.event_type for e in commands.goal_history(services.db, goal_id, limit=1000)]
+
+
+# --- vetting -------------------------------------------------------------------------
+
+
+def test_the_builtin_checker_blocks_a_goal_that_does_what_a_belief_forbids(
+    services: Services, ctx: Context
+) -> None:
+    """'Never delete user data' blocks 'Delete stale user data': 409-worthy GoalBlocked
+    naming the belief, a goal_blocked_by_belief event, and the goal still proposed."""
+    commands.put_belief(services.db, ctx, "safety.data",
+                        BeliefPut(statement="Never delete user data"))  # fmt: skip
+    goal_id = create(services, ctx, text="Delete stale user data from the archive")
+
+    with pytest.raises(GoalBlocked) as raised:
+        commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
+
+    verdict = raised.value.verdict
+    assert ["safety.data"] == verdict.belief_ids
+    assert ["severity"] == [b.reason for b in verdict.blocks]
+    assert 1.0 == verdict.severity
+    assert GoalState.PROPOSED == commands.get_goal(services.db, goal_id).state
+    assert "goal_blocked_by_belief" == events_of(services, goal_id)[-1]
+
+
+def test_unrelated_text_passes_and_unknown_aligns_with_only_warns(
+    services: Services, ctx: Context
+) -> None:
+    commands.put_belief(services.db, ctx, "safety.data",
+                        BeliefPut(statement="Never delete user data"))  # fmt: skip
+    goal_id = create(services, ctx, text="Summarise the weekly report", aligns_with=["b.nope"])
+
+    change = commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
+
+    assert GoalState.ADOPTED == change.goal.state
+    assert ("aligns_with names an unknown belief: b.nope",) == change.warnings
+
+
+def test_an_active_contradicted_belief_and_a_passed_deadline_each_block(
+    services: Services, ctx: Context, clock: FrozenClock
+) -> None:
+    commands.put_belief(services.db, ctx, "core.rest", BeliefPut(statement="Rest at night"))
+    goal_id = create(services, ctx, contradicts=["core.rest"], horizon_max_min=10)
+    clock.advance(minutes=11)
+
+    with pytest.raises(GoalBlocked) as raised:
+        commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
+
+    assert ["contradicts_belief", "deadline_passed"] == sorted(
+        b.reason for b in raised.value.verdict.blocks
+    )
+    assert ["core.rest"] == raised.value.verdict.belief_ids
+
+
+class _Checker(http.server.BaseHTTPRequestHandler):
+    answer: bytes = b"{}"
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).seen.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(type(self).answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
+    tmp_path: Path, redis_client: Redis, ctx: Context
+) -> None:
+    """An external checker's severity 0.9 blocks with its belief ids; a checker that does
+    not answer refuses adoption (CheckerUnavailable), it never lets the goal through."""
+    from service.store.migrate import migrate
+
+    port = free_port()
+    _Checker.answer = b'{"severity": 0.9, "belief_ids": ["kernel.b7"]}'
+    httpd = http.server.HTTPServer(("127.0.0.1", port), _Checker)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        live = build_services(settings(tmp_path, checker_url=f"http://127.0.0.1:{port}/check"))
+        migrate(live.db)
+        commands.put_belief(live.db, ctx, "kernel.b7", BeliefPut(statement="Stay on task"))
+        goal_id = create(live, ctx, text="Explore the new dataset")
+        with pytest.raises(GoalBlocked) as raised:
+            commands.adopt_goal(live.db, ctx, goal_id, vetting=live.vetting)
+        assert ["kernel.b7"] == raised.value.verdict.belief_ids
+        assert "Explore the new dataset" == _Checker.seen[-1]["query"]
+        assert ["kernel.b7"] == [b["id"] for b in _Checker.seen[-1]["beliefs"]]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    silent = build_services(settings(tmp_path, checker_url=f"http://127.0.0.1:{port}/check",
+                                     checker_timeout_s=0.5))  # fmt: skip
+    with pytest.raises(CheckerUnavailable):
+        commands.adopt_goal(silent.db, ctx, goal_id, vetting=silent.vetting)
+    assert GoalState.PROPOSED == commands.get_goal(silent.db, goal_id).state
+    live.close()
+    silent.close()
+
+
+# --- selection -------------------------------------------------------------------------
+
+
+def test_flags_off_and_shadow_emit_nothing(
+    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+) -> None:
+    goal_id = adopted(services, ctx)
+    rebuild(services)
+    off = build_services(settings(tmp_path, GOAL_SYSTEM=False))
+    shadow = build_services(settings(tmp_path, GOAL_SHADOW=True))
+
+    assert "off" == off.selector.select(ctx).mode
+    seen = shadow.selector.select(ctx)
+
+    assert ("shadow", goal_id) == (seen.mode, seen.goal.id if seen.goal else None)
+    assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+    assert 0 == redis_client.llen("rq:queue:scheduler-test")
+    assert [] == commands.list_tasks(services.db, goal_id)
+    off.close()
+    shadow.close()
+
+
+def test_selection_emits_one_job_with_the_callers_trace(
+    services: Services, redis_client: Redis
+) -> None:
+    """The best goal becomes executing with a queued task, and one RQ job whose id is
+    the task id, JSON-serialized, with the caller's trace id in its meta."""
+    ctx = make_context()
+    low = adopted(services, ctx, value=0.2)
+    best = adopted(services, ctx, value=0.9)
+    rebuild(services)
+
+    selection = services.selector.select(ctx)
+
+    assert selection.task is not None and selection.goal is not None
+    assert ("emitted", best) == (selection.mode, selection.goal.id)
+    assert GoalState.EXECUTING == commands.get_goal(services.db, best).state
+    assert GoalState.ADOPTED == commands.get_goal(services.db, low).state
+    job = Job.fetch(selection.task.task_id, connection=redis_client, serializer=JSONSerializer)
+    assert ctx.trace.trace_id == job.meta["trace_id"]
+    assert job.meta["traceparent"].startswith(f"00-{ctx.trace.trace_id}-")
+    assert best == job.args[0]["goal_id"]
+    meta = json.loads(redis_client.hget(f"rq:job:{selection.task.task_id}", "meta") or b"{}")
+    assert ctx.trace.trace_id == meta["trace_id"]  # readable with redis-cli, as documented
+    assert [selection.task.task_id.encode()] == redis_client.lrange("rq:queue:scheduler-test",
+                                                                   0, -1)  # fmt: skip
+
+
+def test_concurrent_selectors_emit_each_goal_once(services: Services, redis_client: Redis) -> None:
+    """8 threads select until nothing is left: every adopted goal is emitted exactly once."""
+    ctx = make_context()
+    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(40)}
+    rebuild(services)
+    emitted: list[str] = []
+    lock = threading.Lock()
+
+    def selector() -> None:
+        while True:
+            selection = services.selector.select(make_context(actor="sel"))
+            if selection.mode != "emitted":
+                return
+            assert selection.goal is not None
+            with lock:
+                emitted.append(selection.goal.id)
+
+    threads = [threading.Thread(target=selector) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(goal_ids) == sorted(emitted)
+    assert 40 == redis_client.llen("rq:queue:scheduler-test")
+
+
+def test_a_failed_emit_leaves_nothing_half_done(
+    services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = make_context()
+    goal_id = adopted(services, ctx)
+    rebuild(services)
+    assert services.emitter is not None
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(services.emitter, "emit", broken)
+    with pytest.raises(commands.SchedulerUnavailable):
+        services.selector.select(ctx)
+
+    assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+    [task] = commands.list_tasks(services.db, goal_id)
+    assert (TaskState.FAILED, True) == (task.state, task.superseded)
+    monkeypatch.undo()
+    again = services.selector.select(ctx)  # the claim was released: it can be selected
+    assert ("emitted", 2) == (again.mode, again.task.attempt if again.task else None)
+
+
+# --- tasks, retries and the gate ---------------------------------------------------------
+
+
+def select(services: Services, ctx: Context) -> tuple[str, str]:
+    rebuild(services)
+    selection = services.selector.select(ctx)
+    assert selection.goal is not None and selection.task is not None, selection
+    return selection.goal.id, selection.task.task_id
+
+
+def test_the_gate_refuses_then_accepts(services: Services, ctx: Context) -> None:
+    """No verified task: GateClosed with counts. A metric_delta result missing a target
+    and short of another: every error listed, recorded as a GoalFailure. Then satisfied,
+    with an outcome for goal_selected."""
+    adopted(services, ctx, goal_type="metric_delta",
+            success_metrics={"coherence": 0.5, "recall": 0.8})  # fmt: skip
+    goal_id, task_id = select(services, ctx)
+    db = services.db
+
+    with pytest.raises(commands.GateClosed) as closed:
+        commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.6, "recall": 0.9}})
+    assert {"live": 1, "verified": 0, "unverified": 1} == closed.value.counts.as_dict()
+
+    commands.report_task(db, ctx, task_id, TaskState.SUCCEEDED, evidence={"url": "x"})
+    commands.review_task(db, ctx, goal_id, task_id, "verify")
+    with pytest.raises(commands.ResultInvalid) as invalid:
+        commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.4}, "extra": 1})
+    assert [
+        ("result", "extra"),
+    ] == [tuple(e.loc) for e in invalid.value.errors]
+    with pytest.raises(commands.ResultInvalid) as short:
+        commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.4}})
+    assert [("result", "achieved", "coherence"), ("result", "achieved", "recall")] == [
+        tuple(e.loc) for e in short.value.errors
+    ]
+    assert GoalState.EXECUTING == commands.get_goal(db, goal_id).state
+    assert 2 == events_of(services, goal_id).count("goal_failure_recorded")
+
+    done = commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.6, "recall": 0.8}})
+
+    assert GoalState.SATISFIED == done.state
+    [outcome] = commands.list_outcomes(db, "goal_selected")
+    assert (goal_id, {"goal_satisfaction": 1.0, "task_completion_rate": 1.0}) == (
+        outcome["goal_id"], outcome["metrics"]
+    )  # fmt: skip
+
+
+def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis) -> None:
+    """A failed task sends the goal back to adopted; the next selection is attempt 2 and
+    supersedes attempt 1; at max_attempts (2 here) the goal is abandoned."""
+    from service.store.migrate import migrate
+
+    services = build_services(settings(tmp_path, max_attempts=2))
+    migrate(services.db)
+    ctx = make_context()
+    adopted(services, ctx)
+    goal_id, first = select(services, ctx)
+
+    commands.report_task(services.db, ctx, first, TaskState.FAILED, reason="tool crashed",
+                         max_attempts=2)  # fmt: skip
+    assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+    _, second = select(services, ctx)
+    tasks = {t.task_id: t for t in commands.list_tasks(services.db, goal_id)}
+    assert (True, 2) == (tasks[first].superseded, tasks[second].attempt)
+
+    commands.report_task(services.db, ctx, second, TaskState.RUNNING, max_attempts=2)
+    commands.report_task(services.db, ctx, second, TaskState.FAILED, reason="again",
+                         max_attempts=2)  # fmt: skip
+
+    assert GoalState.ABANDONED == commands.get_goal(services.db, goal_id).state
+    [outcome] = commands.list_outcomes(services.db, "goal_selected")
+    assert 0.0 == outcome["metrics"]["goal_satisfaction"]
+    services.close()
+
+
+def test_the_sweep_fails_a_task_whose_job_vanished(services: Services, redis_client: Redis) -> None:
+    ctx = make_context()
+    adopted(services, ctx)
+    goal_id, task_id = select(services, ctx)
+    redis_client.delete(f"rq:job:{task_id}")  # e.g. Redis restarted empty
+    later = Context(actor="sweeper", clock=lambda: ctx.clock() + timedelta(minutes=5))
+
+    failed = commands.sweep_tasks(services.db, later, RqJobProbe(redis_client),
+                                  stale_after=timedelta(seconds=60), max_attempts=3)  # fmt: skip
+
+    assert [(task_id, "rq job missing")] == [(t.task_id, t.reason) for t in failed]
+    assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
