@@ -357,3 +357,41 @@ def test_the_sweep_fails_a_task_whose_job_vanished(services: Services, redis_cli
 
     assert [(task_id, "rq job missing")] == [(t.task_id, t.reason) for t in failed]
     assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+
+
+def test_the_task_scheduler_tries_goalstore_first_then_its_fallback(
+    tmp_path: Path, services: Services
+) -> None:
+    """GOAL_SYSTEM on: get_next_task() hands over the best goal's task; with nothing left
+    (or the flag off, or in shadow), the platform's own task source answers."""
+    from service.adapters.task_scheduler import TaskScheduler
+
+    ctx = make_context()
+    goal_id = adopted(services, ctx)
+    rebuild(services)
+    legacy = iter(["legacy-1", "legacy-2", "legacy-3"])
+    on = TaskScheduler(services.selector, lambda: next(legacy))
+    off_services = build_services(settings(tmp_path, GOAL_SYSTEM=False))
+    off = TaskScheduler(off_services.selector, lambda: next(legacy))
+
+    first = on.get_next_task()
+    assert isinstance(first, dict) and goal_id == first["goal_id"]
+    assert "legacy-1" == on.get_next_task()  # nothing selectable left
+    assert "legacy-2" == off.get_next_task()
+    off_services.close()
+
+
+def test_the_canary_lets_a_share_of_selections_through(tmp_path: Path) -> None:
+    """canary_percent 0: none; 100: all; 50: about half of many trace ids, and the same
+    trace id always gets the same answer."""
+    from service.commands.selection import Flags
+    from service.tracing import new_trace
+
+    traces = [new_trace().trace_id for _ in range(2_000)]
+    half = Flags(system=True, shadow=False, canary_percent=50)
+    share = sum(half.in_canary(t) for t in traces) / len(traces)
+
+    assert 0.45 < share < 0.55
+    assert not any(Flags(True, False, 0).in_canary(t) for t in traces)
+    assert all(Flags(True, False, 100).in_canary(t) for t in traces)
+    assert [half.in_canary(t) for t in traces] == [half.in_canary(t) for t in traces]
