@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -96,15 +97,31 @@ def enqueue_batch(queue: Queue, events: list[EventRef]) -> None:
 # --- the process ----------------------------------------------------------------------
 
 
-class EventsWorker(SimpleWorker):
+class StoppableWorker(SimpleWorker):
     """RQ's SimpleWorker, remembering whether it was asked to stop (SIGTERM, SIGINT), so
-    that `run` tells a shutdown from a worker that quit because Redis went away."""
+    that `work_until_stopped` tells a shutdown from a worker that quit because Redis
+    went away."""
 
     stop_asked = False
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_asked = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def work_until_stopped(make: Callable[[], StoppableWorker], logging_level: str) -> None:
+    """Run RQ workers one after another until one is asked to stop: a worker whose Redis
+    went away quits, and a new one starts once Redis answers again."""
+    while True:
+        worker = make()
+        try:
+            worker.work(logging_level=logging_level)
+        except RedisError as exc:
+            log.warning("RQ worker stopped: %s", exc)
+        if worker.stop_asked:
+            return
+        log.warning("RQ worker quit (Redis gone?); starting a new one")
+        time.sleep(1.0)
 
 
 class _Loop(threading.Thread):
@@ -218,16 +235,8 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     for thread in threads:
         thread.start()
     try:
-        while True:
-            worker = EventsWorker([queue], connection=connection)
-            try:
-                worker.work(logging_level=settings.log_level)
-            except RedisError as exc:
-                log.warning("worker stopped: %s", exc)
-            if worker.stop_asked:
-                break
-            log.warning("RQ worker quit (Redis gone?); starting a new one")
-            time.sleep(1.0)
+        work_until_stopped(lambda: StoppableWorker([queue], connection=connection),
+                           settings.log_level)  # fmt: skip
     finally:
         stop.set()
         for thread in threads:
@@ -245,7 +254,7 @@ def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any
             batch=services.settings.events_batch,
         )
         relayed += sent
-        EventsWorker([queue], connection=connection).work(
+        StoppableWorker([queue], connection=connection).work(
             burst=True, logging_level=services.settings.log_level
         )
         if sent == 0:

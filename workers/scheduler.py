@@ -29,13 +29,14 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus, get_current_job
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
-from rq.worker import SimpleWorker, Worker
+from rq.worker import Worker
 
 from service import commands
 from service.commands import Context
 from service.domain.tasks import TaskState
 from service.runtime import Services, build_services, connect_redis
 from service.tracing import new_trace, parse_traceparent
+from workers.events import StoppableWorker, work_until_stopped
 
 log = logging.getLogger("goalstore.scheduler")
 ACTOR = "scheduler"
@@ -172,18 +173,6 @@ class Sweeper(threading.Thread):
 # --- the processes -----------------------------------------------------------------------
 
 
-class SchedulerWorker(SimpleWorker):
-    """No fork per job: the executor reports through this process's SQLite connection
-    (a connection must not cross a fork). A SIGKILL takes the job down with it: the
-    sweeper of another scheduler process notices."""
-
-    stop_asked = False
-
-    def request_stop(self, signum: Any, frame: Any) -> None:
-        self.stop_asked = True
-        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
-
-
 def scheduler_queue(services: Services, connection: Redis) -> Queue:
     return Queue(services.settings.scheduler_queue, connection=connection,
                  serializer=JSONSerializer)  # fmt: skip
@@ -198,22 +187,20 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     queue = scheduler_queue(services, connection)
     stop = threading.Event()
     sweeper = Sweeper(services, queue, stop)
+
+    def make() -> StoppableWorker:
+        # No fork per job: the executor reports through this process's SQLite connection
+        # (a connection must not cross a fork). A SIGKILL takes the job down with it:
+        # the sweeper of another scheduler process notices.
+        return StoppableWorker([queue], connection=connection, serializer=JSONSerializer)
+
     try:
         sweeper.sweep()
         if burst:
-            worker = SchedulerWorker([queue], connection=connection, serializer=JSONSerializer)
-            worker.work(burst=True, logging_level=settings.log_level)
+            make().work(burst=True, logging_level=settings.log_level)
             return {"swept": sweeper.sweep()}
         sweeper.start()
-        while True:
-            worker = SchedulerWorker([queue], connection=connection, serializer=JSONSerializer)
-            try:
-                worker.work(logging_level=settings.log_level)
-            except RedisError as exc:
-                log.warning("scheduler worker stopped: %s", exc)
-            if worker.stop_asked:
-                break
-            time.sleep(1.0)
+        work_until_stopped(make, settings.log_level)
     finally:
         stop.set()
         use(None)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api.errors import install_error_handlers
+from service.api.idempotency import IdempotencyMiddleware
 from service.api.middleware import BodyLimitMiddleware, trace_middleware
 from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
@@ -41,6 +42,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.middleware("http")(trace_middleware)
+    app.add_middleware(IdempotencyMiddleware, services=services)  # inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.include_router(meta.router)
     app.include_router(goals.router)

@@ -1,0 +1,88 @@
+"""Idempotency-Key on POST, through a live server and a real Redis."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import orjson
+from redis import Redis
+
+from service.testing import goal_spec
+from tests.integration.conftest import ServerFactory
+
+REDIS = {"redis_url": "redis://127.0.0.1:6379/15", "redis_prefix": "goalstore-test:"}
+
+
+def goals_created(client: httpx.Client) -> int:
+    count: int = client.get("/v1/goals").json()["count"]
+    return count
+
+
+def test_a_repeated_post_replays_the_first_response(
+    start_server: ServerFactory, redis_client: Redis
+) -> None:
+    server = start_server(**REDIS)
+    body = goal_spec(text="write the weekly report")
+    with httpx.Client(base_url=server.url) as client:
+        first = client.post("/v1/goals", json=body, headers={"Idempotency-Key": "k-1"})
+        again = client.post("/v1/goals", json=body, headers={"Idempotency-Key": "k-1"})
+
+        assert 201 == first.status_code
+        assert (201, first.json(), first.headers["etag"], first.headers["location"]) == (
+            again.status_code, again.json(), again.headers["etag"], again.headers["location"]
+        )  # fmt: skip
+        assert "true" == again.headers["idempotent-replayed"]
+        assert 1 == goals_created(client)
+        assert 1 == len(list(redis_client.scan_iter("goalstore-test:idem:anonymous:k-1")))
+        assert 0 < redis_client.ttl("goalstore-test:idem:anonymous:k-1") <= 24 * 3600
+
+
+def test_a_key_reused_for_another_body_is_422_and_one_in_flight_is_409(
+    start_server: ServerFactory, redis_client: Redis
+) -> None:
+    server = start_server(**REDIS)
+    with httpx.Client(base_url=server.url) as client:
+        client.post("/v1/goals", json=goal_spec(text="one"), headers={"Idempotency-Key": "k-2"})
+        other = client.post("/v1/goals", json=goal_spec(text="two"),
+                            headers={"Idempotency-Key": "k-2"})  # fmt: skip
+        assert (422, "urn:goalstore:problem:idempotency-key-reused") == (
+            other.status_code, other.json()["type"]
+        )  # fmt: skip
+
+        # The first request of key k-3 is still running (its record says so).
+        raw = orjson.dumps(goal_spec(text="three"))
+        fingerprint = hashlib.sha256(b"POST /v1/goals\n" + raw).hexdigest()
+        running = {"state": "in_flight", "fingerprint": fingerprint}
+        redis_client.set("goalstore-test:idem:anonymous:k-3", orjson.dumps(running), ex=60)
+        busy = client.post("/v1/goals", content=raw, headers={
+            "Idempotency-Key": "k-3", "content-type": "application/json"})  # fmt: skip
+        assert 409 == busy.status_code
+        assert 1 == goals_created(client)
+
+
+def test_keys_are_per_actor_and_errors_are_replayed_too(
+    start_server: ServerFactory, redis_client: Redis
+) -> None:
+    keys = "alice:read+write:alice-key-0123456789,bob:read+write:bob-key-0123456789ab"
+    server = start_server(**REDIS, api_keys=keys)
+    alice = {"Authorization": "Bearer alice-key-0123456789", "Idempotency-Key": "same"}
+    bob = {"Authorization": "Bearer bob-key-0123456789ab", "Idempotency-Key": "same"}
+    with httpx.Client(base_url=server.url) as client:
+        a = client.post("/v1/goals", json=goal_spec(text="alice's"), headers=alice)
+        b = client.post("/v1/goals", json=goal_spec(text="bob's"), headers=bob)
+        assert (201, 201) == (a.status_code, b.status_code)
+        assert ("alice", "bob") == (a.json()["owner"], b.json()["owner"])
+        missing = client.post("/v1/goals/g-none/adopt", headers={**alice, "Idempotency-Key": "x"})
+        replay = client.post("/v1/goals/g-none/adopt", headers={**alice, "Idempotency-Key": "x"})
+        assert (404, 404, "true") == (missing.status_code, replay.status_code,
+                                      replay.headers["idempotent-replayed"])  # fmt: skip
+
+
+def test_without_redis_a_key_is_refused_not_ignored(start_server: ServerFactory) -> None:
+    server = start_server()
+    with httpx.Client(base_url=server.url) as client:
+        refused = client.post("/v1/goals", json=goal_spec(), headers={"Idempotency-Key": "k"})
+        assert 503 == refused.status_code
+        assert 0 == goals_created(client)
+        assert 201 == client.post("/v1/goals", json=goal_spec()).status_code  # no key: fine
