@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from redis import Redis
+from rq import Queue
 
 from service import commands
 from service.cache.keys import Keys
@@ -52,7 +54,10 @@ TARGETS = {
     "event_lag_p95_ms": 100.0,
     "events_per_s": 5000.0,
     "rebuild_100k_s": 2.0,
+    "select_goals_per_s": 500.0,
 }
+SELECTORS = 4
+SCHEDULER_QUEUE = "goalstore-bench-scheduler"
 
 
 def progress(message: str) -> None:
@@ -268,10 +273,13 @@ class Plan:
     requests: int  # HTTP reads per size
     lag_samples: int  # changes timed one at a time through the worker
     burst: int  # goals created (2 events each) at once for the throughput run
+    selections: int  # goals selected and emitted by 4 selector processes
 
 
-FULL = Plan((10_000, 100_000), (1_000, 100_000), requests=300, lag_samples=200, burst=5_000)
-QUICK = Plan((500, 1_000), (1_000, 10_000), requests=50, lag_samples=20, burst=500)
+FULL = Plan((10_000, 100_000), (1_000, 100_000), requests=300, lag_samples=200, burst=5_000,
+            selections=4_000)  # fmt: skip
+QUICK = Plan((500, 1_000), (1_000, 10_000), requests=50, lag_samples=20, burst=500,
+             selections=200)  # fmt: skip
 
 
 def run(redis_url: str, plan: Plan) -> dict[str, Any]:
@@ -301,6 +309,7 @@ def run(redis_url: str, plan: Plan) -> dict[str, Any]:
                 if size == min(plan.read_sizes):
                     report["events"] = stage.events(plan.lag_samples, plan.burst)
                     report["events"]["goals_in_store"] = loaded + plan.burst
+            report["select"] = stage.select(plan.selections)
         finally:
             stage.db.close()
             _clear(redis, keys)
@@ -357,6 +366,63 @@ class Stage:
                 ),
             )
             return bench_events(self.db, self.redis, self.keys, lag_samples, burst)
+
+    def select(self, goals: int) -> dict[str, Any]:
+        """4 selector processes, started together, select until `goals` are emitted."""
+        progress(f"select: {SELECTORS} selector processes emit {goals} goals")
+        env = {**self.env, "GOAL_SYSTEM": "on", "GOAL_SHADOW": "off",
+               "GOALSTORE_SCHEDULER_QUEUE": SCHEDULER_QUEUE}  # fmt: skip
+        go = f"{self.keys.prefix}select-go"
+        quota = -(-goals // SELECTORS)
+        with process(["worker"], env, self.work / "select-worker.log"):
+            wait_for("the worker", self.cache.is_warm)
+            logs = [(self.work / f"selector-{n}.log").open("wb") for n in range(SELECTORS)]
+            procs = [
+                subprocess.Popen([sys.executable, "-c", _SELECTOR, str(quota), go], env=env,
+                                 stdout=subprocess.PIPE, stderr=log)
+                for log in logs
+            ]  # fmt: skip
+            time.sleep(2.0)  # let them import and connect before the start signal
+            self.redis.rpush(go, *["go"] * SELECTORS)
+            outputs = [p.communicate(timeout=600)[0] for p in procs]
+            for log in logs:
+                log.close()
+        failed = [n for n, p in enumerate(procs) if p.returncode != 0]
+        if failed:
+            detail = (self.work / f"selector-{failed[0]}.log").read_text()[-2000:]
+            raise RuntimeError(f"bench: selector process {failed[0]} failed:\n{detail}")
+        results = [orjson.loads(out) for out in outputs]
+        scheduler = Queue(SCHEDULER_QUEUE, connection=self.redis)
+        queued = len(scheduler)
+        scheduler.delete(delete_jobs=True)
+        emitted = [goal_id for r in results for goal_id in r["emitted"]]
+        seconds = max(r["seconds"] for r in results)
+        rate = len(emitted) / seconds if seconds else 0.0
+        target = TARGETS["select_goals_per_s"]
+        return {
+            "selectors": SELECTORS, "emitted": len(emitted), "seconds": round(seconds, 3),
+            "goals_per_s": round(rate), "exactly_once": len(set(emitted)) == len(emitted),
+            "jobs_queued": queued, "target_goals_per_s": target,
+            "met": rate >= target and len(set(emitted)) == len(emitted) == queued,
+        }  # fmt: skip
+
+
+_SELECTOR = """
+import json, sys, time
+from service.commands import Context
+from service.runtime import build_services
+
+services = build_services()
+quota, go = int(sys.argv[1]), sys.argv[2]
+services.redis.blpop([go], timeout=120)
+emitted, started = [], time.perf_counter()
+while len(emitted) < quota:
+    selection = services.selector.select(Context(actor="bench"))
+    if selection.mode != "emitted":
+        break
+    emitted.append(selection.goal.id)
+print(json.dumps({"emitted": emitted, "seconds": time.perf_counter() - started}))
+"""
 
 
 def label(n: int) -> str:

@@ -179,7 +179,7 @@ class RankingCache:
             pipe.hmget(self.keys.goal(goal_id), _PLACED_FIELDS)
         out = []
         for goal_id, values in zip(ids, pipe.execute(), strict=True):
-            if values[0] is None:  # gone since the ZSET was read
+            if not values[0]:  # gone, or no longer scored, since the ZSET was read
                 continue
             score, raw, placement, deadline, created, category = (_text(v) for v in values)
             out.append({

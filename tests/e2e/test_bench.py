@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> None:
     url = os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    plan = bench.Plan((100, 200), (100,), requests=10, lag_samples=5, burst=50)
+    plan = bench.Plan((100, 200), (100,), requests=10, lag_samples=5, burst=50, selections=40)
 
     report = bench.run(url, plan)
 
@@ -31,7 +31,11 @@ def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> Non
     assert 100 == events["throughput"]["events"]
     assert 5 == events["lag"]["runs"]
     assert (events["lag"]["p95_ms"] <= 100.0) == events["lag"]["met"]
+    select = report["select"]
+    assert (40, True, 40) == (select["emitted"], select["exactly_once"], select["jobs_queued"])
+    assert (select["goals_per_s"] >= 500) == select["met"]
     assert [] == list(redis_client.scan_iter(match=f"{bench.PREFIX}*"))  # cleaned up
+    assert not redis_client.exists(f"rq:queue:{bench.SCHEDULER_QUEUE}")
     queues = redis_client.smembers("rq:queues")  # RQ registers every queue it has used
     assert b"rq:queue:goalstore-bench-events" in queues
     assert b"rq:queue:goalstore-events" not in queues  # never the real workers' queue

@@ -313,3 +313,15 @@ def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     assert [(r.goal.id, r.ranked.score) for r in expected] == [
         (member.decode(), score) for member, score in held
     ]
+
+
+def test_a_ranked_read_skips_a_goal_unplaced_between_its_two_reads(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """top() reads the ZSET, then the snapshots: a goal whose snapshot was rewritten as
+    not scored in between (it was just started) is left out, not a crash."""
+    kept, started = adopted(db, ctx, value=0.2), adopted(db, ctx, value=0.9)
+    commands.rebuild_cache(db, cache, now=ctx.clock())
+    redis_client.hset(KEYS.goal(started), mapping={"placement": "none", "score": "", "raw": ""})
+
+    assert [kept] == [s["id"] for s in cache.top(10)]
