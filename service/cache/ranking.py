@@ -168,6 +168,9 @@ class RankingCache:
             ranked += sorted(blocked, key=_order)[: limit - len(ranked)]
         return ranked
 
+    def ranked_count(self) -> int:
+        return int(self.redis.zcard(self.keys.ranked))
+
     def snapshot(self, goal_id: str) -> dict[str, Any] | None:
         found = self._snapshots([goal_id])
         return found[0] if found else None
@@ -181,12 +184,12 @@ class RankingCache:
         for goal_id, values in zip(ids, pipe.execute(), strict=True):
             if not values[0]:  # gone, or no longer scored, since the ZSET was read
                 continue
-            score, raw, placement, deadline, created, category = (_text(v) for v in values)
+            score, raw, placement, deadline, created, category, version = map(_text, values)
             out.append({
                 "id": goal_id, "score": float(score), "raw": float(raw),
                 "blocked": placement == "blocked",
                 "deadline": float(deadline) if deadline else None, "created": float(created),
-                "category": category,
+                "category": category, "version": int(version),
             })  # fmt: skip
         return out
 
@@ -198,7 +201,7 @@ class RankingCache:
         return [_decode(raw) for raw in pipe.execute() if raw]
 
 
-_PLACED_FIELDS = ["score", "raw", "placement", "deadline", "created", "category"]
+_PLACED_FIELDS = ["score", "raw", "placement", "deadline", "created", "category", "version"]
 
 
 def batched(items: Iterable[Snapshot], size: int) -> Iterator[list[Snapshot]]:

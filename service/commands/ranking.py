@@ -181,6 +181,26 @@ class RankedView:
     read: int = 0  # entries read before dropping goals that left the adopted state
 
 
+def _hot_top(
+    db: Database, cache: RankingCache | None, max_lag: timedelta, limit: int,
+    category: str | None, include_blocked: bool,
+) -> tuple[list[dict[str, Any]] | None, str | None]:  # fmt: skip
+    """The top snapshots from Redis, or None and why Redis cannot be trusted now: unset,
+    down, cold (restarted empty), or further behind the outbox than `max_lag`."""
+    if cache is None:
+        return None, "no_redis"
+    oldest = outbox.oldest_unapplied(db.connection())
+    if oldest is not None and utcnow() - parse_ts(oldest) > max_lag:
+        return None, "cache_behind"
+    try:
+        if not cache.is_warm():
+            return None, "cache_cold"
+        return cache.top(limit, category=category, include_blocked=include_blocked), None
+    except RedisError as exc:
+        log.warning("ranking read from SQLite: Redis does not answer (%s)", exc)
+        return None, "redis_unavailable"
+
+
 def ranked_view(
     db: Database,
     cache: RankingCache | None,
@@ -192,23 +212,10 @@ def ranked_view(
 ) -> RankedView:
     """The ranking from Redis while it is current; from SQLite when Redis is unset, down,
     cold (restarted empty), or further behind the outbox than `max_lag`."""
-
-    def fallback(reason: str) -> RankedView:
+    snapshots, reason = _hot_top(db, cache, max_lag, limit, category, include_blocked)
+    if snapshots is None:
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
         return RankedView(items, "sqlite", reason, len(items))
-
-    if cache is None:
-        return fallback("no_redis")
-    oldest = outbox.oldest_unapplied(db.connection())
-    if oldest is not None and utcnow() - parse_ts(oldest) > max_lag:
-        return fallback("cache_behind")
-    try:
-        if not cache.is_warm():
-            return fallback("cache_cold")
-        snapshots = cache.top(limit, category=category, include_blocked=include_blocked)
-    except RedisError as exc:
-        log.warning("ranking read from SQLite: Redis does not answer (%s)", exc)
-        return fallback("redis_unavailable")
     with db.read() as conn:
         records = goal_table.fetch_many(conn, [s["id"] for s in snapshots])
     items = []
@@ -221,3 +228,20 @@ def ranked_view(
         ranked = Ranked(s["id"], s["score"], s["raw"], s["blocked"])
         items.append(RankedGoal(from_record(record), ranked))
     return RankedView(items, "redis", read=len(snapshots))
+
+
+def ranked_candidates(
+    db: Database, cache: RankingCache | None, *, max_lag: timedelta, limit: int
+) -> tuple[list[tuple[str, int]], bool]:
+    """(goal id, version) of the best `limit` selectable goals, in ranking order, for
+    selection, and whether more lie beyond: from Redis without reading the goals (the
+    selector re-reads the one it starts), or from SQLite when Redis cannot be trusted."""
+    snapshots, _ = _hot_top(db, cache, max_lag, limit, None, False)
+    if snapshots is None or cache is None:
+        found = [(r.goal.id, r.goal.version) for r in prioritized(db, limit=limit)]
+        return found, len(found) >= limit
+    try:
+        more = cache.ranked_count() > limit  # top() drops entries unplaced meanwhile
+    except RedisError:
+        more = len(snapshots) >= limit
+    return [(s["id"], s["version"]) for s in snapshots], more

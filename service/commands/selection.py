@@ -30,7 +30,7 @@ from service.cache.claims import Claims
 from service.cache.ranking import RankingCache
 from service.commands.base import Context, record_event, utcnow
 from service.commands.goals import record_block
-from service.commands.ranking import ranked_view, ranking_inputs
+from service.commands.ranking import ranked_candidates, ranking_inputs
 from service.commands.vetting import Vetting
 from service.domain.errors import GoalNotFound, GoalStoreError, IllegalTransition
 from service.domain.goal import Goal, GoalState, from_record, record_changes, to_record, transition
@@ -106,55 +106,49 @@ def select_goal(sel: Selector, ctx: Context) -> Selection:
     if not sel.flags.in_canary(ctx.trace.trace_id):
         return Selection("not_in_canary")
     skipped: list[tuple[str, str]] = []
+    tried: set[tuple[str, int]] = set()
     limit = sel.candidates
     while True:
-        view = ranked_view(sel.db, sel.cache, max_lag=sel.max_lag, limit=limit)
-        tried = {goal_id for goal_id, _ in skipped}
-        for item in view.items:
-            if item.goal.id in tried:
+        candidates, more = ranked_candidates(sel.db, sel.cache, max_lag=sel.max_lag, limit=limit)
+        for candidate in candidates:
+            if candidate in tried:
                 continue
-            outcome = _try(sel, ctx, item.goal, skipped)
+            tried.add(candidate)
+            outcome = _try(sel, ctx, *candidate, skipped)
             if outcome is not None:
                 if outcome.mode == "emitted":
                     SELECT_LATENCY.observe(time.perf_counter() - started)
                 return replace(outcome, skipped=tuple(skipped))
-        if view.read < limit or limit >= 1024:
+        if not more or limit >= 1024:
             return Selection("empty", skipped=tuple(skipped))
-        limit *= 4  # everything seen was claimed or blocked: look further down
+        limit *= 4  # everything seen was claimed, blocked or moved on: look further down
 
 
 def _try(
-    sel: Selector, ctx: Context, goal: Goal, skipped: list[tuple[str, str]]
+    sel: Selector, ctx: Context, goal_id: str, version: int, skipped: list[tuple[str, str]]
 ) -> Selection | None:
     if sel.flags.shadow:
-        verdict = _vet_now(sel, goal)
-        if not verdict.allowed:
-            skipped.append((goal.id, "blocked"))
-            return None
-        GOAL_SELECTED.labels(mode="shadow").inc()
-        log.info("shadow selection: would hand goal %s (version %s) to the scheduler",
-                 goal.id, goal.version)  # fmt: skip
-        return Selection("shadow", goal)
+        return _shadow(sel, goal_id, version, skipped)
     claims = sel.claims
-    token = claims.claim(goal.id, goal.version) if claims is not None else "-"
+    token = claims.claim(goal_id, version) if claims is not None else "-"
     if token is None:
-        skipped.append((goal.id, "claimed"))
+        skipped.append((goal_id, "claimed"))
         return None
 
     def release() -> None:
         if claims is not None:
-            claims.release(goal.id, goal.version, token)
+            claims.release(goal_id, version, token)
 
     try:
-        started, task = start_goal(sel.db, ctx, goal, sel.vetting)
+        started, task = start_goal(sel.db, ctx, goal_id, version, sel.vetting)
     except GoalBlocked as blocked:
         release()
         record_block(sel.db, ctx, blocked, "select")
-        skipped.append((goal.id, "blocked"))
+        skipped.append((goal_id, "blocked"))
         return None
     except (GoalNotFound, IllegalTransition, _Moved):
         release()  # deleted, or moved on since the ranking was read
-        skipped.append((goal.id, "changed"))
+        skipped.append((goal_id, "changed"))
         return None
     except BaseException:
         release()
@@ -173,10 +167,30 @@ def _try(
     return Selection("emitted", started, task)
 
 
-def _vet_now(sel: Selector, goal: Goal) -> Verdict:
+def _shadow(
+    sel: Selector, goal_id: str, version: int, skipped: list[tuple[str, str]]
+) -> Selection | None:
+    """What selection would pick: vetted like the real thing, nothing claimed or written."""
     with sel.db.read() as conn:
-        consistency = sel.vetting.consult(goal, belief_table.listing(conn))
-        return _verdict(conn, sel.vetting, goal, consistency, utcnow())
+        record = goal_table.fetch(conn, goal_id)
+        beliefs = belief_table.listing(conn)
+    if record is None or record["deleted_at"] or record["version"] != version:
+        skipped.append((goal_id, "changed"))
+        return None
+    goal = from_record(record)
+    if goal.state != GoalState.ADOPTED:
+        skipped.append((goal_id, "changed"))
+        return None
+    consistency = sel.vetting.consult(goal, beliefs)
+    with sel.db.read() as conn:
+        verdict = _verdict(conn, sel.vetting, goal, consistency, utcnow())
+    if not verdict.allowed:
+        skipped.append((goal_id, "blocked"))
+        return None
+    GOAL_SELECTED.labels(mode="shadow").inc()
+    log.info("shadow selection: would hand goal %s (version %s) to the scheduler",
+             goal.id, goal.version)  # fmt: skip
+    return Selection("shadow", goal)
 
 
 def _verdict(
@@ -199,19 +213,26 @@ class _Moved(GoalStoreError):
     """The goal's version is not the one the ranking showed: another selector won."""
 
 
-def start_goal(db: Database, ctx: Context, seen: Goal, vetting: Vetting) -> tuple[Goal, Task]:
-    """Re-vet `seen` and move it adopted -> executing at its version, with its task, the
+def start_goal(
+    db: Database, ctx: Context, goal_id: str, version: int, vetting: Vetting
+) -> tuple[Goal, Task]:
+    """Re-vet the goal and move it adopted -> executing at `version`, with its task, the
     ledger event and the outbox row: one transaction."""
     with db.read() as conn:
+        seen = goal_table.fetch(conn, goal_id)
         beliefs = belief_table.listing(conn)
-    consistency = vetting.consult(seen, beliefs)  # outside the transaction: may be HTTP
+    if seen is None or seen["deleted_at"] is not None:
+        raise GoalNotFound(goal_id)
+    if seen["version"] != version:
+        raise _Moved()
+    consistency = vetting.consult(from_record(seen), beliefs)  # may be HTTP: no transaction
     with db.write() as conn:
         now = ctx.clock()
-        record = goal_table.fetch(conn, seen.id)
+        record = goal_table.fetch(conn, goal_id)
         if record is None or record["deleted_at"] is not None:
-            raise GoalNotFound(seen.id)
+            raise GoalNotFound(goal_id)
         goal = from_record(record)
-        if goal.version != seen.version:
+        if goal.version != version:
             raise _Moved()
         if goal.state != GoalState.ADOPTED:
             raise IllegalTransition(goal.id, goal.state.value, "start")
