@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.middleware import replaying
 from service.auth import authenticate
 from service.runtime import Services
 
@@ -73,7 +74,7 @@ class IdempotencyMiddleware:
         if not first:
             await self._answer_repeat(scope, send, held, fingerprint)
             return
-        await self._run_and_keep(scope, body, send, name, fingerprint)
+        await self._run_and_keep(scope, replaying(body, receive), send, name, fingerprint)
 
     def _actor(self, headers: dict[bytes, bytes]) -> str:
         keys = self.services.api_keys
@@ -102,19 +103,11 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": record["body"].encode()})
 
     async def _run_and_keep(
-        self, scope: Scope, body: bytes, send: Send, name: str, fingerprint: str
+        self, scope: Scope, receive: Receive, send: Send, name: str, fingerprint: str
     ) -> None:
         status = 500
         kept: list[tuple[str, str]] = []
         parts: list[bytes] = []
-        delivered = False
-
-        async def receive_body() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -130,7 +123,7 @@ class IdempotencyMiddleware:
         redis = self.services.redis
         assert redis is not None
         try:
-            await self.app(scope, receive_body, capture)
+            await self.app(scope, receive, capture)
         finally:
             try:
                 if status >= 500:

@@ -20,6 +20,21 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("goalstore.access")
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive() that hands the app an already-read body once, then the real channel
+    (so the app still hears a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over `max_bytes` with 413, reading at most `max_bytes` of them.
 
@@ -53,17 +68,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = orjson.dumps(
