@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.commands.base import MAX_PAGE, Change, Context, record_event
+from service.commands.outcomes import selection_outcome
 from service.commands.vetting import Vetting
 from service.domain.errors import (
     FieldError,
@@ -29,10 +30,12 @@ from service.domain.goal import (
     transition,
 )
 from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.tasks import attempts
 from service.domain.vetting import GoalBlocked
 from service.metrics import GOALS_ADOPTED, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
+from service.store import tasks as task_table
 from service.store.db import Database
 
 
@@ -115,6 +118,7 @@ def _mutate(
     change: Callable[[Goal, datetime], Goal],
     already_done: Callable[[Goal], bool] = lambda goal: False,
     extra_checks: Callable[[sqlite3.Connection, Goal], None] | None = None,
+    then: Callable[[sqlite3.Connection, Goal, datetime], None] | None = None,
 ) -> Change:
     """Load, check the version, change, write row + event + outbox: the shape of every mutation.
 
@@ -152,6 +156,8 @@ def _mutate(
                 conn, ctx, now, event_type, goal_id,
                 {"action": action, "from_version": goal.version, "set": changes},
             )  # fmt: skip
+            if then is not None:  # what the change leads to, in the same transaction
+                then(conn, changed, now)
             return Change(changed, changed=True)
     # Raised outside the transaction, so the conflict event above is committed.
     raise conflict
@@ -182,7 +188,11 @@ def update_goal(
     )  # fmt: skip
 
 
-def _lifecycle(action: str, event_type: str) -> Callable[..., Change]:
+def _lifecycle(
+    action: str,
+    event_type: str,
+    then: Callable[[sqlite3.Connection, Goal, datetime], None] | None = None,
+) -> Callable[..., Change]:
     target = target_state(action)
 
     def command(
@@ -194,6 +204,7 @@ def _lifecycle(action: str, event_type: str) -> Callable[..., Change]:
             event_type=event_type,
             change=lambda goal, now: transition(goal, action, now),
             already_done=lambda goal: goal.state == target and not goal.is_deleted,
+            then=then,
         )  # fmt: skip
 
     command.__name__ = f"{action}_goal"
@@ -201,7 +212,22 @@ def _lifecycle(action: str, event_type: str) -> Callable[..., Change]:
     return command
 
 
-abandon_goal = _lifecycle("abandon", "goal_abandoned")
+def _abandoned(ctx: Context) -> Callable[[sqlite3.Connection, Goal, datetime], None]:
+    def outcome(conn: sqlite3.Connection, goal: Goal, now: datetime) -> None:
+        tasks = task_table.for_goal(conn, goal.id)
+        if attempts(tasks):  # it was executed: the selection led nowhere
+            selection_outcome(conn, ctx, now, goal, tasks, satisfied=False)
+
+    return outcome
+
+
+def abandon_goal(
+    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
+) -> Change:
+    """Move a goal to abandoned; repeating it changes nothing. Abandoning a goal that was
+    executed records an outcome for the goal_selected decision."""
+    command = _lifecycle("abandon", "goal_abandoned", then=_abandoned(ctx))
+    return command(db, ctx, goal_id, expected_version)
 
 
 def adopt_goal(

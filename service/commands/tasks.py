@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from service.commands.base import Context, record_event
-from service.commands.decisions import add_outcome
-from service.domain.decisions import GOAL_SELECTED
+from service.commands.outcomes import selection_outcome
 from service.domain.errors import (
     FieldError,
     GoalNotFound,
@@ -31,7 +30,6 @@ from service.domain.tasks import (
     Task,
     TaskNotFound,
     TaskState,
-    attempts,
     failed_attempts,
     gate,
     report,
@@ -162,21 +160,7 @@ def _after_failed_attempt(
         return
     abandoned = _move(conn, ctx, now, goal, "abandon", "goal_abandoned",
                       {"reason": "attempts_exhausted", "failed_attempts": failed})  # fmt: skip
-    _selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
-
-
-def _selection_outcome(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, tasks: list[Task],
-    *, satisfied: bool,
-) -> None:  # fmt: skip
-    """What the selection of this goal led to, for the goal_selected decision."""
-    made = attempts(tasks)
-    verified = sum(t.state == TaskState.VERIFIED for t in made)
-    metrics = {
-        "goal_satisfaction": 1.0 if satisfied else 0.0,
-        "task_completion_rate": verified / len(made) if made else 0.0,
-    }
-    add_outcome(conn, ctx, now, GOAL_SELECTED, goal.id, metrics)
+    selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
 
 
 def satisfy_goal(
@@ -211,7 +195,7 @@ def satisfy_goal(
             assert typed is not None
             satisfied = _move(conn, ctx, now, goal, "satisfy", "goal_satisfied",
                               {"result": typed.model_dump(mode="json")})  # fmt: skip
-            _selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
+            selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
             return satisfied
     # Raised after the commit, so the GoalFailure stays in the goal's history.
     assert failure is not None

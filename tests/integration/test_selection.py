@@ -395,3 +395,21 @@ def test_the_canary_lets_a_share_of_selections_through(tmp_path: Path) -> None:
     assert not any(Flags(True, False, 0).in_canary(t) for t in traces)
     assert all(Flags(True, False, 100).in_canary(t) for t in traces)
     assert [half.in_canary(t) for t in traces] == [half.in_canary(t) for t in traces]
+
+
+def test_abandoning_an_executed_goal_records_an_outcome(services: Services) -> None:
+    """An executed goal abandoned by hand: goal_satisfaction 0; a goal never executed
+    records none."""
+    ctx = make_context()
+    never = adopted(services, ctx, value=0.1)
+    goal_id, task_id = select(services, ctx)
+    commands.report_task(services.db, ctx, task_id, TaskState.SUCCEEDED, evidence="log")
+    commands.review_task(services.db, ctx, goal_id, task_id, "verify")
+
+    commands.abandon_goal(services.db, ctx, goal_id)
+    commands.abandon_goal(services.db, ctx, never)
+
+    [outcome] = commands.list_outcomes(services.db, "goal_selected")
+    assert (goal_id, {"goal_satisfaction": 0.0, "task_completion_rate": 1.0}) == (
+        outcome["goal_id"], outcome["metrics"]
+    )  # fmt: skip
