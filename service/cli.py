@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +172,16 @@ def cmd_goals_update(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
-def _state_command(action: Callable[..., commands.Change]) -> Callable[..., int]:
+Command = Callable[..., commands.Change]
+
+
+def _state_command(pick: Callable[[Services], Command]) -> Callable[..., int]:
+    """`pick` chooses the command with the services at hand (adopt: the configured
+    checker and threshold, as the API uses them)."""
+
     def run(args: argparse.Namespace, services: Services) -> int:
-        change = action(services.db, _ctx(args), args.goal_id, args.expected_version)
-        emit(_goal(change.goal) | {"changed": change.changed})
+        change = pick(services)(services.db, _ctx(args), args.goal_id, args.expected_version)
+        emit(_goal(change.goal) | {"changed": change.changed, "warnings": list(change.warnings)})
         return EXIT_OK
 
     return run
@@ -288,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--expected-version", type=int, required=True)
     update.set_defaults(run=cmd_goals_update)
     for name, action in (
-        ("adopt", commands.adopt_goal),
-        ("abandon", commands.abandon_goal),
-        ("delete", commands.delete_goal),
+        ("adopt", lambda services: partial(commands.adopt_goal, vetting=services.vetting)),
+        ("abandon", lambda services: commands.abandon_goal),
+        ("delete", lambda services: commands.delete_goal),
     ):
         state = goals.add_parser(name, help=f"{name} a goal")
         state.add_argument("goal_id")
