@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from service.commands.base import MAX_PAGE, Change, Context, record_event
 from service.commands.outcomes import selection_outcome
@@ -150,17 +151,34 @@ def _mutate(
                 return Change(goal, changed=False)
             if extra_checks is not None:
                 extra_checks(conn, changed)
-            changes = record_changes(before, to_record(changed))
-            goal_table.update(conn, goal_id, changes, goal.version)
-            record_event(
-                conn, ctx, now, event_type, goal_id,
-                {"action": action, "from_version": goal.version, "set": changes},
-            )  # fmt: skip
+            save_change(conn, ctx, now, goal, changed, action, event_type)
             if then is not None:  # what the change leads to, in the same transaction
                 then(conn, changed, now)
             return Change(changed, changed=True)
     # Raised outside the transaction, so the conflict event above is committed.
     raise conflict
+
+
+def save_change(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, changed: Goal,
+    action: str, event_type: str, extra: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """Write a goal's change inside the caller's transaction: the row (at the version it
+    had), the ledger event with the changed fields, and the outbox row."""
+    changes = record_changes(to_record(goal), to_record(changed))
+    goal_table.update(conn, goal.id, changes, goal.version)
+    payload = {"action": action, "from_version": goal.version, "set": changes, **(extra or {})}
+    record_event(conn, ctx, now, event_type, goal.id, payload)
+
+
+def move_goal(
+    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, action: str,
+    event_type: str, extra: dict[str, Any] | None = None,
+) -> Goal:  # fmt: skip
+    """One lifecycle step (`transition`) written by save_change."""
+    moved = transition(goal, action, now)
+    save_change(conn, ctx, now, goal, moved, action, event_type, extra)
+    return moved
 
 
 def update_goal(

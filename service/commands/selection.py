@@ -28,12 +28,12 @@ from typing import Any, Protocol
 
 from service.cache.claims import Claims
 from service.cache.ranking import RankingCache
-from service.commands.base import Context, record_event, utcnow
-from service.commands.goals import record_block
+from service.commands.base import Context, utcnow
+from service.commands.goals import move_goal, record_block
 from service.commands.ranking import ranked_candidates, ranking_inputs
 from service.commands.vetting import Vetting
 from service.domain.errors import GoalNotFound, GoalStoreError, IllegalTransition
-from service.domain.goal import Goal, GoalState, from_record, record_changes, to_record, transition
+from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import explain
 from service.domain.tasks import NOT_EMITTED, Task, TaskState
 from service.domain.vetting import Block, Consistency, GoalBlocked, Verdict
@@ -199,6 +199,8 @@ def _verdict(
 ) -> Verdict:  # fmt: skip
     """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
     verdict = vetting.verdict(conn, goal, consistency, now)
+    if not goal.depends_on:  # the ranking inputs are read only when they can matter
+        return verdict
     unmet = tuple(
         b.ref for b in explain(goal, ranking_inputs(conn, now)).blocked_by
         if b.reason == "dependency_unsatisfied"
@@ -239,9 +241,6 @@ def start_goal(
         verdict = _verdict(conn, vetting, goal, consistency, now)
         if not verdict.allowed:
             raise GoalBlocked(goal.id, verdict)
-        started = transition(goal, "start", now)
-        changes = record_changes(record, to_record(started))
-        goal_table.update(conn, goal.id, changes, goal.version)
         task_table.supersede_failed(conn, goal.id)
         attempt = 1 + len(task_table.for_goal(conn, goal.id))
         span = ctx.trace.child()
@@ -250,12 +249,9 @@ def start_goal(
             attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
             span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
         )  # fmt: skip
+        started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
+                            {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
         task_table.insert(conn, task)
-        record_event(
-            conn, ctx, now, "goal_selected_for_execution", goal.id,
-            {"action": "start", "from_version": goal.version, "set": changes,
-             "task": {"task_id": task.task_id, "attempt": attempt}},
-        )  # fmt: skip
     return started, task
 
 
@@ -269,14 +265,8 @@ def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
             return
         goal = from_record(record)
         if goal.state == GoalState.EXECUTING:
-            back = transition(goal, "retry", now)
-            changes = record_changes(record, to_record(back))
-            goal_table.update(conn, goal.id, changes, goal.version)
-            record_event(
-                conn, ctx, now, "goal_retried", goal.id,
-                {"action": "retry", "from_version": goal.version, "set": changes,
-                 "task": {"task_id": task.task_id, "reason": reason}},
-            )  # fmt: skip
+            move_goal(conn, ctx, now, goal, "retry", "goal_retried",
+                      {"task": {"task_id": task.task_id, "reason": reason}})  # fmt: skip
         failed = replace(task, state=TaskState.FAILED, reason=reason, superseded=True,
                          updated_at=now)  # fmt: skip
         task_table.save(conn, failed)

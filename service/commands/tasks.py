@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from service.commands.base import Context, record_event
+from service.commands.goals import move_goal
 from service.commands.outcomes import selection_outcome
 from service.domain.errors import (
     FieldError,
@@ -22,7 +23,7 @@ from service.domain.errors import (
     IllegalTransition,
     VersionConflict,
 )
-from service.domain.goal import Goal, GoalState, from_record, record_changes, to_record, transition
+from service.domain.goal import Goal, GoalState, from_record
 from service.domain.goal_types import validate_result
 from service.domain.tasks import (
     OPEN,
@@ -77,19 +78,6 @@ def _task_of(conn: sqlite3.Connection, goal_id: str | None, task_id: str) -> Tas
     if task is None or (goal_id is not None and task.goal_id != goal_id):
         raise TaskNotFound(task_id)
     return task
-
-
-def _move(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, action: str,
-    event_type: str, extra: dict[str, Any],
-) -> Goal:  # fmt: skip
-    """One lifecycle step inside the caller's transaction: row, ledger event, outbox."""
-    moved = transition(goal, action, now)
-    changes = record_changes(to_record(goal), to_record(moved))
-    goal_table.update(conn, goal.id, changes, goal.version)
-    payload = {"action": action, "from_version": goal.version, "set": changes, **extra}
-    record_event(conn, ctx, now, event_type, goal.id, payload)
-    return moved
 
 
 def _goal(conn: sqlite3.Connection, goal_id: str) -> Goal:
@@ -155,10 +143,10 @@ def _after_failed_attempt(
         return  # another attempt is still under way
     failed = failed_attempts(tasks)
     if failed < max_attempts:
-        _move(conn, ctx, now, goal, "retry", "goal_retried",
+        move_goal(conn, ctx, now, goal, "retry", "goal_retried",
               {"failed_attempts": failed, "max_attempts": max_attempts})  # fmt: skip
         return
-    abandoned = _move(conn, ctx, now, goal, "abandon", "goal_abandoned",
+    abandoned = move_goal(conn, ctx, now, goal, "abandon", "goal_abandoned",
                       {"reason": "attempts_exhausted", "failed_attempts": failed})  # fmt: skip
     selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
 
@@ -193,7 +181,7 @@ def satisfy_goal(
             )  # fmt: skip
         else:
             assert typed is not None
-            satisfied = _move(conn, ctx, now, goal, "satisfy", "goal_satisfied",
+            satisfied = move_goal(conn, ctx, now, goal, "satisfy", "goal_satisfied",
                               {"result": typed.model_dump(mode="json")})  # fmt: skip
             selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
             return satisfied
