@@ -1,30 +1,235 @@
-"""Counters of what the commands do, under the seed's names (DESIGN §10).
+"""What GoalStore counts and times, and where those figures live (README: Metrics).
 
-The `/metrics` endpoint and how the workers' counts reach it are issue 5's; these
-are counted where the rule runs, so every entry point (API, CLI, workers) counts.
+Every process counts: the API, the CLI, the events worker, the selectors and the
+scheduler's executor (RQ may fork a process per job). So counts and latencies are
+kept in Redis, in one hash (`goalstore:metrics`) whose fields read like the
+Prometheus samples they become, and the web process's `/metrics` exposes them
+(service/api/metrics.py). The same figures are then seen from every process and
+every host, with no shared directory and no scrape target per worker. If Redis
+loses its data the counters start again from zero, which Prometheus takes as a
+counter reset; figures that must be exact (how many goals, in which state) are
+read from SQLite at scrape time instead of being counted.
+
+Counting never fails the command that counts: without Redis an increment is
+kept in the process and sent with the next one that gets through.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
 
-GOALS_ADOPTED = Counter("goals_adopted", "Goals adopted.")
-GOAL_BLOCKED_BY_BELIEF = Counter(
-    "goal_blocked_by_belief",
-    "Adoptions or selections refused by vetting, per belief involved ('-' for none).",
-    ["belief_id"],
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One metric family: `name` is the family name (a counter's samples add `_total`)."""
+
+    name: str
+    kind: Literal["counter", "histogram", "gauge"]
+    help: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def samples(self) -> tuple[str, ...]:
+        if self.kind == "counter":
+            return (f"{self.name}_total",)
+        if self.kind == "histogram":
+            return tuple(f"{self.name}_{part}" for part in ("bucket", "sum", "count"))
+        return (self.name,)
+
+
+# --- counted by the commands, kept in Redis -------------------------------------------
+
+GOALS_ADOPTED = Spec("goals_adopted", "counter", "Goals adopted.")
+GOAL_SELECTED = Spec(
+    "goal_selected", "counter", "Goals handed to the scheduler (one task job emitted each)."
 )
-GOAL_SELECTED = Counter(
-    "goal_selected",
-    "Selections: emitted (a task reached the scheduler queue), shadow (counted, not emitted).",
-    ["mode"],
-)
-SELECT_LATENCY = Histogram(
-    "goal_select_latency_seconds", "Time to select and emit one goal.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+GOAL_SELECTED_SHADOW = Spec(
+    "goal_selected_shadow", "counter",
+    "Would-be selections while GOAL_SHADOW is on (counted and logged, nothing emitted).",
 )  # fmt: skip
+GOAL_BLOCKED_BY_BELIEF = Spec(
+    "goal_blocked_by_belief", "counter",
+    "Adoptions or selections refused by vetting, per belief involved ('-': a reason with "
+    "no belief, such as a passed deadline).",
+    ("belief_id",),
+)  # fmt: skip
+EVENTS_APPLIED = Spec(
+    "goalstore_events_applied", "counter", "Change events the events worker applied to Redis."
+)
+TASKS_FINISHED = Spec(
+    "goalstore_tasks_finished", "counter",
+    "Task reports that ended an attempt (succeeded or failed), from executors and the sweeper.",
+    ("state",),
+)  # fmt: skip
+PRIORITIZE_LATENCY = Spec(
+    "goal_prioritize_latency_seconds", "histogram",
+    "Time to score and order one batch of goals (a worker batch, a refresh chunk, a "
+    "ranking computed from SQLite).",
+)  # fmt: skip
+SELECT_LATENCY = Spec(
+    "goal_select_latency_seconds", "histogram", "Time to select and emit one goal."
+)
+ADOPT_LATENCY = Spec(
+    "goal_adopt_latency_seconds", "histogram", "Time to vet and adopt one goal (successful)."
+)
+
+RECORDED = (
+    GOALS_ADOPTED, GOAL_SELECTED, GOAL_SELECTED_SHADOW, GOAL_BLOCKED_BY_BELIEF,
+    EVENTS_APPLIED, TASKS_FINISHED, PRIORITIZE_LATENCY, SELECT_LATENCY, ADOPT_LATENCY,
+)  # fmt: skip
+
+# --- read at scrape time from SQLite and Redis (service/api/metrics.py) ----------------
+
+GOALS_TOTAL = Spec(
+    "goals_total", "gauge", "Goals in the store (deleted ones excluded).", ("category", "state")
+)
+GOALS_BY_STATE = Spec("goals_by_state", "gauge", "Goals per state (deleted excluded).", ("state",))
+TASKS = Spec("goalstore_tasks", "gauge", "Tasks per state, from the store.", ("state",))
+QUEUE_DEPTH = Spec("goalstore_queue_depth", "gauge", "Jobs waiting in an RQ queue.", ("queue",))
+OUTBOX_PENDING = Spec(
+    "goalstore_outbox_pending", "gauge", "Change events not yet applied to the ranking cache."
+)
+OUTBOX_LAG = Spec(
+    "goalstore_outbox_lag_seconds", "gauge",
+    "Age of the oldest change event not yet applied to the ranking cache (0: none).",
+)  # fmt: skip
+CACHE_WARM = Spec(
+    "goalstore_cache_warm", "gauge", "1 when Redis holds a rebuilt ranking, 0 when it is empty."
+)
+CACHE_STALENESS = Spec(
+    "goalstore_cache_staleness_seconds", "gauge",
+    "Time since the cached scores were last brought up to the clock (urgency refresh).",
+)  # fmt: skip
+REDIS_UP = Spec("goalstore_redis_up", "gauge", "1 when Redis answered this scrape.")
+
+READ = (
+    GOALS_TOTAL, GOALS_BY_STATE, TASKS, QUEUE_DEPTH, OUTBOX_PENDING, OUTBOX_LAG,
+    CACHE_WARM, CACHE_STALENESS, REDIS_UP,
+)  # fmt: skip
+
+SPECS = RECORDED + READ
+SAMPLE_NAMES = frozenset(sample for spec in SPECS for sample in spec.samples)
+
+
+# --- the recorder ---------------------------------------------------------------------
+
+
+def sample_key(name: str, labels: Mapping[str, str]) -> str:
+    """The Redis hash field of one sample, written as Prometheus writes it."""
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_sample_key(key: str) -> tuple[str, dict[str, str]] | None:
+    """sample_key() read back; None for a field that is not one."""
+    match = _SAMPLE.match(key)
+    if match is None:
+        return None
+    labels = {k: _unescape(v) for k, v in _LABEL.findall(match["labels"] or "")}
+    return match["name"], labels
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
+
+
+class Recorder:
+    """Adds to the counts in Redis (see the module docstring); one per process."""
+
+    def __init__(self) -> None:
+        self._redis: Redis | None = None
+        self.key = "goalstore:metrics"
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def bind(self, redis: Redis | None, key: str) -> None:
+        """Where the counts go from now on (build_services calls it). Counts still
+        waiting for the previous Redis are dropped: they belong to that one."""
+        with self._lock:
+            self._redis, self.key, self._pending = redis, key, {}
+
+    def inc(self, spec: Spec, by: float = 1, **labels: str) -> None:
+        assert spec.kind == "counter", spec
+        self._add({sample_key(f"{spec.name}_total", labels): by})
+
+    def observe(self, spec: Spec, seconds: float, **labels: str) -> None:
+        assert spec.kind == "histogram", spec
+        adds = {
+            sample_key(f"{spec.name}_bucket", {**labels, "le": le_text(bound)}): 1.0
+            for bound in (*LATENCY_BUCKETS, float("inf"))
+            if seconds <= bound
+        }
+        adds[sample_key(f"{spec.name}_sum", labels)] = seconds
+        adds[sample_key(f"{spec.name}_count", labels)] = 1.0
+        self._add(adds)
+
+    @contextmanager
+    def timed(self, spec: Spec) -> Iterator[None]:
+        """Observe how long the block took, when it finishes without an exception."""
+        started = time.perf_counter()
+        yield
+        self.observe(spec, time.perf_counter() - started)
+
+    def read(self) -> dict[str, float]:
+        """Every sample counted so far, by sample key (raises RedisError without Redis)."""
+        with self._lock:
+            redis, key, pending = self._redis, self.key, dict(self._pending)
+        if redis is None:
+            return pending
+        raw: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    def _add(self, adds: Mapping[str, float]) -> None:
+        with self._lock:
+            for field, by in adds.items():
+                self._pending[field] = self._pending.get(field, 0.0) + by
+            redis, key = self._redis, self.key
+            if redis is None:
+                return
+            batch, self._pending = self._pending, {}
+        try:
+            pipe = redis.pipeline(transaction=True)  # a scrape sees a histogram whole
+            for field, by in batch.items():
+                pipe.hincrbyfloat(key, field, by)
+            pipe.execute()
+        except RedisError as exc:
+            log.debug("metrics kept in the process until Redis answers: %s", exc)
+            with self._lock:
+                for field, by in batch.items():
+                    self._pending[field] = self._pending.get(field, 0.0) + by
+
+
+def le_text(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+RECORDER = Recorder()
 
 
 def count_block(belief_ids: list[str]) -> None:
     for belief_id in belief_ids or ["-"]:
-        GOAL_BLOCKED_BY_BELIEF.labels(belief_id=belief_id).inc()
+        RECORDER.inc(GOAL_BLOCKED_BY_BELIEF, belief_id=belief_id)

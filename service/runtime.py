@@ -18,6 +18,7 @@ from service.commands.selection import Flags, Selector
 from service.commands.vetting import Vetting
 from service.config import Settings
 from service.domain.vetting import BeliefConsistencyChecker, BuiltinChecker
+from service.metrics import RECORDER
 from service.store.db import Database
 
 
@@ -27,6 +28,9 @@ class Services:
     db: Database
     api_keys: list[ApiKey]
     redis: Redis | None = None
+
+    def __post_init__(self) -> None:
+        RECORDER.bind(self.redis, self.keys.metrics)
 
     @cached_property
     def cache(self) -> RankingCache | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 
 from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.idempotency import IdempotencyMiddleware
+from service.api.metrics import registry_for
+from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, trace_middleware
 from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
@@ -19,7 +22,14 @@ from service.store.migrate import migrate
 log = logging.getLogger(__name__)
 
 
-def create_app(services: Services) -> FastAPI:
+class Background(Protocol):
+    """Work that lives as long as the app (the embedded mode's workers)."""
+
+    def start(self) -> object: ...
+    def stop(self) -> None: ...
+
+
+def create_app(services: Services, *, background: Background | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         applied = migrate(services.db)
@@ -30,7 +40,11 @@ def create_app(services: Services) -> FastAPI:
                 "GOALSTORE_API_KEYS is unset: serving WITHOUT authentication; "
                 "every request acts as 'anonymous'"
             )
+        if background is not None:
+            background.start()
         yield
+        if background is not None:
+            background.stop()
         services.close()
 
     app = FastAPI(
@@ -40,11 +54,13 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.metrics_registry = registry_for(services)
     install_error_handlers(app)
     app.middleware("http")(trace_middleware)
     app.add_middleware(IdempotencyMiddleware, services=services)  # inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.include_router(meta.router)
+    app.include_router(metrics_router)
     app.include_router(goals.router)
     app.include_router(tasks.router)
     app.include_router(beliefs.router)

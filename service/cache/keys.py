@@ -52,6 +52,12 @@ class Keys:
         """HASH: the ledger seq and time of the last full rebuild. Gone = Redis lost its data."""
         return f"{self.prefix}meta"
 
+    @property
+    def metrics(self) -> str:
+        """HASH of every process's counts and latency histograms, by Prometheus sample
+        (`goals_adopted_total`, `goal_select_latency_seconds_bucket{le="0.005"}`...)."""
+        return f"{self.prefix}metrics"
+
     def claim(self, goal_id: str, version: int) -> str:
         """STRING (with TTL): the selector trying to start this goal version."""
         return f"{self.prefix}claim:{goal_id}:{version}"

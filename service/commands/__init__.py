@@ -36,6 +36,7 @@ from service.commands.ledger import (
     replay_check,
     verify_ledger,
 )
+from service.commands.observe import StoreFigures, store_figures
 from service.commands.ranking import (
     RankedGoal,
     RankedView,
@@ -81,6 +82,7 @@ __all__ = [
     "SchedulerUnavailable",
     "Selection",
     "Selector",
+    "StoreFigures",
     "Vetting",
     "abandon_goal",
     "adopt_goal",
@@ -115,6 +117,7 @@ __all__ = [
     "satisfy_goal",
     "select_goal",
     "start_goal",
+    "store_figures",
     "sweep_tasks",
     "update_goal",
     "utcnow",

@@ -22,6 +22,7 @@ from service.commands.ranking import ranking_state, rebuild_cache, state_in
 from service.domain.events import EventRef, reach
 from service.domain.ranking import URGENCY_WINDOW_S
 from service.domain.timefmt import format_ts
+from service.metrics import EVENTS_APPLIED, RECORDER
 from service.store import goals as goal_table
 from service.store import outbox
 from service.store.db import Database
@@ -60,6 +61,7 @@ def apply_events(
     if not cache.is_warm():
         # Redis lost its data (or never had it): only a whole rebuild makes it right.
         summary = rebuild_cache(db, cache, now)
+        RECORDER.inc(EVENTS_APPLIED, len(events))
         return {"events": len(events), "rebuilt": True, "goals": summary["goals"]}
     plan = reach(events)
     with db.read() as conn:
@@ -80,6 +82,7 @@ def apply_events(
     pipe.execute()
     with db.write() as conn:
         outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
+    RECORDER.inc(EVENTS_APPLIED, len(events))
     return {"events": len(events), "rebuilt": False, "goals": len(state)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,7 +34,7 @@ from service.domain.goal import (
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.domain.tasks import attempts
 from service.domain.vetting import GoalBlocked
-from service.metrics import GOALS_ADOPTED, count_block
+from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
@@ -260,6 +261,7 @@ def adopt_goal(
     nothing. A block is GoalBlocked (nothing changes) and a `goal_blocked_by_belief`
     event; a checker that does not answer is CheckerUnavailable (nothing changes)."""
     vetting = vetting or Vetting()
+    started = time.perf_counter()
     with db.read() as conn:
         record = goal_table.fetch(conn, goal_id)
         beliefs = belief_table.listing(conn)
@@ -290,7 +292,8 @@ def adopt_goal(
         record_block(db, ctx, blocked, "adopt")
         raise
     if change.changed:
-        GOALS_ADOPTED.inc()
+        RECORDER.inc(GOALS_ADOPTED)
+        RECORDER.observe(ADOPT_LATENCY, time.perf_counter() - started)
     return replace(change, warnings=tuple(warnings))
 
 

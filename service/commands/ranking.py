@@ -33,6 +33,7 @@ from service.domain.ranking import (
     snapshots,
 )
 from service.domain.timefmt import format_ts, parse_ts
+from service.metrics import PRIORITIZE_LATENCY, RECORDER
 from service.store import beliefs as belief_table
 from service.store import decisions as decision_table
 from service.store import goals as goal_table
@@ -82,8 +83,9 @@ class RankingState:
 
     def snapshots(self, start: int = 0, stop: int | None = None) -> list[Snapshot]:
         """The snapshots of the goals of rows[start:stop], scored together."""
-        goals = [_goal_of(row) for row in self.rows[start:stop]]
-        return snapshots(goals, self.inputs, self.seq)
+        with RECORDER.timed(PRIORITIZE_LATENCY):
+            goals = [_goal_of(row) for row in self.rows[start:stop]]
+            return snapshots(goals, self.inputs, self.seq)
 
 
 def ranking_state(
@@ -167,8 +169,9 @@ def prioritized(
             record["id"]: from_record(record)
             for record in goal_table.live_in_state(conn, GoalState.ADOPTED.value, category)
         }
-    ranked = rank([features(goal) for goal in goals.values()], inputs)
-    return [RankedGoal(goals[r.goal_id], r) for r in ranked.top(limit, include_blocked)]
+    with RECORDER.timed(PRIORITIZE_LATENCY):
+        top = rank([features(goal) for goal in goals.values()], inputs).top(limit, include_blocked)
+    return [RankedGoal(goals[r.goal_id], r) for r in top]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import explain
 from service.domain.tasks import NOT_EMITTED, Task, TaskState
 from service.domain.vetting import Block, Consistency, GoalBlocked, Verdict
-from service.metrics import GOAL_SELECTED, SELECT_LATENCY
+from service.metrics import GOAL_SELECTED, GOAL_SELECTED_SHADOW, RECORDER, SELECT_LATENCY
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
@@ -117,7 +117,7 @@ def select_goal(sel: Selector, ctx: Context) -> Selection:
             outcome = _try(sel, ctx, *candidate, skipped)
             if outcome is not None:
                 if outcome.mode == "emitted":
-                    SELECT_LATENCY.observe(time.perf_counter() - started)
+                    RECORDER.observe(SELECT_LATENCY, time.perf_counter() - started)
                 return replace(outcome, skipped=tuple(skipped))
         if not more or limit >= 1024:
             return Selection("empty", skipped=tuple(skipped))
@@ -163,7 +163,7 @@ def _try(
         if isinstance(exc, SchedulerUnavailable):
             raise
         raise SchedulerUnavailable(str(exc)) from exc
-    GOAL_SELECTED.labels(mode="emitted").inc()
+    RECORDER.inc(GOAL_SELECTED)
     return Selection("emitted", started, task)
 
 
@@ -187,7 +187,7 @@ def _shadow(
     if not verdict.allowed:
         skipped.append((goal_id, "blocked"))
         return None
-    GOAL_SELECTED.labels(mode="shadow").inc()
+    RECORDER.inc(GOAL_SELECTED_SHADOW)
     log.info("shadow selection: would hand goal %s (version %s) to the scheduler",
              goal.id, goal.version)  # fmt: skip
     return Selection("shadow", goal)

@@ -37,6 +37,7 @@ from service.domain.tasks import (
     review,
 )
 from service.domain.timefmt import format_ts
+from service.metrics import RECORDER, TASKS_FINISHED
 from service.store import goals as goal_table
 from service.store import tasks as task_table
 from service.store.db import Database
@@ -112,6 +113,8 @@ def report_task(
         _record_task(conn, ctx, now, "task_reported", updated)
         if updated.state == TaskState.FAILED:
             _after_failed_attempt(conn, ctx, now, updated.goal_id, max_attempts)
+    if updated.state in (TaskState.SUCCEEDED, TaskState.FAILED):
+        RECORDER.inc(TASKS_FINISHED, state=updated.state.value)
     return updated
 
 

@@ -191,3 +191,12 @@ def fetch_many(conn: sqlite3.Connection, goal_ids: list[str]) -> dict[str, dict[
         (canonical_json(goal_ids).decode(),),
     )
     return {row["id"]: _record(row) for row in rows}
+
+
+def counts(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """(category, state, goals) of the goals not deleted."""
+    rows = conn.execute(
+        "SELECT category, state, count(*) FROM goals WHERE deleted_at IS NULL"
+        " GROUP BY category, state"
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

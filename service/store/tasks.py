@@ -85,3 +85,9 @@ def open_tasks(conn: sqlite3.Connection, updated_before: str, limit: int = 500) 
         (updated_before, limit),
     )
     return [_task(row) for row in rows]
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Tasks per state."""
+    rows = conn.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}

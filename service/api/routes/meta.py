@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from service.api.deps import DB, Reader
 from service.api.schemas import GoalTypePublic, GoalTypesPublic
@@ -23,8 +24,8 @@ def livez() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
-def readyz(db: DB) -> JSONResponse:
-    """Ready to serve: SQLite answers."""
+def readyz(db: DB, request: Request) -> JSONResponse:
+    """Ready to serve: SQLite answers (schema migrated), and Redis answers a PING."""
     checks: dict[str, str] = {}
     try:
         db.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
@@ -32,7 +33,17 @@ def readyz(db: DB) -> JSONResponse:
     except sqlite3.Error:
         log.exception("readiness check: SQLite does not answer")
         checks["sqlite"] = "unavailable"
-    ready = all(value == "ok" for value in checks.values())
+    redis = request.app.state.services.redis
+    if redis is None:
+        checks["redis"] = "not configured"  # only a hand-built app; `serve` embeds one
+    else:
+        try:
+            redis.ping()
+            checks["redis"] = "ok"
+        except RedisError as exc:
+            log.warning("readiness check: Redis does not answer (%s)", exc)
+            checks["redis"] = "unavailable"
+    ready = checks["sqlite"] == "ok" and checks["redis"] != "unavailable"
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
