@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,19 @@ def _ctx(args: argparse.Namespace) -> Context:
 
 
 def cmd_serve(args: argparse.Namespace, services: Services) -> int:
+    """The API; with GOALSTORE_REDIS_URL unset, in the embedded mode (workers/embedded.py)."""
     import uvicorn
 
     from service.api.app import create_app
+    from workers.embedded import Embedded, embedded_redis
 
     settings = services.settings
+    embedded = None
+    if services.redis is None:
+        services = replace(services, redis=embedded_redis())
+        embedded = Embedded(services)
     uvicorn.run(
-        create_app(services),
+        create_app(services, background=embedded),
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         log_config=None,  # keep our JSON log lines

@@ -124,7 +124,7 @@ def work_until_stopped(make: Callable[[], StoppableWorker], logging_level: str) 
         time.sleep(1.0)
 
 
-class _Loop(threading.Thread):
+class Loop(threading.Thread):
     """A daemon thread repeating `step` until stopped; Redis or SQLite errors back off."""
 
     def __init__(self, name: str, stop: threading.Event) -> None:
@@ -148,7 +148,7 @@ class _Loop(threading.Thread):
             self.stop.wait(wait)
 
 
-class Relay(_Loop):
+class Relay(Loop):
     def __init__(self, services: Services, queue: Queue, stop: threading.Event) -> None:
         super().__init__("outbox-relay", stop)
         self.services, self.queue = services, queue
@@ -175,7 +175,7 @@ class Relay(_Loop):
         return 0.0 if sent >= limit else settings.relay_interval_ms / 1000
 
 
-class Cron(_Loop):
+class Cron(Loop):
     """RQ's CronScheduler, driven from a thread (its own start() wants the main thread)."""
 
     def __init__(

@@ -215,6 +215,17 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
         raise RuntimeError(
             "the selector needs GOALSTORE_REDIS_URL and GOALSTORE_SCHEDULER_DEPTH > 0"
         )
+    flags = services.selector.flags
+    if not flags.system or flags.shadow:
+        # Shadow is for the scheduler's own requests (the would-be pick, counted once per
+        # request); a loop shadow-selecting the same goal every half second would only
+        # inflate goal_selected_shadow_total. Idle until restarted with the flags on.
+        log.warning("selector idle: it hands goals over only with GOAL_SYSTEM=on and "
+                    "GOAL_SHADOW=off")  # fmt: skip
+        if once:
+            return {"selected": 0, "waiting": emitter.depth()}
+        while True:
+            time.sleep(3600)
     selected = 0
     while True:
         waiting = emitter.depth()

@@ -26,7 +26,7 @@ from service.domain.vetting import CheckerUnavailable, GoalBlocked
 from service.runtime import Services, build_services
 from service.testing import FrozenClock, goal_spec, make_context
 from tests.integration.conftest import free_port
-from workers.scheduler import RqJobProbe
+from workers.scheduler import RqJobProbe, top_up
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -191,6 +191,22 @@ def test_flags_off_and_shadow_emit_nothing(
     assert 0 == redis_client.llen("rq:queue:scheduler-test")
     assert [] == commands.list_tasks(services.db, goal_id)
     off.close()
+    shadow.close()
+
+
+def test_the_selector_loop_idles_in_shadow_mode(
+    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+) -> None:
+    """`goalstore selector` with GOAL_SHADOW on selects nothing and counts nothing (a
+    loop would shadow-pick the same goal every half second)."""
+    adopted(services, ctx)
+    rebuild(services)
+    shadow = build_services(settings(tmp_path, GOAL_SHADOW=True, scheduler_depth=5))
+
+    summary = top_up(shadow, once=True)
+
+    assert {"selected": 0, "waiting": 0} == summary
+    assert redis_client.hget("goalstore-test:metrics", "goal_selected_shadow_total") is None
     shadow.close()
 
 
