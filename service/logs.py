@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -30,6 +32,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+@contextmanager
+def traced(trace_id: str | None) -> Iterator[None]:
+    """Log lines written inside the block carry this trace id (a job run for a trace)."""
+    token = current_trace_id.set(trace_id)
+    try:
+        yield
+    finally:
+        current_trace_id.reset(token)
 
 
 def configure_logging(level: str = "INFO") -> None:

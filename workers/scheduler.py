@@ -34,6 +34,7 @@ from rq.worker import Worker
 from service import commands
 from service.commands import Context
 from service.domain.tasks import TaskState
+from service.logs import traced
 from service.runtime import Services, build_services, connect_redis
 from service.tracing import new_trace, parse_traceparent
 from workers.events import StoppableWorker, work_until_stopped
@@ -72,9 +73,18 @@ def reference_executor(payload: dict[str, Any]) -> dict[str, Any]:
     `metadata.executor` may ask for `{"sleep_s": n}` (a long task) or `{"fail": "why"}`
     (a failed attempt), which the demos and tests use.
     """
-    services = _current()
     job = get_current_job()
     ctx = _job_context(job.meta if job else None)
+    with traced(ctx.trace.trace_id):
+        log.info("task started", extra={"task_id": payload["task_id"],
+                                        "goal_id": payload["goal_id"]})  # fmt: skip
+        outcome = _execute(ctx, payload)
+        log.info("task finished", extra=outcome)
+    return outcome
+
+
+def _execute(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    services = _current()
     task_id = payload["task_id"]
     db, max_attempts = services.db, services.settings.max_attempts
     commands.report_task(db, ctx, task_id, TaskState.RUNNING, max_attempts=max_attempts)
@@ -100,8 +110,11 @@ def job_failed(job: Job, connection: Redis, exc_type: Any, exc_value: Any, tb: A
     """RQ's failure callback: the job raised, timed out, or was found abandoned."""
     services = _current()
     reason = f"rq: {getattr(exc_type, '__name__', exc_type)}: {exc_value}"[:2_000]
-    commands.report_task(services.db, _job_context(job.meta), job.id, TaskState.FAILED,
-                         reason=reason, max_attempts=services.settings.max_attempts)  # fmt: skip
+    ctx = _job_context(job.meta)
+    with traced(ctx.trace.trace_id):
+        log.warning("task %s failed in RQ: %s", job.id, reason)
+        commands.report_task(services.db, ctx, job.id, TaskState.FAILED, reason=reason,
+                             max_attempts=services.settings.max_attempts)  # fmt: skip
 
 
 # --- noticing dead jobs ------------------------------------------------------------------

@@ -52,7 +52,8 @@ class Emitter(Protocol):
 
 @dataclass(frozen=True)
 class Flags:
-    """DESIGN §9. Off: nothing is selected. Shadow: ranked, logged, counted, not emitted."""
+    """DESIGN §9. Shadow (the default): ranked, logged, counted, not emitted. Live:
+    GOAL_SYSTEM on and GOAL_SHADOW off. Off: both off, nothing is selected."""
 
     system: bool = False
     shadow: bool = True
@@ -100,11 +101,15 @@ class Selector:
 
 
 def select_goal(sel: Selector, ctx: Context) -> Selection:
+    """Shadow (GOAL_SHADOW on, whatever GOAL_SYSTEM says: the out-of-the-box state)
+    picks and counts without emitting; off (both flags off) does nothing; live
+    (GOAL_SYSTEM on, GOAL_SHADOW off) emits, for the canary's share of traces."""
     started = time.perf_counter()
-    if not sel.flags.system:
-        return Selection("off")
-    if not sel.flags.in_canary(ctx.trace.trace_id):
-        return Selection("not_in_canary")
+    if not sel.flags.shadow:
+        if not sel.flags.system:
+            return Selection("off")
+        if not sel.flags.in_canary(ctx.trace.trace_id):
+            return Selection("not_in_canary")
     skipped: list[tuple[str, str]] = []
     tried: set[tuple[str, int]] = set()
     limit = sel.candidates

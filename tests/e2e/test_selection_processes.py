@@ -71,6 +71,11 @@ def test_select_execute_verify_satisfy_with_one_trace(stack: Stack) -> None:
 
         done = wait_for("the executor's report", lambda: in_state(http, goal_id, "succeeded"))
         assert TRACE_ID == done[0]["evidence"]["trace_id"]
+        lines = [json.loads(line) for log in stack.tmp_path.glob("scheduler-*.log")
+                 for line in log.read_text().splitlines() if line.startswith("{")]  # fmt: skip
+        finished = [line for line in lines if line["msg"] == "task finished"]
+        assert [(TRACE_ID, task_id)] == [(line.get("trace_id"), line["task_id"])
+                                         for line in finished]  # fmt: skip
         history = http.get(f"/v1/goals/{goal_id}/history").json()["data"]
         reports = [e for e in history if e["event_type"] == "task_reported"]
         assert {TRACE_ID} == {e["trace_id"] for e in reports}

@@ -182,16 +182,20 @@ def test_flags_off_and_shadow_emit_nothing(
     rebuild(services)
     off = build_services(settings(tmp_path, GOAL_SYSTEM=False))
     shadow = build_services(settings(tmp_path, GOAL_SHADOW=True))
+    default = build_services(settings(tmp_path, GOAL_SYSTEM=False, GOAL_SHADOW=True))
 
     assert "off" == off.selector.select(ctx).mode
     seen = shadow.selector.select(ctx)
+    out_of_the_box = default.selector.select(ctx)
 
     assert ("shadow", goal_id) == (seen.mode, seen.goal.id if seen.goal else None)
+    assert "shadow" == out_of_the_box.mode  # the defaults shadow, as DESIGN §9 starts
     assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
     assert 0 == redis_client.llen("rq:queue:scheduler-test")
     assert [] == commands.list_tasks(services.db, goal_id)
     off.close()
     shadow.close()
+    default.close()
 
 
 def test_the_selector_loop_idles_in_shadow_mode(
