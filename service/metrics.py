@@ -11,12 +11,16 @@ counter reset; figures that must be exact (how many goals, in which state) are
 read from SQLite at scrape time instead of being counted.
 
 Counting never fails the command that counts: without Redis an increment is
-kept in the process and sent with the next one that gets through.
+kept in the process and sent with the next one that gets through, and after a
+failure Redis is left alone for a few seconds, so a Redis that hangs costs one
+timeout, not one per command. A batch whose EXEC ran but whose reply was lost is
+sent again: a rare overcount, never a lost count.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -157,6 +161,12 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
 
 
+def read_samples(redis: Redis, key: str) -> dict[str, float]:
+    """Every sample counted so far in that hash, by sample key."""
+    raw: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
+    return {k.decode(): float(v) for k, v in raw.items()}
+
+
 class Recorder:
     """Adds to the counts in Redis (see the module docstring); one per process."""
 
@@ -165,12 +175,21 @@ class Recorder:
         self.key = "goalstore:metrics"
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._quiet_until = 0.0  # after a failure, leave Redis alone until then
+        self.retry_after_s = 5.0
+        os.register_at_fork(after_in_child=self._forget_pending)
+
+    def _forget_pending(self) -> None:
+        """A forked child starts with no pending counts: the parent sends its own."""
+        self._lock = threading.Lock()
+        self._pending = {}
 
     def bind(self, redis: Redis | None, key: str) -> None:
         """Where the counts go from now on (build_services calls it). Counts still
         waiting for the previous Redis are dropped: they belong to that one."""
         with self._lock:
             self._redis, self.key, self._pending = redis, key, {}
+            self._quiet_until = 0.0
 
     def inc(self, spec: Spec, by: float = 1, **labels: str) -> None:
         assert spec.kind == "counter", spec
@@ -200,15 +219,15 @@ class Recorder:
             redis, key, pending = self._redis, self.key, dict(self._pending)
         if redis is None:
             return pending
-        raw: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
-        return {k.decode(): float(v) for k, v in raw.items()}
+        return read_samples(redis, key)
 
     def _add(self, adds: Mapping[str, float]) -> None:
         with self._lock:
             for field, by in adds.items():
-                self._pending[field] = self._pending.get(field, 0.0) + by
+                if by:
+                    self._pending[field] = self._pending.get(field, 0.0) + by
             redis, key = self._redis, self.key
-            if redis is None:
+            if redis is None or not self._pending or time.monotonic() < self._quiet_until:
                 return
             batch, self._pending = self._pending, {}
         try:
@@ -219,6 +238,7 @@ class Recorder:
         except RedisError as exc:
             log.debug("metrics kept in the process until Redis answers: %s", exc)
             with self._lock:
+                self._quiet_until = time.monotonic() + self.retry_after_s
                 for field, by in batch.items():
                     self._pending[field] = self._pending.get(field, 0.0) + by
 

@@ -60,12 +60,15 @@ class ThreadWorker(StoppableWorker):
 class Drain(Loop):
     """Runs what is queued, then waits a little: a burst worker, again and again."""
 
-    def __init__(self, name: str, make: Callable[[], ThreadWorker], stop: threading.Event):
+    def __init__(
+        self, name: str, queue: Queue, make: Callable[[], ThreadWorker], stop: threading.Event
+    ) -> None:
         super().__init__(name, stop)
-        self.make = make
+        self.queue, self.make = queue, make
 
     def step(self) -> float:
-        self.make().work(burst=True, logging_level="WARNING")
+        if self.queue.count:  # a worker (its registration, its Redis keys) only for work
+            self.make().work(burst=True, logging_level="WARNING")
         return 0.1
 
 
@@ -94,8 +97,8 @@ class Embedded:
         self.threads: list[threading.Thread] = [
             Relay(services, events_queue, stop),
             Cron(connection, settings.events_queue, settings.tick_seconds, stop),
-            Drain("events-worker", events_worker, stop),
-            Drain("scheduler-worker", tasks_worker, stop),
+            Drain("events-worker", events_queue, events_worker, stop),
+            Drain("scheduler-worker", tasks_queue, tasks_worker, stop),
             scheduler.Sweeper(services, tasks_queue, stop),
         ]
 

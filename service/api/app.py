@@ -40,12 +40,14 @@ def create_app(services: Services, *, background: Background | None = None) -> F
                 "GOALSTORE_API_KEYS is unset: serving WITHOUT authentication; "
                 "every request acts as 'anonymous'"
             )
-        if background is not None:
-            background.start()
-        yield
-        if background is not None:
-            background.stop()
-        services.close()
+        try:
+            if background is not None:
+                background.start()
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+            services.close()
 
     app = FastAPI(
         title="GoalStore",

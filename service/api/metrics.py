@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from service import commands, metrics
-from service.metrics import RECORDER, Spec, parse_sample_key
+from service.metrics import Spec, parse_sample_key, read_samples
 from service.runtime import Services
 
 router = APIRouter()
@@ -47,7 +47,7 @@ class GoalStoreCollector:
         redis_up = 0.0
         if services.redis is not None:
             try:
-                recorded = RECORDER.read()
+                recorded = read_samples(services.redis, services.keys.metrics)
                 settings = services.settings
                 for name in (settings.events_queue, settings.scheduler_queue):
                     key = Queue.redis_queue_namespace_prefix + name

@@ -61,7 +61,6 @@ def apply_events(
     if not cache.is_warm():
         # Redis lost its data (or never had it): only a whole rebuild makes it right.
         summary = rebuild_cache(db, cache, now)
-        RECORDER.inc(EVENTS_APPLIED, len(events))
         return {"events": len(events), "rebuilt": True, "goals": summary["goals"]}
     plan = reach(events)
     with db.read() as conn:
@@ -81,8 +80,8 @@ def apply_events(
         cache.set_inputs(state.inputs.active_beliefs, state.inputs.weights, state.seq, pipe)
     pipe.execute()
     with db.write() as conn:
-        outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
-    RECORDER.inc(EVENTS_APPLIED, len(events))
+        applied = outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
+    RECORDER.inc(EVENTS_APPLIED, applied)
     return {"events": len(events), "rebuilt": False, "goals": len(state)}
 
 

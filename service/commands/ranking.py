@@ -33,7 +33,7 @@ from service.domain.ranking import (
     snapshots,
 )
 from service.domain.timefmt import format_ts, parse_ts
-from service.metrics import PRIORITIZE_LATENCY, RECORDER
+from service.metrics import EVENTS_APPLIED, PRIORITIZE_LATENCY, RECORDER
 from service.store import beliefs as belief_table
 from service.store import decisions as decision_table
 from service.store import goals as goal_table
@@ -139,7 +139,8 @@ def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None
         state.inputs.weights, state.seq, now.timestamp(),
     )  # fmt: skip
     with db.write() as conn:
-        outbox.mark_applied_through(conn, state.seq, format_ts(utcnow()))
+        applied = outbox.mark_applied_through(conn, state.seq, format_ts(utcnow()))
+    RECORDER.inc(EVENTS_APPLIED, applied)  # the rebuild covered them
     return {
         "goals": written,
         "ranked": placements["ranked"],

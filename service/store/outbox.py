@@ -65,12 +65,13 @@ def release(conn: sqlite3.Connection, seqs: list[int]) -> None:
     )
 
 
-def mark_applied(conn: sqlite3.Connection, seqs: list[int], now: str) -> None:
-    conn.execute(
+def mark_applied(conn: sqlite3.Connection, seqs: list[int], now: str) -> int:
+    """Mark these events applied; how many were not already (a redelivery counts 0)."""
+    return conn.execute(
         "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
         " WHERE applied_at IS NULL AND ledger_seq IN (SELECT value FROM json_each(?))",
         (now, now, _json_ints(seqs)),
-    )
+    ).rowcount
 
 
 def mark_applied_through(conn: sqlite3.Connection, seq: int, now: str) -> int:

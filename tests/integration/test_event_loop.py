@@ -18,6 +18,7 @@ from service.domain.beliefs import BeliefPut
 from service.domain.events import EventRef
 from service.domain.inputs import GoalCreate
 from service.domain.ranking import URGENCY_WINDOW_S
+from service.metrics import RECORDER, read_samples
 from service.store.db import Database
 from service.testing import FrozenClock, goal_spec, make_context
 from tests.integration.conftest import free_port
@@ -68,6 +69,26 @@ def test_relayed_events_reach_redis_and_are_marked_applied(
     assert [high, low] == [m.decode() for m in redis_client.zrevrange(KEYS.ranked, 0, -1)]
     assert [(seq, True, True) for seq in (1, 2, 3, 4)] == outbox_state(db)
     assert 0 == deliver(db, cache, ctx.clock())  # nothing left to send
+
+
+def test_events_applied_are_counted_once_whatever_the_redeliveries(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """goalstore_events_applied_total counts an event once: a batch applied twice (a
+    redelivery) adds nothing, and events a rebuild covered count when it marks them."""
+    RECORDER.bind(redis_client, KEYS.metrics)  # where every command in this process counts
+    adopted(db, ctx)
+    adopted(db, ctx)  # events 1-4
+    commands.rebuild_cache(db, cache, now=ctx.clock())  # covers them
+    adopted(db, ctx)  # events 5, 6
+    batch: list[EventRef] = []
+    commands.relay_outbox(db, batch.extend)
+    commands.apply_events(db, cache, batch, ctx.clock())
+    commands.apply_events(db, cache, batch, ctx.clock())  # delivered again
+    RECORDER.bind(None, KEYS.metrics)
+
+    counted = read_samples(redis_client, KEYS.metrics)
+    assert 6 == counted["goalstore_events_applied_total"]
 
 
 def test_a_failed_send_releases_what_it_did_not_send(db: Database, ctx: Context) -> None:

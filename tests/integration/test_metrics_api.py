@@ -121,3 +121,19 @@ def test_readyz_checks_redis_when_it_answers(
         ready = client.get("/readyz")
 
     assert (200, {"sqlite": "ok", "redis": "ok"}) == (ready.status_code, ready.json()["checks"])
+
+
+def test_a_shadow_selection_is_counted_as_shadow_only(
+    start_server: ServerFactory, redis_client: Redis
+) -> None:
+    """The defaults shadow: the would-be pick is counted, nothing is handed over."""
+    server = start_server(redis_url=REDIS_URL, redis_prefix="goalstore-test:")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        make(client, "g-1")
+        assert 200 == client.post("/v1/goals/g-1/adopt").status_code
+        assert "shadow" == client.post("/v1/goals/select").json()["mode"]
+        samples = scrape(client)
+
+    assert (1, 0) == (one(samples, "goal_selected_shadow_total"),
+                      one(samples, "goal_selected_total"))  # fmt: skip
+    assert 0 == one(samples, "goal_select_latency_seconds_count")

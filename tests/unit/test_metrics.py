@@ -3,6 +3,8 @@ Prometheus families."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import fakeredis
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,6 +95,7 @@ def test_counts_made_while_redis_is_away_are_sent_with_the_next_one() -> None:
     """Counting never fails the command; what Redis missed arrives later."""
     server = fakeredis.FakeServer()
     recorder, redis = recorder_on(server)
+    recorder.retry_after_s = 0  # try Redis again at once
     server.connected = False
 
     recorder.inc(GOALS_ADOPTED)
@@ -101,6 +104,27 @@ def test_counts_made_while_redis_is_away_are_sent_with_the_next_one() -> None:
     recorder.inc(GOALS_ADOPTED)
 
     assert b"3" == redis.hget(KEY, "goals_adopted_total")
+
+
+def test_after_a_failure_redis_is_left_alone_for_a_while() -> None:
+    """A Redis that hangs costs one timeout, not one per counted command."""
+    server = fakeredis.FakeServer()
+    recorder, redis = recorder_on(server)
+    attempts = []
+    real_pipeline = redis.pipeline
+
+    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        return real_pipeline(*args, **kwargs)
+
+    redis.pipeline = counting_pipeline  # type: ignore[method-assign]
+    server.connected = False
+
+    for _ in range(10):
+        recorder.inc(GOALS_ADOPTED)
+
+    assert 1 == len(attempts)
+    assert {"goals_adopted_total": 10.0} == recorder._pending
 
 
 def test_without_redis_counts_stay_in_the_process() -> None:
