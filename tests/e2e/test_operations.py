@@ -11,17 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.testing import goal_spec
 from tests.e2e.test_processes import BIN, stop, wait_ready
 from tests.e2e.test_worker_processes import Stack, wait_for
 from tests.integration.conftest import free_port
+from tests.integration.test_metrics_api import one, scrape
 
 pytestmark = pytest.mark.e2e
 
 ON = {"GOAL_SYSTEM": "on", "GOAL_SHADOW": "off"}
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture
@@ -29,20 +28,6 @@ def stack(tmp_path: Path) -> Any:
     s = Stack(tmp_path)
     yield s
     s.close()
-
-
-def scrape(client: httpx.Client) -> Samples:
-    response = client.get("/metrics")
-    assert 200 == response.status_code
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
-
-
-def one(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), float("nan"))
 
 
 def create(client: httpx.Client, goal_id: str, **fields: Any) -> None:
