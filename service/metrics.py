@@ -192,19 +192,14 @@ class Recorder:
             self._quiet_until = 0.0
 
     def inc(self, spec: Spec, by: float = 1, **labels: str) -> None:
-        assert spec.kind == "counter", spec
-        self._add({sample_key(f"{spec.name}_total", labels): by})
+        self._add(_counted(spec, by, labels))
 
     def observe(self, spec: Spec, seconds: float, **labels: str) -> None:
-        assert spec.kind == "histogram", spec
-        adds = {
-            sample_key(f"{spec.name}_bucket", {**labels, "le": le_text(bound)}): 1.0
-            for bound in (*LATENCY_BUCKETS, float("inf"))
-            if seconds <= bound
-        }
-        adds[sample_key(f"{spec.name}_sum", labels)] = seconds
-        adds[sample_key(f"{spec.name}_count", labels)] = 1.0
-        self._add(adds)
+        self._add(_observed(spec, seconds, labels))
+
+    def inc_and_observe(self, counter: Spec, histogram: Spec, seconds: float) -> None:
+        """Count one and time it, in one round trip (the selection and adoption paths)."""
+        self._add({**_counted(counter, 1, {}), **_observed(histogram, seconds, {})})
 
     @contextmanager
     def timed(self, spec: Spec) -> Iterator[None]:
@@ -241,6 +236,25 @@ class Recorder:
                 self._quiet_until = time.monotonic() + self.retry_after_s
                 for field, by in batch.items():
                     self._pending[field] = self._pending.get(field, 0.0) + by
+
+
+def _counted(spec: Spec, by: float, labels: Mapping[str, str]) -> dict[str, float]:
+    assert spec.kind == "counter", spec
+    return {sample_key(f"{spec.name}_total", labels): by}
+
+
+def _observed(spec: Spec, seconds: float, labels: Mapping[str, str]) -> dict[str, float]:
+    """A histogram observation as hash increments: every bucket at or above it (cumulative,
+    as Prometheus reads them), the sum and the count."""
+    assert spec.kind == "histogram", spec
+    adds = {
+        sample_key(f"{spec.name}_bucket", {**labels, "le": le_text(bound)}): 1.0
+        for bound in (*LATENCY_BUCKETS, float("inf"))
+        if seconds <= bound
+    }
+    adds[sample_key(f"{spec.name}_sum", labels)] = seconds
+    adds[sample_key(f"{spec.name}_count", labels)] = 1.0
+    return adds
 
 
 def le_text(bound: float) -> str:

@@ -292,8 +292,7 @@ def adopt_goal(
         record_block(db, ctx, blocked, "adopt")
         raise
     if change.changed:
-        RECORDER.inc(GOALS_ADOPTED)
-        RECORDER.observe(ADOPT_LATENCY, time.perf_counter() - started)
+        RECORDER.inc_and_observe(GOALS_ADOPTED, ADOPT_LATENCY, time.perf_counter() - started)
     return replace(change, warnings=tuple(warnings))
 
 

@@ -122,7 +122,9 @@ def select_goal(sel: Selector, ctx: Context) -> Selection:
             outcome = _try(sel, ctx, *candidate, skipped)
             if outcome is not None:
                 if outcome.mode == "emitted":
-                    RECORDER.observe(SELECT_LATENCY, time.perf_counter() - started)
+                    RECORDER.inc_and_observe(
+                        GOAL_SELECTED, SELECT_LATENCY, time.perf_counter() - started
+                    )
                 return replace(outcome, skipped=tuple(skipped))
         if not more or limit >= 1024:
             return Selection("empty", skipped=tuple(skipped))
@@ -168,7 +170,6 @@ def _try(
         if isinstance(exc, SchedulerUnavailable):
             raise
         raise SchedulerUnavailable(str(exc)) from exc
-    RECORDER.inc(GOAL_SELECTED)
     return Selection("emitted", started, task)
 
 
