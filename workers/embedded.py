@@ -83,9 +83,7 @@ class Embedded:
         connection = services.redis
         settings = services.settings
         events_queue = Queue(settings.events_queue, connection=connection)
-        tasks_queue = Queue(
-            settings.scheduler_queue, connection=connection, serializer=JSONSerializer
-        )
+        tasks_queue = scheduler.scheduler_queue(services, connection)
         stop = self.stop_event
 
         def events_worker() -> ThreadWorker:

@@ -113,8 +113,8 @@ def _histogram(spec: Spec, samples: dict[str, list[tuple[dict[str, str], float]]
         sums[key_of(labels)] = value
     if not series and not spec.labels:
         series[()] = {}
+    bounds = [metrics.le_text(b) for b in (*metrics.LATENCY_BUCKETS, float("inf"))]
     for key, buckets in sorted(series.items()):
-        bounds = [metrics.le_text(b) for b in (*metrics.LATENCY_BUCKETS, float("inf"))]
         family.add_metric(
             list(key), [(b, buckets.get(b, 0.0)) for b in bounds], sum_value=sums[key]
         )
