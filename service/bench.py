@@ -44,6 +44,7 @@ from service.domain.ranking import Features, RankingInputs, rank
 from service.store import outbox
 from service.store.db import Database
 from service.store.migrate import migrate
+from workers.scheduler import SELECT_BATCH
 
 PREFIX = "goalstore-bench:"
 PRIORITIZER_TARGETS_P95_MS = {1_000: 2.0, 100_000: 150.0}
@@ -309,7 +310,10 @@ def run(redis_url: str, plan: Plan) -> dict[str, Any]:
                 if size == min(plan.read_sizes):
                     report["events"] = stage.events(plan.lag_samples, plan.burst)
                     report["events"]["goals_in_store"] = loaded + plan.burst
-            report["select"] = stage.select(plan.selections)
+            report["select"] = {
+                "one_per_call": stage.select(plan.selections, 1),
+                "selector_batches": stage.select(plan.selections, SELECT_BATCH),
+            }
         finally:
             stage.db.close()
             _clear(redis, keys)
@@ -367,9 +371,11 @@ class Stage:
             )
             return bench_events(self.db, self.redis, self.keys, lag_samples, burst)
 
-    def select(self, goals: int) -> dict[str, Any]:
-        """4 selector processes, started together, select until `goals` are emitted."""
-        progress(f"select: {SELECTORS} selector processes emit {goals} goals")
+    def select(self, goals: int, batch: int) -> dict[str, Any]:
+        """4 selector processes, started together, select until `goals` are emitted:
+        one goal per call (batch 1: POST /v1/goals/select, `goalstore select`), or
+        `batch` per call (what `goalstore selector` does to top the queue up)."""
+        progress(f"select: {SELECTORS} selector processes emit {goals} goals, {batch} per call")
         env = {**self.env, "GOAL_SYSTEM": "on", "GOAL_SHADOW": "off",
                "GOALSTORE_SCHEDULER_QUEUE": SCHEDULER_QUEUE}  # fmt: skip
         go = f"{self.keys.prefix}select-go"
@@ -377,11 +383,10 @@ class Stage:
         with process(["worker"], env, self.work / "select-worker.log"):
             wait_for("the worker", self.cache.is_warm)
             logs = [(self.work / f"selector-{n}.log").open("wb") for n in range(SELECTORS)]
+            args = [sys.executable, "-c", _SELECTOR, str(quota), str(batch), go]
             procs = [
-                subprocess.Popen([sys.executable, "-c", _SELECTOR, str(quota), go], env=env,
-                                 stdout=subprocess.PIPE, stderr=log)
-                for log in logs
-            ]  # fmt: skip
+                subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=log) for log in logs
+            ]
             time.sleep(2.0)  # let them import and connect before the start signal
             self.redis.rpush(go, *["go"] * SELECTORS)
             outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -400,7 +405,8 @@ class Stage:
         rate = len(emitted) / seconds if seconds else 0.0
         target = TARGETS["select_goals_per_s"]
         return {
-            "selectors": SELECTORS, "emitted": len(emitted), "seconds": round(seconds, 3),
+            "selectors": SELECTORS, "goals_per_call": batch, "emitted": len(emitted),
+            "seconds": round(seconds, 3),
             "goals_per_s": round(rate), "exactly_once": len(set(emitted)) == len(emitted),
             "jobs_queued": queued, "target_goals_per_s": target,
             "met": rate >= target and len(set(emitted)) == len(emitted) == queued,
@@ -413,14 +419,18 @@ from service.commands import Context
 from service.runtime import build_services
 
 services = build_services()
-quota, go = int(sys.argv[1]), sys.argv[2]
+quota, batch, go = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 services.redis.blpop([go], timeout=120)
 emitted, started = [], time.perf_counter()
 while len(emitted) < quota:
-    selection = services.selector.select(Context(actor="bench"))
-    if selection.mode != "emitted":
+    want = min(batch, quota - len(emitted))
+    if want == 1:
+        selections = [services.selector.select(Context(actor="bench"))]
+    else:
+        selections = services.selector.select_many(Context(actor="bench"), want)
+    if selections[0].mode != "emitted":
         break
-    emitted.append(selection.goal.id)
+    emitted += [selection.goal.id for selection in selections]
 print(json.dumps({"emitted": emitted, "seconds": time.perf_counter() - started}))
 """
 

@@ -13,7 +13,7 @@ read from SQLite at scrape time instead of being counted.
 Counting never fails the command that counts: without Redis an increment is
 kept in the process and sent with the next one that gets through, and after a
 failure Redis is left alone for a few seconds, so a Redis that hangs costs one
-timeout, not one per command. A batch whose EXEC ran but whose reply was lost is
+timeout, not one per command. A batch whose script ran but whose reply was lost is
 sent again: a rare overcount, never a lost count.
 """
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,14 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
 
 
+# One command for a whole batch: atomic like MULTI (a scrape sees a histogram whole), and
+# one short request to pack and parse instead of one per bucket.
+_ADD_LUA = """
+for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return #ARGV / 2
+"""
+
+
 def read_samples(redis: Redis, key: str) -> dict[str, float]:
     """Every sample counted so far in that hash, by sample key."""
     raw: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
@@ -172,6 +181,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._redis: Redis | None = None
+        self._script: Script | None = None
         self.key = "goalstore:metrics"
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -189,6 +199,7 @@ class Recorder:
         waiting for the previous Redis are dropped: they belong to that one."""
         with self._lock:
             self._redis, self.key, self._pending = redis, key, {}
+            self._script = None if redis is None else redis.register_script(_ADD_LUA)
             self._quiet_until = 0.0
 
     def inc(self, spec: Spec, by: float = 1, **labels: str) -> None:
@@ -197,9 +208,13 @@ class Recorder:
     def observe(self, spec: Spec, seconds: float, **labels: str) -> None:
         self._add(_observed(spec, seconds, labels))
 
-    def inc_and_observe(self, counter: Spec, histogram: Spec, seconds: float) -> None:
-        """Count one and time it, in one round trip (the selection and adoption paths)."""
-        self._add({**_counted(counter, 1, {}), **_observed(histogram, seconds, {})})
+    def inc_and_observe(
+        self, counter: Spec, histogram: Spec, seconds: float, times: int = 1
+    ) -> None:
+        """Count `times` things that each took `seconds` (the selection and adoption
+        paths; a batch selection counts each goal), in one round trip."""
+        adds = {**_counted(counter, 1, {}), **_observed(histogram, seconds, {})}
+        self._add({field: by * times for field, by in adds.items()})
 
     @contextmanager
     def timed(self, spec: Spec) -> Iterator[None]:
@@ -221,15 +236,12 @@ class Recorder:
             for field, by in adds.items():
                 if by:
                     self._pending[field] = self._pending.get(field, 0.0) + by
-            redis, key = self._redis, self.key
-            if redis is None or not self._pending or time.monotonic() < self._quiet_until:
+            script, key = self._script, self.key
+            if script is None or not self._pending or time.monotonic() < self._quiet_until:
                 return
             batch, self._pending = self._pending, {}
         try:
-            pipe = redis.pipeline(transaction=True)  # a scrape sees a histogram whole
-            for field, by in batch.items():
-                pipe.hincrbyfloat(key, field, by)
-            pipe.execute()
+            script(keys=[key], args=[x for item in batch.items() for x in item])
         except RedisError as exc:
             log.debug("metrics kept in the process until Redis answers: %s", exc)
             with self._lock:

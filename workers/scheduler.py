@@ -41,6 +41,7 @@ from workers.events import StoppableWorker, work_until_stopped
 
 log = logging.getLogger("goalstore.scheduler")
 ACTOR = "scheduler"
+SELECT_BATCH = 32  # most goals `goalstore selector` selects in one pass
 
 _services: Services | None = None
 
@@ -243,9 +244,13 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
     while True:
         waiting = emitter.depth()
         if waiting < depth:
-            selection = services.selector.select(Context(actor="selector"))
-            if selection.mode == "emitted":
-                selected += 1
+            # What the queue lacks, in one pass (one claim, one transaction, one MULTI),
+            # at most SELECT_BATCH at a time so a deep queue fills in steps.
+            want = min(depth - waiting, SELECT_BATCH)
+            selections = services.selector.select_many(Context(actor="selector"), want)
+            emitted = sum(s.mode == "emitted" for s in selections)
+            selected += emitted
+            if emitted:
                 continue
         if once:
             return {"selected": selected, "waiting": emitter.depth()}

@@ -2,8 +2,11 @@
 
 Job id = task id; RQ's JSON serializer, so `redis-cli HGET rq:job:<id> meta` and the
 args are readable; `meta` carries `trace_id`, `span_id` and `traceparent`; the job
-runs the configured executor (an import path) with the task payload. `unique=True`:
-a task id is enqueued at most once, even if an emit is retried.
+runs the configured executor (an import path) with the task payload. Jobs are
+written and queued in one MULTI (one round trip, however many). A task id is fresh
+for every start and emitted once: the exactly-once guarantee is SQLite's (a goal
+version starts once), so RQ's `unique=True` (a Lua check and a round trip per job,
+outside the MULTI) would add nothing.
 """
 
 from __future__ import annotations
@@ -24,20 +27,24 @@ class RqEmitter:
         self.queue = Queue(queue, connection=redis, serializer=JSONSerializer)
         self.executor, self.job_timeout_s = executor, job_timeout_s
 
-    def emit(self, task: Task, payload: dict[str, Any]) -> None:
-        self.queue.enqueue(
-            self.executor,
-            payload,
-            job_id=task.task_id,
-            unique=True,
-            meta={"trace_id": task.trace_id, "span_id": task.span_id,
-                  "traceparent": task.traceparent, "goal_id": task.goal_id},
-            job_timeout=self.job_timeout_s,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            on_failure=Callback(ON_FAILURE),
-            description=f"goal {task.goal_id} attempt {task.attempt}",
-        )  # fmt: skip
+    def emit(self, jobs: list[tuple[Task, dict[str, Any]]]) -> None:
+        """One job per (task, payload), all written and queued in one MULTI."""
+        pipe = self.queue.connection.pipeline()
+        for task, payload in jobs:
+            self.queue.enqueue(
+                self.executor,
+                payload,
+                pipeline=pipe,
+                job_id=task.task_id,
+                meta={"trace_id": task.trace_id, "span_id": task.span_id,
+                      "traceparent": task.traceparent, "goal_id": task.goal_id},
+                job_timeout=self.job_timeout_s,
+                result_ttl=24 * 3600,
+                failure_ttl=7 * 24 * 3600,
+                on_failure=Callback(ON_FAILURE),
+                description=f"goal {task.goal_id} attempt {task.attempt}",
+            )  # fmt: skip
+        pipe.execute()
 
     def depth(self) -> int:
         return len(self.queue)

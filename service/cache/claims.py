@@ -11,11 +11,24 @@ one simply expires (the goal has a new version by then).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from redis import Redis
 
 from service.cache.keys import Keys
 
+# KEYS: claim keys in ranking order. ARGV: 1 token, 2 ttl, 3 how many to claim.
+# Returns the (1-based) positions of the keys claimed.
+_CLAIM_FIRST = """
+local want, held = tonumber(ARGV[3]), {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2]) then
+    held[#held + 1] = i
+    if #held == want then break end
+  end
+end
+return held
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -26,12 +39,18 @@ class Claims:
     def __init__(self, redis: Redis, keys: Keys, ttl_s: int) -> None:
         self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
         self._release = redis.register_script(_RELEASE)
+        self._claim_first = redis.register_script(_CLAIM_FIRST)
 
-    def claim(self, goal_id: str, version: int) -> str | None:
-        """A token if this caller now holds the claim, None if another does."""
+    def claim_first(
+        self, candidates: Sequence[tuple[str, int]], want: int = 1
+    ) -> tuple[str, list[int]]:
+        """Claim the first `want` of these goal versions that no other selector holds, in
+        one round trip: the token, and the positions in `candidates` of those claimed
+        (fewer than `want`, or none, when others hold the rest)."""
         token = secrets.token_hex(8)
-        held = self.redis.set(self.keys.claim(goal_id, version), token, nx=True, ex=self.ttl_s)
-        return token if held else None
+        keys = [self.keys.claim(goal_id, version) for goal_id, version in candidates]
+        held: list[int] = self._claim_first(keys=keys, args=[token, self.ttl_s, want])
+        return token, [int(i) - 1 for i in held]
 
     def release(self, goal_id: str, version: int, token: str) -> None:
         """Give the claim up, only if it is still this caller's."""

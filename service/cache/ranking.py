@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,16 @@ from service.domain.ranking import Snapshot, Weights
 
 _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
 _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
+_TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
+# Take a goal out of the ranking ZSETs unless Redis already holds a snapshot newer
+# than the version given. KEYS: 1 its snapshot hash, 2.. the ranking ZSETs.
+# ARGV: 1 goal id, 2 version.
+_UNRANK_LUA = """
+local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if held > tonumber(ARGV[2]) then return 0 end
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1
+"""
 
 
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
@@ -51,6 +62,8 @@ class RankingCache:
         self.keys = keys
         self._write_script = redis.register_script(_SNAPSHOT_LUA)
         self._inputs_script = redis.register_script(_INPUTS_LUA)
+        self._top_script = redis.register_script(_TOP_LUA)
+        self._unrank_script = redis.register_script(_UNRANK_LUA)
 
     def write(self, snapshots: Iterable[Snapshot], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one (one round trip for all)."""
@@ -149,49 +162,50 @@ class RankingCache:
         self, limit: int, category: str | None = None, include_blocked: bool = False
     ) -> list[dict[str, Any]]:
         """The best `limit` goals' snapshots, in the documented total order."""
+        return self.page(limit, category, include_blocked).items
+
+    def page(self, limit: int, category: str | None = None, include_blocked: bool = False) -> Page:
+        """top(), and what a reader needs to trust it, from one round trip (two when
+        blocked goals are asked for and the ranked ones do not fill the page)."""
         key = self.keys.ranked_in(category) if category else self.keys.ranked
-        members: list[Any] = self.redis.zrevrange(key, 0, limit - 1, withscores=True)
-        ids = [_text(member) for member, _ in members]
-        if len(members) == limit:
-            # Equal scores past the cut may come first on the tie-breakers: fetch them too.
-            last = members[-1][1]
-            tied: list[Any] = self.redis.zrangebyscore(key, last, last)
-            ids += [goal_id for goal_id in map(_text, tied) if goal_id not in ids]
-        ranked = sorted(self._placed(ids), key=_order)[:limit]
-        if include_blocked and len(ranked) < limit:
-            blocked_ids: list[Any] = self.redis.zrevrange(self.keys.blocked, 0, -1)
+        reply: list[Any] = self._top_script(
+            keys=[key, self.keys.meta], args=[self.keys.prefix, limit, *_PLACED_FIELDS]
+        )
+        warm, ranked_count, rest = bool(reply[0]), int(reply[1]), reply[2:]
+        placed = _placed(zip(map(_text, rest[::2]), rest[1::2], strict=True))
+        items = sorted(placed, key=_order)[:limit]
+        if include_blocked and len(items) < limit:
+            members: list[Any] = self.redis.zrevrange(self.keys.blocked, 0, -1)
+            blocked_ids = [_text(m) for m in members]
             blocked = [
                 s
-                for s in self._placed([_text(m) for m in blocked_ids])
+                for s in _placed(zip(blocked_ids, self._hmget(blocked_ids), strict=True))
                 if not category or s["category"] == category
             ]
-            ranked += sorted(blocked, key=_order)[: limit - len(ranked)]
-        return ranked
+            items += sorted(blocked, key=_order)[: limit - len(items)]
+        return Page(items, warm, ranked_count)
 
-    def ranked_count(self) -> int:
-        return int(self.redis.zcard(self.keys.ranked))
+    def unrank(self, started: Iterable[tuple[str, int]]) -> None:
+        """Selectors started these goal versions: they leave the ranking now rather than
+        when the events worker applies the starts (which it will, to the same effect),
+        so other selectors do not walk past them meanwhile. A goal is left alone when
+        Redis already holds a later version of it. One round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        ranked = self.keys.all_ranked()
+        for goal_id, version in started:
+            keys = [self.keys.goal(goal_id), *ranked]
+            self._unrank_script(keys=keys, args=[goal_id, version], client=pipe)
+        pipe.execute()
+
+    def _hmget(self, ids: list[str]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for goal_id in ids:
+            pipe.hmget(self.keys.goal(goal_id), _PLACED_FIELDS)
+        return pipe.execute()
 
     def snapshot(self, goal_id: str) -> dict[str, Any] | None:
         found = self._snapshots([goal_id])
         return found[0] if found else None
-
-    def _placed(self, ids: list[str]) -> list[dict[str, Any]]:
-        """What ordering needs of each snapshot (HMGET: a fraction of the reply to parse)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for goal_id in ids:
-            pipe.hmget(self.keys.goal(goal_id), _PLACED_FIELDS)
-        out = []
-        for goal_id, values in zip(ids, pipe.execute(), strict=True):
-            if not values[0]:  # gone, or no longer scored, since the ZSET was read
-                continue
-            score, raw, placement, deadline, created, category, version = map(_text, values)
-            out.append({
-                "id": goal_id, "score": float(score), "raw": float(raw),
-                "blocked": placement == "blocked",
-                "deadline": float(deadline) if deadline else None, "created": float(created),
-                "category": category, "version": int(version),
-            })  # fmt: skip
-        return out
 
     def _snapshots(self, ids: list[str]) -> list[dict[str, Any]]:
         """The snapshots of `ids` that exist, in one round trip."""
@@ -201,7 +215,34 @@ class RankingCache:
         return [_decode(raw) for raw in pipe.execute() if raw]
 
 
+@dataclass(frozen=True)
+class Page:
+    """The head of a ranking as read from Redis."""
+
+    items: list[dict[str, Any]]  # ordering fields of each goal, best first
+    warm: bool  # a rebuild has populated this Redis (an empty, restarted one has not)
+    ranked: int  # entries in the ZSET read
+
+
 _PLACED_FIELDS = ["score", "raw", "placement", "deadline", "created", "category", "version"]
+
+
+def _placed(rows: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """What ordering needs of each snapshot, from HMGETs of _PLACED_FIELDS (a fraction
+    of the snapshot to parse); goals unscored or gone since the ZSET was read are left
+    out."""
+    out = []
+    for goal_id, values in rows:
+        if not values[0]:
+            continue
+        score, raw, placement, deadline, created, category, version = map(_text, values)
+        out.append({
+            "id": goal_id, "score": float(score), "raw": float(raw),
+            "blocked": placement == "blocked",
+            "deadline": float(deadline) if deadline else None, "created": float(created),
+            "category": category, "version": int(version),
+        })  # fmt: skip
+    return out
 
 
 def batched(items: Iterable[Snapshot], size: int) -> Iterator[list[Snapshot]]:

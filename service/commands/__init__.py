@@ -54,7 +54,8 @@ from service.commands.selection import (
     Selection,
     Selector,
     select_goal,
-    start_goal,
+    select_goals,
+    start_goals,
 )
 from service.commands.tasks import (
     GateClosed,
@@ -116,7 +117,8 @@ __all__ = [
     "review_task",
     "satisfy_goal",
     "select_goal",
-    "start_goal",
+    "select_goals",
+    "start_goals",
     "store_figures",
     "sweep_tasks",
     "update_goal",

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from service.cache.ranking import WRITE_CHUNK, RankingCache
+from service.cache.ranking import WRITE_CHUNK, Page, RankingCache
 from service.commands.base import utcnow
 from service.commands.goals import get_goal
 from service.domain.decisions import GOAL_SELECTED
@@ -188,21 +188,22 @@ class RankedView:
 def _hot_top(
     db: Database, cache: RankingCache | None, max_lag: timedelta, limit: int,
     category: str | None, include_blocked: bool,
-) -> tuple[list[dict[str, Any]] | None, str | None]:  # fmt: skip
-    """The top snapshots from Redis, or None and why Redis cannot be trusted now: unset,
-    down, cold (restarted empty), or further behind the outbox than `max_lag`."""
+) -> tuple[Page | None, str | None]:  # fmt: skip
+    """The top of the ranking from Redis, or None and why Redis cannot be trusted now:
+    unset, down, cold (restarted empty), or further behind the outbox than `max_lag`."""
     if cache is None:
         return None, "no_redis"
     oldest = outbox.oldest_unapplied(db.connection())
     if oldest is not None and utcnow() - parse_ts(oldest) > max_lag:
         return None, "cache_behind"
     try:
-        if not cache.is_warm():
-            return None, "cache_cold"
-        return cache.top(limit, category=category, include_blocked=include_blocked), None
+        page = cache.page(limit, category=category, include_blocked=include_blocked)
     except RedisError as exc:
         log.warning("ranking read from SQLite: Redis does not answer (%s)", exc)
         return None, "redis_unavailable"
+    if not page.warm:
+        return None, "cache_cold"
+    return page, None
 
 
 def ranked_view(
@@ -216,10 +217,11 @@ def ranked_view(
 ) -> RankedView:
     """The ranking from Redis while it is current; from SQLite when Redis is unset, down,
     cold (restarted empty), or further behind the outbox than `max_lag`."""
-    snapshots, reason = _hot_top(db, cache, max_lag, limit, category, include_blocked)
-    if snapshots is None:
+    page, reason = _hot_top(db, cache, max_lag, limit, category, include_blocked)
+    if page is None:
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
         return RankedView(items, "sqlite", reason, len(items))
+    snapshots = page.items
     with db.read() as conn:
         records = goal_table.fetch_many(conn, [s["id"] for s in snapshots])
     items = []
@@ -240,12 +242,9 @@ def ranked_candidates(
     """(goal id, version) of the best `limit` selectable goals, in ranking order, for
     selection, and whether more lie beyond: from Redis without reading the goals (the
     selector re-reads the one it starts), or from SQLite when Redis cannot be trusted."""
-    snapshots, _ = _hot_top(db, cache, max_lag, limit, None, False)
-    if snapshots is None or cache is None:
+    page, _ = _hot_top(db, cache, max_lag, limit, None, False)
+    if page is None:
         found = [(r.goal.id, r.goal.version) for r in prioritized(db, limit=limit)]
         return found, len(found) >= limit
-    try:
-        more = cache.ranked_count() > limit  # top() drops entries unplaced meanwhile
-    except RedisError:
-        more = len(snapshots) >= limit
-    return [(s["id"], s["version"]) for s in snapshots], more
+    # page.ranked, not len(items): goals unplaced since the ZSET was read are dropped
+    return [(s["id"], s["version"]) for s in page.items], page.ranked > limit

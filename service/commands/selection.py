@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from service.cache.claims import Claims
 from service.cache.ranking import RankingCache
 from service.commands.base import Context, utcnow
@@ -47,7 +49,8 @@ log = logging.getLogger("goalstore.selection")
 
 
 class Emitter(Protocol):
-    def emit(self, task: Task, payload: dict[str, Any]) -> None: ...
+    def emit(self, jobs: list[tuple[Task, dict[str, Any]]]) -> None:
+        """One scheduler job per (task, payload), all or none."""
 
 
 @dataclass(frozen=True)
@@ -99,78 +102,129 @@ class Selector:
     def select(self, ctx: Context) -> Selection:
         return select_goal(self, ctx)
 
+    def select_many(self, ctx: Context, want: int) -> list[Selection]:
+        return select_goals(self, ctx, want)
+
 
 def select_goal(sel: Selector, ctx: Context) -> Selection:
     """Shadow (GOAL_SHADOW on, whatever GOAL_SYSTEM says: the out-of-the-box state)
     picks and counts without emitting; off (both flags off) does nothing; live
     (GOAL_SYSTEM on, GOAL_SHADOW off) emits, for the canary's share of traces."""
+    return select_goals(sel, ctx, 1)[0]
+
+
+def select_goals(sel: Selector, ctx: Context, want: int) -> list[Selection]:
+    """Up to `want` goals, best first, selected as select_goal() selects one: claimed
+    together in one round trip, started in one SQLite transaction (a savepoint each,
+    so one goal that fails vetting or moved on leaves the others started), emitted in
+    one MULTI. What a selector topping the scheduler queue up uses.
+
+    Returns the selections made (what was skipped on the way rides on the first), or
+    one Selection saying why there are none: off, not_in_canary or empty."""
     started = time.perf_counter()
     if not sel.flags.shadow:
         if not sel.flags.system:
-            return Selection("off")
+            return [Selection("off")]
         if not sel.flags.in_canary(ctx.trace.trace_id):
-            return Selection("not_in_canary")
+            return [Selection("not_in_canary")]
     skipped: list[tuple[str, str]] = []
     tried: set[tuple[str, int]] = set()
-    limit = sel.candidates
+    picked: list[Selection] = []
+    limit = max(sel.candidates, 2 * want)
     while True:
         candidates, more = ranked_candidates(sel.db, sel.cache, max_lag=sel.max_lag, limit=limit)
-        for candidate in candidates:
-            if candidate in tried:
-                continue
-            tried.add(candidate)
-            outcome = _try(sel, ctx, *candidate, skipped)
-            if outcome is not None:
-                if outcome.mode == "emitted":
-                    RECORDER.inc_and_observe(
-                        GOAL_SELECTED, SELECT_LATENCY, time.perf_counter() - started
-                    )
-                return replace(outcome, skipped=tuple(skipped))
-        if not more or limit >= 1024:
-            return Selection("empty", skipped=tuple(skipped))
+        fresh = [candidate for candidate in candidates if candidate not in tried]
+        tried.update(fresh)
+        while fresh and len(picked) < want:
+            attempt, fresh = _claim(sel, fresh, want - len(picked), skipped)
+            picked += _try(sel, ctx, attempt, skipped)
+        if len(picked) >= want or not more or limit >= 1024:
+            break
         limit *= 4  # everything seen was claimed, blocked or moved on: look further down
+    if not picked:
+        return [Selection("empty", skipped=tuple(skipped))]
+    if picked[0].mode == "emitted":
+        elapsed = time.perf_counter() - started
+        RECORDER.inc_and_observe(GOAL_SELECTED, SELECT_LATENCY, elapsed, times=len(picked))
+    picked[0] = replace(picked[0], skipped=tuple(skipped))
+    return picked
+
+
+def _claim(
+    sel: Selector, candidates: list[tuple[str, int]], want: int, skipped: list[tuple[str, str]]
+) -> tuple[list[tuple[str, int, str]], list[tuple[str, int]]]:
+    """The first `want` candidates no other selector holds, claimed in one round trip
+    (with the claim token), and the candidates after the last one claimed. Shadow
+    claims nothing: it starts nothing."""
+    if sel.flags.shadow or sel.claims is None:
+        return [(g, v, "-") for g, v in candidates[:want]], candidates[want:]
+    token, indices = sel.claims.claim_first(candidates, want)
+    held = set(indices)
+    last = indices[-1] if len(indices) == want else len(candidates) - 1
+    skipped.extend((g, "claimed") for i, (g, _) in enumerate(candidates[: last + 1])
+                   if i not in held)  # fmt: skip
+    return [(*candidates[i], token) for i in indices], candidates[last + 1 :]
 
 
 def _try(
-    sel: Selector, ctx: Context, goal_id: str, version: int, skipped: list[tuple[str, str]]
-) -> Selection | None:
+    sel: Selector, ctx: Context, claimed: list[tuple[str, int, str]],
+    skipped: list[tuple[str, str]],
+) -> list[Selection]:  # fmt: skip
+    """Start and emit the claimed goal versions (or, in shadow, vet them): the
+    selections made; the rest are released and noted in `skipped`."""
     if sel.flags.shadow:
-        return _shadow(sel, goal_id, version, skipped)
+        shadows = (_shadow(sel, goal_id, version, skipped) for goal_id, version, _ in claimed)
+        return [s for s in shadows if s is not None]
     claims = sel.claims
-    token = claims.claim(goal_id, version) if claims is not None else "-"
-    if token is None:
-        skipped.append((goal_id, "claimed"))
-        return None
 
-    def release() -> None:
+    def release(goal_id: str, version: int, token: str) -> None:
         if claims is not None:
             claims.release(goal_id, version, token)
 
     try:
-        started, task = start_goal(sel.db, ctx, goal_id, version, sel.vetting)
-    except GoalBlocked as blocked:
-        release()
-        record_block(sel.db, ctx, blocked, "select")
-        skipped.append((goal_id, "blocked"))
-        return None
-    except (GoalNotFound, IllegalTransition, _Moved):
-        release()  # deleted, or moved on since the ranking was read
-        skipped.append((goal_id, "changed"))
-        return None
+        outcomes = start_goals(sel.db, ctx, [(g, v) for g, v, _ in claimed], sel.vetting)
     except BaseException:
-        release()
+        for claim in claimed:
+            release(*claim)
         raise
+    started: list[tuple[Goal, Task, tuple[str, int, str]]] = []
+    for claim, outcome in zip(claimed, outcomes, strict=True):
+        if isinstance(outcome, tuple):
+            started.append((*outcome, claim))
+            continue
+        release(*claim)
+        if isinstance(outcome, GoalBlocked):
+            record_block(sel.db, ctx, outcome, "select")
+            skipped.append((claim[0], "blocked"))
+        else:  # deleted, or moved on since the ranking was read
+            skipped.append((claim[0], "changed"))
+    if not started:
+        return []
     try:
         if sel.emitter is None:
             raise SchedulerUnavailable("no Redis is configured for the scheduler queue")
-        sel.emitter.emit(task, task_payload(started, task))
+        sel.emitter.emit([(task, task_payload(goal, task)) for goal, task, _ in started])
     except BaseException as exc:
-        undo_start(sel.db, ctx, task, f"{NOT_EMITTED}: {exc}")
-        release()
+        for _, task, claim in started:
+            undo_start(sel.db, ctx, task, f"{NOT_EMITTED}: {exc}")
+            release(*claim)
         if isinstance(exc, SchedulerUnavailable):
             raise
         raise SchedulerUnavailable(str(exc)) from exc
-    return Selection("emitted", started, task)
+    _unrank(sel.cache, [(goal_id, version) for _, _, (goal_id, version, _) in started])
+    return [Selection("emitted", goal, task) for goal, task, _ in started]
+
+
+def _unrank(cache: RankingCache | None, started: list[tuple[str, int]]) -> None:
+    """Take the started goals out of the Redis ranking at once; a failure only means the
+    events worker does it a few milliseconds later (the starts are committed)."""
+    if cache is None:
+        return
+    try:
+        cache.unrank(started)
+    except RedisError as exc:
+        log.warning("%d started goal(s) stay ranked until the events worker applies their "
+                    "start: %s", len(started), exc)  # fmt: skip
 
 
 def _shadow(
@@ -221,43 +275,71 @@ class _Moved(GoalStoreError):
     """The goal's version is not the one the ranking showed: another selector won."""
 
 
-def start_goal(
-    db: Database, ctx: Context, goal_id: str, version: int, vetting: Vetting
-) -> tuple[Goal, Task]:
-    """Re-vet the goal and move it adopted -> executing at `version`, with its task, the
-    ledger event and the outbox row: one transaction."""
+Started = tuple[Goal, Task]
+
+
+def start_goals(
+    db: Database, ctx: Context, versions: list[tuple[str, int]], vetting: Vetting
+) -> list[Started | GoalStoreError]:
+    """Re-vet each goal and move it adopted -> executing at the version given, with its
+    task, the ledger event and the outbox row: one transaction for all, a savepoint
+    each. For each, in the order given, its (goal, task) or why it did not start
+    (GoalBlocked, GoalNotFound, IllegalTransition, _Moved)."""
     with db.read() as conn:
-        seen = goal_table.fetch(conn, goal_id)
+        seen = goal_table.fetch_many(conn, [goal_id for goal_id, _ in versions])
         beliefs = belief_table.listing(conn)
-    if seen is None or seen["deleted_at"] is not None:
+    consulted: dict[str, Consistency] = {}
+    for goal_id, version in versions:  # the checker may be HTTP: no transaction open
+        record = seen.get(goal_id)
+        if record is not None and record["deleted_at"] is None and record["version"] == version:
+            consulted[goal_id] = vetting.consult(from_record(record), beliefs)
+    outcomes: list[Started | GoalStoreError] = []
+    with db.batch():
+        for goal_id, version in versions:
+            consistency = consulted.get(goal_id)
+            try:
+                if consistency is None:
+                    raise _not_startable(seen.get(goal_id), goal_id)
+                with db.write() as conn:
+                    outcomes.append(_start(conn, ctx, goal_id, version, vetting, consistency))
+            except (GoalBlocked, GoalNotFound, IllegalTransition, _Moved) as refused:
+                outcomes.append(refused)
+    return outcomes
+
+
+def _not_startable(record: dict[str, Any] | None, goal_id: str) -> GoalStoreError:
+    if record is None or record["deleted_at"] is not None:
+        return GoalNotFound(goal_id)
+    return _Moved()
+
+
+def _start(
+    conn: sqlite3.Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
+    consistency: Consistency,
+) -> Started:  # fmt: skip
+    now = ctx.clock()
+    record = goal_table.fetch(conn, goal_id)
+    if record is None or record["deleted_at"] is not None:
         raise GoalNotFound(goal_id)
-    if seen["version"] != version:
+    goal = from_record(record)
+    if goal.version != version:
         raise _Moved()
-    consistency = vetting.consult(from_record(seen), beliefs)  # may be HTTP: no transaction
-    with db.write() as conn:
-        now = ctx.clock()
-        record = goal_table.fetch(conn, goal_id)
-        if record is None or record["deleted_at"] is not None:
-            raise GoalNotFound(goal_id)
-        goal = from_record(record)
-        if goal.version != version:
-            raise _Moved()
-        if goal.state != GoalState.ADOPTED:
-            raise IllegalTransition(goal.id, goal.state.value, "start")
-        verdict = _verdict(conn, vetting, goal, consistency, now)
-        if not verdict.allowed:
-            raise GoalBlocked(goal.id, verdict)
-        task_table.supersede_failed(conn, goal.id)
-        attempt = 1 + len(task_table.for_goal(conn, goal.id))
-        span = ctx.trace.child()
-        task = Task(
-            task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,
-            attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
-            span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
-        )  # fmt: skip
-        started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
-                            {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
-        task_table.insert(conn, task)
+    if goal.state != GoalState.ADOPTED:
+        raise IllegalTransition(goal.id, goal.state.value, "start")
+    verdict = _verdict(conn, vetting, goal, consistency, now)
+    if not verdict.allowed:
+        raise GoalBlocked(goal.id, verdict)
+    task_table.supersede_failed(conn, goal.id)
+    attempt = 1 + len(task_table.for_goal(conn, goal.id))
+    span = ctx.trace.child()
+    task = Task(
+        task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,
+        attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
+        span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
+    )  # fmt: skip
+    started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
+                        {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
+    task_table.insert(conn, task)
     return started, task
 
 

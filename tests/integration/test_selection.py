@@ -267,6 +267,135 @@ def test_concurrent_selectors_emit_each_goal_once(services: Services, redis_clie
     assert 40 == redis_client.llen("rq:queue:scheduler-test")
 
 
+def test_a_started_goal_leaves_the_redis_ranking_before_the_worker_applies_its_start(
+    services: Services, redis_client: Redis
+) -> None:
+    """No events worker runs here: the selector itself takes the goal out of
+    goalstore:ranked (and its category's ZSET), so other selectors do not walk past it."""
+    ctx = make_context()
+    best = adopted(services, ctx, value=0.9, category="maintenance")
+    other = adopted(services, ctx, value=0.2, category="maintenance")
+    rebuild(services)
+
+    selection = services.selector.select(ctx)
+
+    assert selection.goal is not None and best == selection.goal.id
+    for key in ("goalstore-test:ranked", "goalstore-test:ranked:maintenance"):
+        assert [other.encode()] == redis_client.zrange(key, 0, -1)
+
+
+def test_unrank_leaves_a_goal_alone_when_redis_holds_a_later_version(
+    services: Services, redis_client: Redis
+) -> None:
+    ctx = make_context()
+    goal_id = adopted(services, ctx)  # version 2
+    rebuild(services)
+    assert services.cache is not None
+
+    services.cache.unrank([(goal_id, 1)])  # a start from an older version: too late
+
+    assert redis_client.zscore("goalstore-test:ranked", goal_id) is not None
+    services.cache.unrank([(goal_id, 2)])
+    assert redis_client.zscore("goalstore-test:ranked", goal_id) is None
+
+
+def test_a_claim_walks_past_goals_other_selectors_hold(services: Services) -> None:
+    ctx = make_context()
+    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8, 0.7, 0.6)]
+    assert services.selector.claims is not None
+    claims = services.selector.claims
+    versions = [(goal_id, 2) for goal_id in ids]
+    _, held = claims.claim_first(versions[1:3], 2)  # another selector holds the 2nd and 3rd
+
+    token, positions = claims.claim_first(versions, 2)
+
+    assert [0, 1] == held  # positions in the list it was given
+    assert [0, 3] == positions
+    assert token != ""
+    assert [] == claims.claim_first(versions, 4)[1]  # the 4 are all held now
+
+
+def test_select_many_starts_the_best_goals_and_skips_a_blocked_one(
+    services: Services, redis_client: Redis
+) -> None:
+    """One claim, one transaction with a savepoint per goal, one MULTI: the goal that
+    fails vetting at selection time is skipped (its block recorded), the others start."""
+    ctx = Context(actor="tester")  # the real clock: Redis is trusted, not "far behind"
+    commands.put_belief(services.db, ctx, "core.rest",
+                        BeliefPut(statement="Rest at night", active=False))  # fmt: skip
+    first = adopted(services, ctx, value=0.9)
+    blocked = adopted(services, ctx, value=0.8, contradicts=["core.rest"])
+    third = adopted(services, ctx, value=0.7)
+    fourth = adopted(services, ctx, value=0.6)
+    rest = adopted(services, ctx, value=0.1)
+    rebuild(services)  # ranked while core.rest is inactive...
+    commands.put_belief(services.db, ctx, "core.rest",
+                        BeliefPut(statement="Rest at night", active=True))  # fmt: skip
+    # ...and no worker applies the activation: selection's own vetting must catch it.
+
+    selections = services.selector.select_many(ctx, 3)
+
+    assert [first, third, fourth] == [s.goal.id for s in selections if s.goal]
+    assert {"emitted"} == {s.mode for s in selections}
+    assert ((blocked, "blocked"),) == selections[0].skipped
+    assert GoalState.ADOPTED == commands.get_goal(services.db, blocked).state
+    assert "goal_blocked_by_belief" == events_of(services, blocked)[-1]
+    assert GoalState.ADOPTED == commands.get_goal(services.db, rest).state
+    queued = redis_client.lrange("rq:queue:scheduler-test", 0, -1)
+    assert sorted(s.task.task_id.encode() for s in selections if s.task) == sorted(queued)
+    assert b"3" == redis_client.hget("goalstore-test:metrics", "goal_selected_total")
+    assert b"3" == redis_client.hget("goalstore-test:metrics", "goal_select_latency_seconds_count")
+
+
+def test_concurrent_batch_selectors_emit_each_goal_once(
+    services: Services, redis_client: Redis
+) -> None:
+    """4 threads select 7 goals at a time until nothing is left."""
+    ctx = make_context()
+    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(60)}
+    rebuild(services)
+    emitted: list[str] = []
+    lock = threading.Lock()
+
+    def selector() -> None:
+        while True:
+            selections = services.selector.select_many(make_context(actor="sel"), 7)
+            if selections[0].mode != "emitted":
+                return
+            with lock:
+                emitted.extend(s.goal.id for s in selections if s.goal)
+
+    threads = [threading.Thread(target=selector) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(goal_ids) == sorted(emitted)
+    assert 60 == redis_client.llen("rq:queue:scheduler-test")
+
+
+def test_a_failed_emit_of_a_batch_undoes_every_start(
+    services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = make_context()
+    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8)]
+    rebuild(services)
+    assert services.emitter is not None
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(services.emitter, "emit", broken)
+    with pytest.raises(commands.SchedulerUnavailable):
+        services.selector.select_many(ctx, 2)
+
+    for goal_id in ids:
+        assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+        assert redis_client.get(f"goalstore-test:claim:{goal_id}:2") is None  # released
+    assert 0 == redis_client.llen("rq:queue:scheduler-test")
+
+
 def test_a_failed_emit_leaves_nothing_half_done(
     services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

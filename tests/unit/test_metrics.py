@@ -111,13 +111,13 @@ def test_after_a_failure_redis_is_left_alone_for_a_while() -> None:
     server = fakeredis.FakeServer()
     recorder, redis = recorder_on(server)
     attempts = []
-    real_pipeline = redis.pipeline
+    real_evalsha = redis.evalsha  # what the recorder's script call sends
 
-    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
+    def counting_evalsha(*args: Any, **kwargs: Any) -> Any:
         attempts.append(1)
-        return real_pipeline(*args, **kwargs)
+        return real_evalsha(*args, **kwargs)
 
-    redis.pipeline = counting_pipeline  # type: ignore[method-assign]
+    redis.evalsha = counting_evalsha  # type: ignore[method-assign]
     server.connected = False
 
     for _ in range(10):
