@@ -14,7 +14,7 @@ from service.api.errors import install_error_handlers
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.metrics import registry_for
 from service.api.metrics import router as metrics_router
-from service.api.middleware import BodyLimitMiddleware, trace_middleware
+from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
 from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
 from service.store.migrate import migrate
@@ -58,7 +58,7 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.state.services = services
     app.state.metrics_registry = registry_for(services)
     install_error_handlers(app)
-    app.middleware("http")(trace_middleware)
+    app.add_middleware(TraceMiddleware)
     app.add_middleware(IdempotencyMiddleware, services=services)  # inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.include_router(meta.router)
