@@ -19,15 +19,6 @@ from service.domain.ranking import Snapshot, Weights
 _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
 _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
 _TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
-# Take a goal out of the ranking ZSETs unless Redis already holds a snapshot newer
-# than the version given. KEYS: 1 its snapshot hash, 2.. the ranking ZSETs.
-# ARGV: 1 goal id, 2 version.
-_UNRANK_LUA = """
-local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if held > tonumber(ARGV[2]) then return 0 end
-for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-"""
 
 
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
@@ -63,16 +54,13 @@ class RankingCache:
         self._write_script = redis.register_script(_SNAPSHOT_LUA)
         self._inputs_script = redis.register_script(_INPUTS_LUA)
         self._top_script = redis.register_script(_TOP_LUA)
-        self._unrank_script = redis.register_script(_UNRANK_LUA)
 
     def write(self, snapshots: Iterable[Snapshot], pipe: Pipeline | None = None) -> None:
-        """Write snapshots, each unless Redis holds a newer one (one round trip for all)."""
-        own = pipe is None
-        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
+        WRITE_CHUNK (a script on a pipeline of our own would cost a SCRIPT EXISTS round
+        trip more)."""
         for chunk in batched(snapshots, WRITE_CHUNK):
-            self._write_chunk(_payload(chunk), pipe)
-        if own:
-            pipe.execute()
+            self._write_chunk(_payload(chunk), self.redis if pipe is None else pipe)
 
     def _write_chunk(self, payload: bytes, client: Redis | Pipeline) -> Any:
         k = self.keys
@@ -184,18 +172,6 @@ class RankingCache:
             ]
             items += sorted(blocked, key=_order)[: limit - len(items)]
         return Page(items, warm, ranked_count)
-
-    def unrank(self, started: Iterable[tuple[str, int]]) -> None:
-        """Selectors started these goal versions: they leave the ranking now rather than
-        when the events worker applies the starts (which it will, to the same effect),
-        so other selectors do not walk past them meanwhile. A goal is left alone when
-        Redis already holds a later version of it. One round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        ranked = self.keys.all_ranked()
-        for goal_id, version in started:
-            keys = [self.keys.goal(goal_id), *ranked]
-            self._unrank_script(keys=keys, args=[goal_id, version], client=pipe)
-        pipe.execute()
 
     def _hmget(self, ids: list[str]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

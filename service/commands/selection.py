@@ -24,7 +24,7 @@ import time
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from redis.exceptions import RedisError
 
@@ -36,12 +36,13 @@ from service.commands.ranking import ranked_candidates, ranking_inputs
 from service.commands.vetting import Vetting
 from service.domain.errors import GoalNotFound, GoalStoreError, IllegalTransition
 from service.domain.goal import Goal, GoalState, from_record
-from service.domain.ranking import explain
+from service.domain.ranking import RankingInputs, explain, snapshot
 from service.domain.tasks import NOT_EMITTED, Task, TaskState
 from service.domain.vetting import Block, Consistency, GoalBlocked, Verdict
 from service.metrics import GOAL_SELECTED, GOAL_SELECTED_SHADOW, RECORDER, SELECT_LATENCY
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
+from service.store import ledger as ledger_table
 from service.store import tasks as task_table
 from service.store.db import Database
 
@@ -187,10 +188,10 @@ def _try(
         for claim in claimed:
             release(*claim)
         raise
-    started: list[tuple[Goal, Task, tuple[str, int, str]]] = []
+    started: list[tuple[Started, tuple[str, int, str]]] = []
     for claim, outcome in zip(claimed, outcomes, strict=True):
-        if isinstance(outcome, tuple):
-            started.append((*outcome, claim))
+        if isinstance(outcome, Started):
+            started.append((outcome, claim))
             continue
         release(*claim)
         if isinstance(outcome, GoalBlocked):
@@ -203,25 +204,28 @@ def _try(
     try:
         if sel.emitter is None:
             raise SchedulerUnavailable("no Redis is configured for the scheduler queue")
-        sel.emitter.emit([(task, task_payload(goal, task)) for goal, task, _ in started])
+        sel.emitter.emit([(s.task, task_payload(s.goal, s.task)) for s, _ in started])
     except BaseException as exc:
-        for _, task, claim in started:
-            undo_start(sel.db, ctx, task, f"{NOT_EMITTED}: {exc}")
+        for s, claim in started:
+            undo_start(sel.db, ctx, s.task, f"{NOT_EMITTED}: {exc}")
             release(*claim)
         if isinstance(exc, SchedulerUnavailable):
             raise
         raise SchedulerUnavailable(str(exc)) from exc
-    _unrank(sel.cache, [(goal_id, version) for _, _, (goal_id, version, _) in started])
-    return [Selection("emitted", goal, task) for goal, task, _ in started]
+    _leave_ranking(sel.cache, [outcome for outcome, _ in started])
+    return [Selection("emitted", s.goal, s.task) for s, _ in started]
 
 
-def _unrank(cache: RankingCache | None, started: list[tuple[str, int]]) -> None:
-    """Take the started goals out of the Redis ranking at once; a failure only means the
-    events worker does it a few milliseconds later (the starts are committed)."""
+def _leave_ranking(cache: RankingCache | None, started: list[Started]) -> None:
+    """Write the started goals' snapshots (executing: out of the ranking) now rather than
+    when the events worker applies the starts, so other selectors do not walk past them
+    meanwhile. The same guarded write as the worker's, at the seq of each start's ledger
+    event: a rebuild from an older read cannot put them back. A failure only means the
+    worker does it a few milliseconds later (the starts are committed)."""
     if cache is None:
         return
     try:
-        cache.unrank(started)
+        cache.write(snapshot(s.goal, RankingInputs(now=s.goal.updated_at), s.seq) for s in started)
     except RedisError as exc:
         log.warning("%d started goal(s) stay ranked until the events worker applies their "
                     "start: %s", len(started), exc)  # fmt: skip
@@ -275,7 +279,10 @@ class _Moved(GoalStoreError):
     """The goal's version is not the one the ranking showed: another selector won."""
 
 
-Started = tuple[Goal, Task]
+class Started(NamedTuple):
+    goal: Goal  # now executing
+    task: Task
+    seq: int  # of the goal_selected_for_execution ledger event
 
 
 def start_goals(
@@ -283,7 +290,7 @@ def start_goals(
 ) -> list[Started | GoalStoreError]:
     """Re-vet each goal and move it adopted -> executing at the version given, with its
     task, the ledger event and the outbox row: one transaction for all, a savepoint
-    each. For each, in the order given, its (goal, task) or why it did not start
+    each. For each, in the order given, what started or why it did not
     (GoalBlocked, GoalNotFound, IllegalTransition, _Moved)."""
     with db.read() as conn:
         seen = goal_table.fetch_many(conn, [goal_id for goal_id, _ in versions])
@@ -340,7 +347,8 @@ def _start(
     started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
                         {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
     task_table.insert(conn, task)
-    return started, task
+    seq, _ = ledger_table.head(conn)  # the event move_goal just appended
+    return Started(started, task, seq)
 
 
 def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:

@@ -284,19 +284,24 @@ def test_a_started_goal_leaves_the_redis_ranking_before_the_worker_applies_its_s
         assert [other.encode()] == redis_client.zrange(key, 0, -1)
 
 
-def test_unrank_leaves_a_goal_alone_when_redis_holds_a_later_version(
+def test_a_rebuild_from_an_older_read_cannot_put_a_started_goal_back(
     services: Services, redis_client: Redis
 ) -> None:
+    """The selector writes the started goal's snapshot at the seq of its start event,
+    through the same guard as the worker: a rebuild that read SQLite before the start and
+    writes after it (the worker's start-up rebuild, `goalstore cache rebuild`) loses."""
     ctx = make_context()
-    goal_id = adopted(services, ctx)  # version 2
+    goal_id = adopted(services, ctx)
     rebuild(services)
     assert services.cache is not None
+    before = commands.ranking_state(services.db)  # a rebuild's read, taken before the start
 
-    services.cache.unrank([(goal_id, 1)])  # a start from an older version: too late
+    selection = services.selector.select(ctx)
+    services.cache.write(before.snapshots())  # ...and its write, after
 
-    assert redis_client.zscore("goalstore-test:ranked", goal_id) is not None
-    services.cache.unrank([(goal_id, 2)])
+    assert selection.goal is not None and goal_id == selection.goal.id
     assert redis_client.zscore("goalstore-test:ranked", goal_id) is None
+    assert b"executing" == redis_client.hget(f"goalstore-test:goal:{goal_id}", "state")
 
 
 def test_a_claim_walks_past_goals_other_selectors_hold(services: Services) -> None:
