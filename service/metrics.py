@@ -86,7 +86,9 @@ PRIORITIZE_LATENCY = Spec(
     "ranking computed from SQLite).",
 )  # fmt: skip
 SELECT_LATENCY = Spec(
-    "goal_select_latency_seconds", "histogram", "Time to select and emit one goal."
+    "goal_select_latency_seconds",
+    "histogram",
+    "Time to select and emit one goal (a selector's batch: the batch's time, once per goal).",
 )
 ADOPT_LATENCY = Spec(
     "goal_adopt_latency_seconds", "histogram", "Time to vet and adopt one goal (successful)."

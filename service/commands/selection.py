@@ -173,6 +173,8 @@ def _try(
 ) -> list[Selection]:  # fmt: skip
     """Start and emit the claimed goal versions (or, in shadow, vet them): the
     selections made; the rest are released and noted in `skipped`."""
+    if not claimed:
+        return []
     if sel.flags.shadow:
         shadows = (_shadow(sel, goal_id, version, skipped) for goal_id, version, _ in claimed)
         return [s for s in shadows if s is not None]

@@ -240,31 +240,38 @@ def test_selection_emits_one_job_with_the_callers_trace(
                                                                    0, -1)  # fmt: skip
 
 
-def test_concurrent_selectors_emit_each_goal_once(services: Services, redis_client: Redis) -> None:
-    """8 threads select until nothing is left: every adopted goal is emitted exactly once."""
+@pytest.mark.parametrize(("threads", "per_call", "goals"), [(8, 1, 40), (4, 7, 60)])
+def test_concurrent_selectors_emit_each_goal_once(
+    services: Services, redis_client: Redis, threads: int, per_call: int, goals: int
+) -> None:
+    """Threads select (one goal per call, or batches) until nothing is left: every
+    adopted goal is emitted exactly once."""
     ctx = make_context()
-    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(40)}
+    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(goals)}
     rebuild(services)
     emitted: list[str] = []
     lock = threading.Lock()
 
     def selector() -> None:
         while True:
-            selection = services.selector.select(make_context(actor="sel"))
-            if selection.mode != "emitted":
+            sel_ctx = make_context(actor="sel")
+            if per_call == 1:
+                selections = [services.selector.select(sel_ctx)]
+            else:
+                selections = services.selector.select_many(sel_ctx, per_call)
+            if selections[0].mode != "emitted":
                 return
-            assert selection.goal is not None
             with lock:
-                emitted.append(selection.goal.id)
+                emitted.extend(s.goal.id for s in selections if s.goal)
 
-    threads = [threading.Thread(target=selector) for _ in range(8)]
-    for thread in threads:
+    running = [threading.Thread(target=selector) for _ in range(threads)]
+    for thread in running:
         thread.start()
-    for thread in threads:
+    for thread in running:
         thread.join(timeout=60)
 
     assert sorted(goal_ids) == sorted(emitted)
-    assert 40 == redis_client.llen("rq:queue:scheduler-test")
+    assert goals == redis_client.llen("rq:queue:scheduler-test")
 
 
 def test_a_started_goal_leaves_the_redis_ranking_before_the_worker_applies_its_start(
@@ -352,46 +359,25 @@ def test_select_many_starts_the_best_goals_and_skips_a_blocked_one(
     assert b"3" == redis_client.hget("goalstore-test:metrics", "goal_select_latency_seconds_count")
 
 
-def test_concurrent_batch_selectors_emit_each_goal_once(
-    services: Services, redis_client: Redis
-) -> None:
-    """4 threads select 7 goals at a time until nothing is left."""
-    ctx = make_context()
-    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(60)}
-    rebuild(services)
-    emitted: list[str] = []
-    lock = threading.Lock()
-
-    def selector() -> None:
-        while True:
-            selections = services.selector.select_many(make_context(actor="sel"), 7)
-            if selections[0].mode != "emitted":
-                return
-            with lock:
-                emitted.extend(s.goal.id for s in selections if s.goal)
-
-    threads = [threading.Thread(target=selector) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert sorted(goal_ids) == sorted(emitted)
-    assert 60 == redis_client.llen("rq:queue:scheduler-test")
-
-
-def test_a_failed_emit_of_a_batch_undoes_every_start(
-    services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ctx = make_context()
-    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8)]
-    rebuild(services)
+@pytest.fixture
+def queue_down(services: Services, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Every emit to the scheduler queue fails (undo() brings the queue back)."""
     assert services.emitter is not None
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("queue down")
 
     monkeypatch.setattr(services.emitter, "emit", broken)
+    return monkeypatch
+
+
+def test_a_failed_emit_of_a_batch_undoes_every_start(
+    services: Services, redis_client: Redis, queue_down: pytest.MonkeyPatch
+) -> None:
+    ctx = make_context()
+    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8)]
+    rebuild(services)
+
     with pytest.raises(commands.SchedulerUnavailable):
         services.selector.select_many(ctx, 2)
 
@@ -402,24 +388,19 @@ def test_a_failed_emit_of_a_batch_undoes_every_start(
 
 
 def test_a_failed_emit_leaves_nothing_half_done(
-    services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+    services: Services, redis_client: Redis, queue_down: pytest.MonkeyPatch
 ) -> None:
     ctx = make_context()
     goal_id = adopted(services, ctx)
     rebuild(services)
-    assert services.emitter is not None
 
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("queue down")
-
-    monkeypatch.setattr(services.emitter, "emit", broken)
     with pytest.raises(commands.SchedulerUnavailable):
         services.selector.select(ctx)
 
     assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
     [task] = commands.list_tasks(services.db, goal_id)
     assert (TaskState.FAILED, True) == (task.state, task.superseded)
-    monkeypatch.undo()
+    queue_down.undo()
     again = services.selector.select(ctx)  # the claim was released: it can be selected
     assert ("emitted", 2) == (again.mode, again.task.attempt if again.task else None)
 
