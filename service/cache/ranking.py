@@ -146,14 +146,9 @@ class RankingCache:
         found: list[Any] = self.redis.zrangebyscore(self.keys.deadlines, start, end)
         return [_text(goal_id) for goal_id in found]
 
-    def top(
-        self, limit: int, category: str | None = None, include_blocked: bool = False
-    ) -> list[dict[str, Any]]:
-        """The best `limit` goals' snapshots, in the documented total order."""
-        return self.page(limit, category, include_blocked).items
-
     def page(self, limit: int, category: str | None = None, include_blocked: bool = False) -> Page:
-        """top(), and what a reader needs to trust it, from one round trip (two when
+        """The best `limit` goals (ordering fields of each), in the documented total
+        order, and what a reader needs to trust them, from one round trip (two when
         blocked goals are asked for and the ranked ones do not fill the page)."""
         key = self.keys.ranked_in(category) if category else self.keys.ranked
         reply: list[Any] = self._top_script(

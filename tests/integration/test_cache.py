@@ -67,7 +67,7 @@ def test_rebuild_puts_the_sqlite_ranking_in_redis(
     members = [m.decode() for m in redis_client.zrevrange(KEYS.ranked, 0, -1)]
     assert expected == members
     assert {"goals": 4, "ranked": 3, "blocked": 0, "seq": 7} == summary
-    assert [ids[1], ids[2], ids[0]] == [s["id"] for s in cache.top(10)]
+    assert [ids[1], ids[2], ids[0]] == [s["id"] for s in cache.page(10).items]
     proposed = cache.snapshot("g-proposed")
     assert proposed is not None
     assert ("proposed", "none") == (proposed["state"], proposed["placement"])
@@ -132,7 +132,7 @@ def test_a_category_change_moves_the_goal_between_category_rankings(
     cache.write(commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots())
 
     assert 0 == redis_client.zcard(KEYS.ranked_in("exploration"))
-    assert [goal_id] == [s["id"] for s in cache.top(5, category="maintenance")]
+    assert [goal_id] == [s["id"] for s in cache.page(5, category="maintenance").items]
 
 
 def test_equal_scores_keep_the_documented_tie_order_at_the_cut(
@@ -145,7 +145,7 @@ def test_equal_scores_keep_the_documented_tie_order_at_the_cut(
         clock.advance(minutes=1)
     commands.rebuild_cache(db, cache, now=clock())
 
-    assert ["g-z", "g-y"] == [s["id"] for s in cache.top(2)]
+    assert ["g-z", "g-y"] == [s["id"] for s in cache.page(2).items]
 
 
 def test_a_rebuild_drops_goals_sqlite_does_not_have(
@@ -252,7 +252,7 @@ def test_an_emptied_redis_is_not_warm_until_rebuilt(
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
     assert before == dump(redis_client)
-    assert [ids[1], ids[0]] == [s["id"] for s in cache.top(5)]
+    assert [ids[1], ids[0]] == [s["id"] for s in cache.page(5).items]
 
 
 def test_cli_cache_rebuild(
@@ -324,4 +324,4 @@ def test_a_ranked_read_skips_a_goal_unplaced_between_its_two_reads(
     commands.rebuild_cache(db, cache, now=ctx.clock())
     redis_client.hset(KEYS.goal(started), mapping={"placement": "none", "score": "", "raw": ""})
 
-    assert [kept] == [s["id"] for s in cache.top(10)]
+    assert [kept] == [s["id"] for s in cache.page(10).items]

@@ -214,6 +214,24 @@ def test_the_selector_loop_idles_in_shadow_mode(
     shadow.close()
 
 
+def test_the_selector_loop_fills_the_queue_to_its_depth_with_the_best_goals(
+    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+) -> None:
+    """`goalstore selector` (live) selects what the queue lacks in one pass: the best 3
+    of 5 goals for a depth of 3, then stops asking while the queue is full."""
+    ids = [adopted(services, ctx, value=v) for v in (0.1, 0.9, 0.3, 0.7, 0.5)]
+    rebuild(services)
+    live = build_services(settings(tmp_path, scheduler_depth=3))
+
+    summary = top_up(live, once=True)
+
+    assert {"selected": 3, "waiting": 3} == summary
+    executing = {g for g in ids if commands.get_goal(services.db, g).state == GoalState.EXECUTING}
+    assert {ids[1], ids[3], ids[4]} == executing
+    assert 3 == redis_client.llen("rq:queue:scheduler-test")
+    live.close()
+
+
 def test_selection_emits_one_job_with_the_callers_trace(
     services: Services, redis_client: Redis
 ) -> None:
