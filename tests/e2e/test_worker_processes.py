@@ -9,10 +9,9 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -20,26 +19,12 @@ from redis import Redis
 from rq import Worker
 from rq.suspension import resume, suspend
 
-from service.testing import goal_spec, migrated_database
+from service.testing import goal_spec, migrated_database, wait_for
 from tests.e2e.test_processes import BIN, procfile, wait_ready
 from tests.integration.conftest import free_port
 from tests.ranking_oracle import DEFAULT_WEIGHTS, independent_score, is_blocked
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], seconds: float = 30) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + seconds
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class RedisServer:

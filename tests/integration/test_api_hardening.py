@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from service.testing import goal_spec
+from service.testing import goal_spec, wait_for
 from tests.integration.conftest import ServerFactory
 
 
@@ -132,9 +133,19 @@ def test_an_unexpected_error_is_a_traced_500_problem(
 def test_each_request_is_logged_with_its_trace(
     client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One access line per request with method, path, status and duration."""
+    """One access line per request with method, path, status and duration.
+
+    The line is written once the response has been sent (its duration includes the
+    send), by the server's thread: the client may see the response first.
+    """
     with caplog.at_level("INFO", logger="goalstore.access"):
         client.get("/livez")
+        wait_for(
+            "the access line",
+            lambda: [r for r in caplog.records if r.name == "goalstore.access"],
+            5,
+        )
+        time.sleep(0.1)  # room for a wrong second line to show up
 
     lines = [r for r in caplog.records if r.name == "goalstore.access"]
     assert 1 == len(lines)
