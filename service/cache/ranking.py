@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from service.cache.keys import Keys
-from service.domain.ranking import Snapshot, Weights
+from service.domain.ranking import NO_DEADLINE, TERM_NAMES, Snapshots, Weights
 
 _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
 _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
@@ -24,27 +24,55 @@ _TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
 
 
-def _encoded(s: Snapshot) -> tuple[str | bool, ...]:
-    """One snapshot as snapshot.lua reads it (False: absent). Numbers travel as text in
-    Python's shortest exact form: Lua would spend more formatting them than Redis does
-    storing the whole hash."""
-    score = s.score
-    deadline = False if s.deadline is None else repr(s.deadline)
-    head = (s.goal_id, str(s.seq), repr(s.computed_at), s.placement)
-    tail = (s.category, str(s.version), s.state, repr(s.created), "1" if s.deleted else "0")
-    if score is None:
-        return (*head, "0", deadline, *tail, False, False, False)
-    explanation = {
-        "urgency": score.urgency, "alignment": score.alignment, "terms": score.terms,
-        "blocked_by": [b.as_dict() for b in score.blocked_by],
-    }  # fmt: skip
-    zscore = score.score if s.placement == "ranked" else score.raw
-    return (*head, repr(zscore), deadline, *tail, repr(score.score), repr(score.raw),
-            orjson.dumps(explanation).decode())  # fmt: skip
+def _encoded(batch: Snapshots) -> tuple[list[tuple[str | bool, ...]], list[str]]:
+    """A batch as snapshot.lua reads it: one row per goal (False: absent), and each goal's
+    explanation (JSON text, empty when not scored). Numbers travel as text in Python's
+    shortest exact form: Lua would spend more formatting them than Redis does storing
+    the whole hash. Built from the batch's columns, a goal costs a few microseconds."""
+    t, fa, sc = batch.table, batch.facts, batch.scores
+    seq, at = str(batch.seq), repr(batch.computed_at)
+    deadlines = [False if d == NO_DEADLINE else repr(d) for d in t.deadline.tolist()]
+    score = list(map(repr, sc.score.tolist()))
+    raw = list(map(repr, sc.raw.tolist()))
+    terms = zip(*(term.tolist() for term in sc.terms), strict=True)
+    rows: list[tuple[str | bool, ...]] = []
+    explained: list[str] = []
+    for i, (goal_id, placement, deadline, created, urgency, alignment, named) in enumerate(
+        zip(t.ids, batch.placement, deadlines, map(repr, t.created.tolist()),
+            sc.urgency.tolist(), sc.alignment.tolist(), terms, strict=True)
+    ):  # fmt: skip
+        head = (goal_id, seq, at, placement, deadline, fa.category[i], str(fa.version[i]),
+                fa.state[i], created, "1" if fa.deleted[i] else "0")  # fmt: skip
+        if placement == "none":
+            rows.append((*head, False, False))
+            explained.append("")
+            continue
+        rows.append((*head, score[i], raw[i]))
+        blocked_by = [b.as_dict() for b in batch.blocked_by.get(i, ())]
+        explanation = {
+            "urgency": urgency, "alignment": alignment,
+            "terms": dict(zip(TERM_NAMES, named, strict=True)), "blocked_by": blocked_by,
+        }  # fmt: skip
+        explained.append(orjson.dumps(explanation).decode())
+    return rows, explained
 
 
-def _payload(chunk: Iterable[Snapshot]) -> bytes:
-    return orjson.dumps([_encoded(s) for s in chunk])
+def _chunks(batches: Iterable[Snapshots]) -> Iterator[tuple[bytes, list[str]]]:
+    """The batches' snapshots as snapshot.lua's arguments, WRITE_CHUNK goals a call."""
+    rows: list[tuple[str | bool, ...]] = []
+    explained: list[str] = []
+    for batch in batches:
+        more_rows, more_explained = _encoded(batch)
+        rows += more_rows
+        explained += more_explained
+        start = 0
+        while len(rows) - start >= WRITE_CHUNK:
+            stop = start + WRITE_CHUNK
+            yield orjson.dumps(rows[start:stop]), explained[start:stop]
+            start = stop
+        del rows[:start], explained[:start]
+    if rows:
+        yield orjson.dumps(rows), explained
 
 
 class RankingCache:
@@ -55,17 +83,17 @@ class RankingCache:
         self._inputs_script = redis.register_script(_INPUTS_LUA)
         self._top_script = redis.register_script(_TOP_LUA)
 
-    def write(self, snapshots: Iterable[Snapshot], pipe: Pipeline | None = None) -> None:
+    def write(self, batches: Iterable[Snapshots], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
         WRITE_CHUNK (a script on a pipeline of our own would cost a SCRIPT EXISTS round
         trip more)."""
-        for chunk in batched(snapshots, WRITE_CHUNK):
-            self._write_chunk(_payload(chunk), self.redis if pipe is None else pipe)
+        for rows, explained in _chunks(batches):
+            self._write_chunk(rows, explained, self.redis if pipe is None else pipe)
 
-    def _write_chunk(self, payload: bytes, client: Redis | Pipeline) -> Any:
+    def _write_chunk(self, rows: bytes, explained: list[str], client: Redis | Pipeline) -> Any:
         k = self.keys
         return self._write_script(
-            keys=[k.ranked, k.blocked, k.goals, k.deadlines], args=[k.prefix, payload],
+            keys=[k.ranked, k.blocked, k.goals, k.deadlines], args=[k.prefix, rows, *explained],
             client=client,
         )  # fmt: skip
 
@@ -86,27 +114,31 @@ class RankingCache:
         )
 
     def rebuild(
-        self, chunks: Iterable[Sequence[Snapshot]], goal_ids: Iterable[str],
-        active_beliefs: Iterable[str], weights: Weights, seq: int, computed_at: float,
+        self, batches: Iterable[Snapshots], active_beliefs: Iterable[str], weights: Weights,
+        seq: int, computed_at: float,
     ) -> int:  # fmt: skip
-        """Bring Redis in line with SQLite: write every goal (`chunks` of snapshots of all of
-        `goal_ids`), drop goals SQLite no longer has.
+        """Bring Redis in line with SQLite: write every goal (`batches` of snapshots of all
+        of them), drop goals SQLite no longer has.
 
         Guarded like every write, so a rebuild never undoes a newer incremental update.
-        Redis applies one chunk while the next is computed (a thread waits on the socket).
+        Redis applies one chunk while the next is computed, with a second chunk already
+        sent (on a connection of its own), so it never waits for this process.
         """
-        written = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="goalstore-rebuild") as sender:
-            in_flight: Future[Any] | None = None
-            for chunk in chunks:
-                payload = _payload(chunk)
-                if in_flight is not None:
-                    in_flight.result()
-                in_flight = sender.submit(self._write_chunk, payload, self.redis)
-                written += len(chunk)
-            if in_flight is not None:
-                in_flight.result()
-        known = set(goal_ids)
+        known: set[str] = set()
+
+        def counted(batch: Snapshots) -> Snapshots:
+            known.update(batch.table.ids)
+            return batch
+
+        with ThreadPoolExecutor(2, thread_name_prefix="goalstore-rebuild") as senders:
+            in_flight: deque[Future[Any]] = deque()
+            for rows, explained in _chunks(map(counted, batches)):
+                if len(in_flight) == 2:
+                    in_flight.popleft().result()
+                in_flight.append(senders.submit(self._write_chunk, rows, explained, self.redis))
+            for sent in in_flight:
+                sent.result()
+        written = len(known)
         held: set[Any] = self.redis.smembers(self.keys.goals)
         stale = [goal_id for goal_id in map(_text, held) if goal_id not in known]
         pipe = self.redis.pipeline(transaction=False)
@@ -214,13 +246,6 @@ def _placed(rows: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
             "category": category, "version": int(version),
         })  # fmt: skip
     return out
-
-
-def batched(items: Iterable[Snapshot], size: int) -> Iterator[list[Snapshot]]:
-    """itertools.batched (Python 3.12) for 3.11."""
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 def _text(value: bytes | str) -> str:

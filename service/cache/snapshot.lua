@@ -7,12 +7,17 @@
 -- then one variadic ZADD/ZREM/SADD per key for the whole chunk. A chunk holds each
 -- goal at most once and at most ~3,000 goals (Lua's unpack limit). Per-goal and
 -- per-category keys are derived from the prefix: this needs one Redis, not a Cluster.
+-- A goal the goals set lacks has no snapshot and is in no ranking (all are written
+-- here, and dropped together): only the others are read for the guard, or removed
+-- from where they no longer belong. A cold rebuild reads and removes nothing.
 --
 -- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines
 -- ARGV: 1 key prefix, 2 JSON array of snapshots, each
---   [id, seq, computed_at, placement, zset score, deadline or false, category,
---    version, state, created, deleted (0/1), score or false, raw or false, explain or false]
--- every number as text (formatting doubles in Lua costs more than the rest of the HSET).
+--   [id, seq, computed_at, placement, deadline or false, category, version, state,
+--    created, deleted (0/1), score or false, raw or false],
+--   then ARGV[2 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
+-- Every number travels as text (formatting doubles in Lua costs more than the rest of
+-- the HSET), the explanation outside the JSON (no escaping to undo).
 -- Returns how many were written.
 local prefix = ARGV[1]
 local ranked, blocked, goals, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -27,36 +32,46 @@ local function rem(key, id)
   if not t then t = {}; zrem[key] = t end
   t[#t + 1] = id
 end
+local rows = cjson.decode(ARGV[2])
+local all = {}
+for i, s in ipairs(rows) do all[i] = s[1] end
+local known = #all > 0 and redis.call('SMISMEMBER', goals, unpack(all)) or {}
 local ids = {}
-for _, s in ipairs(cjson.decode(ARGV[2])) do
-  local id, placement, score, deadline, category = s[1], s[4], s[5], s[6], s[7]
-  local seq, at = tonumber(s[2]), tonumber(s[3])
+local in_category = {}  -- category -> its ranking's key
+for i, s in ipairs(rows) do
+  local id, placement, deadline, category = s[1], s[4], s[5], s[6]
   local key = prefix .. 'goal:' .. id
-  local held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
-  local held_seq, held_at = tonumber(held[1] or '-1'), tonumber(held[2] or '-1')
-  if not (seq < held_seq or (seq == held_seq and at < held_at)) then
-    local in_category = prefix .. 'ranked:' .. category
-    -- The category may have changed: leave the old per-category ranking.
-    if held[3] and held[3] ~= category then
-      rem(prefix .. 'ranked:' .. held[3], id)
+  local had, write, held_category = known[i] == 1, true, nil
+  if had then
+    local held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
+    local seq, held_seq = tonumber(s[2]), tonumber(held[1] or '-1')
+    write = not (seq < held_seq or (seq == held_seq and tonumber(s[3]) < tonumber(held[2] or '-1')))
+    held_category = held[3]
+  end
+  if write then
+    local category_key = in_category[category]
+    if not category_key then
+      category_key = prefix .. 'ranked:' .. category
+      in_category[category] = category_key
     end
+    local score, raw = s[11] or '', s[12] or ''
     -- Every field, every time (empty when not scored): no stale field survives.
     redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
-      'deadline', deadline or '', 'category', category, 'version', s[8], 'state', s[9],
-      'created', s[10], 'deleted', s[11], 'score', s[12] or '', 'raw', s[13] or '',
-      'explain', s[14] or '')
+      'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
+      'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[2 + i])
     ids[#ids + 1] = id
-    if placement == 'ranked' then
-      add(ranked, score, id); add(in_category, score, id); rem(blocked, id)
-    elseif placement == 'blocked' then
-      rem(ranked, id); rem(in_category, id); add(blocked, score, id)
-    else
-      rem(ranked, id); rem(in_category, id); rem(blocked, id)
-    end
-    if deadline and placement ~= 'none' then
-      add(deadlines, deadline, id)
-    else
-      rem(deadlines, id)
+    local dated = deadline and placement ~= 'none'
+    if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
+    if placement == 'blocked' then add(blocked, raw, id) end
+    if dated then add(deadlines, deadline, id) end
+    -- Only a goal that had a snapshot can sit where it no longer belongs.
+    if had then
+      if held_category and held_category ~= category then
+        rem(prefix .. 'ranked:' .. held_category, id)
+      end
+      if placement ~= 'ranked' then rem(ranked, id); rem(category_key, id) end
+      if placement ~= 'blocked' then rem(blocked, id) end
+      if not dated then rem(deadlines, id) end
     end
   end
 end

@@ -75,7 +75,7 @@ def apply_events(
             )
         state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now)
     pipe = cache.redis.pipeline(transaction=False)
-    cache.write(state.snapshots(), pipe)
+    cache.write([state.snapshots()], pipe)
     if plan.inputs_changed:
         cache.set_inputs(state.inputs.active_beliefs, state.inputs.weights, state.seq, pipe)
     pipe.execute()
@@ -99,7 +99,7 @@ def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None
     last = float(cache.meta().get("urgency_refreshed_at") or 0.0)
     goal_ids = cache.with_deadline_between(last, now.timestamp() + URGENCY_WINDOW_S)
     state = ranking_state(db, goal_ids, now)
-    cache.write(state.snapshots())
+    cache.write([state.snapshots()])
     cache.note(urgency_refreshed_at=now.timestamp())
     return {"rebuilt": False, "goals": len(state)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,19 +20,17 @@ from service.domain.decisions import GOAL_SELECTED
 from service.domain.errors import DecisionNotFound
 from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import (
-    Facts,
-    Features,
+    FactTable,
+    FeatureTable,
     Ranked,
     RankingInputs,
     Score,
-    Snapshot,
+    Snapshots,
     explain,
     features,
-    features_of,
     rank,
-    snapshots,
 )
-from service.domain.timefmt import format_ts, parse_ts
+from service.domain.timefmt import epoch_us, format_ts, parse_ts
 from service.metrics import EVENTS_APPLIED, PRIORITIZE_LATENCY, RECORDER
 from service.store import beliefs as belief_table
 from service.store import decisions as decision_table
@@ -67,8 +65,8 @@ def goal_score(db: Database, goal_id: str, now: datetime | None = None) -> tuple
 class RankingState:
     """Goals and ranking inputs from one consistent read of SQLite at ledger head `seq`.
 
-    The rows are turned into features only when snapshots are asked for, so a rebuild
-    does that a chunk at a time while Redis writes the chunk before."""
+    The rows become columns only when snapshots are asked for, so a rebuild does that
+    a chunk at a time while Redis writes the chunk before."""
 
     seq: int
     inputs: RankingInputs
@@ -81,11 +79,9 @@ class RankingState:
     def goal_ids(self) -> list[str]:
         return [row[0] for row in self.rows]
 
-    def snapshots(self, start: int = 0, stop: int | None = None) -> list[Snapshot]:
-        """The snapshots of the goals of rows[start:stop], scored together."""
-        with RECORDER.timed(PRIORITIZE_LATENCY):
-            goals = [_goal_of(row) for row in self.rows[start:stop]]
-            return snapshots(goals, self.inputs, self.seq)
+    def snapshots(self) -> Snapshots:
+        """The snapshots of these goals, scored together."""
+        return _snapshots(self.rows, self.inputs, self.seq)
 
 
 def ranking_state(
@@ -101,22 +97,39 @@ def state_in(
     conn: sqlite3.Connection, goal_ids: Iterable[str] | None, now: datetime
 ) -> RankingState:
     """ranking_state() inside the caller's read transaction."""
-    seq, _ = ledger_table.head(conn)
-    inputs = ranking_inputs(conn, now)
+    seq, inputs = _head(conn, now)
     rows = goal_table.ranking_rows(conn, None if goal_ids is None else list(goal_ids))
     return RankingState(seq, inputs, rows)
 
 
-def _goal_of(row: Sequence[Any]) -> tuple[Features, Facts]:
-    """A goal_table.ranking_rows() row as what ranking and its snapshot read."""
-    (goal_id, value, effort, risk, created_at, horizon_max_min, aligns_with, contradicts,
-     depends_on, version, state, category, deleted_at) = row  # fmt: skip
-    loads = orjson.loads
-    return (
-        features_of(goal_id, value, effort, risk, parse_ts(created_at), horizon_max_min,
-                    tuple(loads(aligns_with)), tuple(loads(contradicts)), tuple(loads(depends_on))),
-        Facts(version, state, category, deleted_at is not None),
+def _head(conn: sqlite3.Connection, now: datetime) -> tuple[int, RankingInputs]:
+    """The ledger head and the ranking inputs as of it (inside a read transaction)."""
+    seq, _ = ledger_table.head(conn)
+    return seq, ranking_inputs(conn, now)
+
+
+def _snapshots(rows: Sequence[Sequence[Any]], inputs: RankingInputs, seq: int) -> Snapshots:
+    with RECORDER.timed(PRIORITIZE_LATENCY):
+        return Snapshots(*_tables(rows), inputs, seq)
+
+
+def _tables(rows: Sequence[Sequence[Any]]) -> tuple[FeatureTable, FactTable]:
+    """goal_table.ranking_rows() rows as the columns ranking and its snapshots read."""
+    if not rows:
+        return FeatureTable.of([]), FactTable.of([])
+    (ids, value, effort, risk, created_at, horizon_max_min, aligns_with, contradicts,
+     depends_on, version, state, category, deleted_at) = zip(*rows, strict=True)  # fmt: skip
+    table = FeatureTable.stored(
+        ids, value, effort, risk, epoch_us(created_at), horizon_max_min, _id_lists(aligns_with),
+        _id_lists(contradicts), _id_lists(depends_on),
     )  # fmt: skip
+    return table, FactTable(version, state, category, [d is not None for d in deleted_at])
+
+
+def _id_lists(texts: Sequence[str]) -> list[tuple[str, ...]]:
+    """Stored JSON arrays of ids as tuples; most are empty, and "[]" needs no parser."""
+    loads = orjson.loads
+    return [() if text == "[]" else tuple(loads(text)) for text in texts]
 
 
 def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, int]:
@@ -126,26 +139,28 @@ def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None
     covered it, so the relay need not deliver it again.
     """
     now = now or utcnow()
-    state = ranking_state(db, now=now)
-    chunks = (state.snapshots(i, i + WRITE_CHUNK) for i in range(0, len(state), WRITE_CHUNK))
     placements: Counter[str] = Counter()
+    with db.read() as conn:
+        seq, inputs = _head(conn, now)
 
-    def counted(chunk: list[Snapshot]) -> list[Snapshot]:
-        placements.update(s.placement for s in chunk)
-        return chunk
+        def batches() -> Iterator[Snapshots]:
+            # Read, scored and sent a chunk at a time, inside this one read transaction.
+            for rows in goal_table.ranking_chunks(conn, WRITE_CHUNK):
+                batch = _snapshots(rows, inputs, seq)
+                placements.update(batch.placement)
+                yield batch
 
-    written = cache.rebuild(
-        map(counted, chunks), state.goal_ids, state.inputs.active_beliefs,
-        state.inputs.weights, state.seq, now.timestamp(),
-    )  # fmt: skip
+        written = cache.rebuild(
+            batches(), inputs.active_beliefs, inputs.weights, seq, now.timestamp()
+        )
     with db.write() as conn:
-        applied = outbox.mark_applied_through(conn, state.seq, format_ts(utcnow()))
+        applied = outbox.mark_applied_through(conn, seq, format_ts(utcnow()))
     RECORDER.inc(EVENTS_APPLIED, applied)  # the rebuild covered them
     return {
         "goals": written,
         "ranked": placements["ranked"],
         "blocked": placements["blocked"],
-        "seq": state.seq,
+        "seq": seq,
     }
 
 

@@ -37,7 +37,7 @@ Bools = npt.NDArray[np.bool_]
 
 URGENCY_WINDOW_S = 24 * 60 * 60
 BLOCK_PENALTY = -1.0
-_NO_DEADLINE = float("inf")
+NO_DEADLINE = float("inf")  # a goal without one, in deadline columns
 _BLOCKED_OFFSET = 100.0  # far above any unblocked raw sum (weights are at most 1 each)
 
 
@@ -205,12 +205,15 @@ def explain(goal: Goal | Features, inputs: RankingInputs) -> Score:
 class FeatureTable:
     """Goals' features as columns: what the prioritizer scores many goals from."""
 
-    rows: Sequence[Features]
+    ids: Sequence[str]
     value: Floats
     effort: Floats
     risk: Floats
     deadline: Floats  # +inf: no deadline
     created: Floats
+    aligns_with: Sequence[tuple[str, ...]]
+    contradicts: Sequence[tuple[str, ...]]
+    depends_on: Sequence[tuple[str, ...]]
 
     @classmethod
     def of(cls, goals: Iterable[Features]) -> FeatureTable:
@@ -222,15 +225,50 @@ class FeatureTable:
             # (and for the garbage collector to walk), ~4x faster than zip(*rows).
             return np.fromiter(values, np.float64, n)
 
-        deadlines = (_NO_DEADLINE if d is None else d for d in map(attrgetter("deadline"), rows))
+        deadlines = (NO_DEADLINE if d is None else d for d in map(attrgetter("deadline"), rows))
         return cls(
-            rows, column(map(attrgetter("value"), rows)), column(map(attrgetter("effort"), rows)),
-            column(map(attrgetter("risk"), rows)), column(deadlines),
-            column(map(attrgetter("created"), rows)),
+            [f.goal_id for f in rows], column(map(attrgetter("value"), rows)),
+            column(map(attrgetter("effort"), rows)), column(map(attrgetter("risk"), rows)),
+            column(deadlines), column(map(attrgetter("created"), rows)),
+            [f.aligns_with for f in rows], [f.contradicts for f in rows],
+            [f.depends_on for f in rows],
+        )  # fmt: skip
+
+    @classmethod
+    def stored(
+        cls, ids: Sequence[str], value: Sequence[float], effort: Sequence[float],
+        risk: Sequence[float], created_us: npt.NDArray[np.int64],
+        horizon_max_min: Sequence[int | None],
+        aligns_with: Sequence[tuple[str, ...]], contradicts: Sequence[tuple[str, ...]],
+        depends_on: Sequence[tuple[str, ...]],
+    ) -> FeatureTable:  # fmt: skip
+        """From stored columns, creation instants in epoch microseconds: what features_of()
+        makes of each goal (the deadline is created + horizon_max_min, as deadline_after()
+        says), for a whole table at array speed."""
+        created = created_us
+        horizon = np.array([0 if h is None else h for h in horizon_max_min], dtype=np.int64)
+        # Integer microseconds, then one division: exactly datetime.timestamp()'s float.
+        deadline = np.where(
+            np.array([h is None for h in horizon_max_min], dtype=bool),
+            NO_DEADLINE, (created + horizon * 60_000_000) / 1e6,
+        )  # fmt: skip
+        return cls(
+            ids, np.array(value, dtype=np.float64), np.array(effort, dtype=np.float64),
+            np.array(risk, dtype=np.float64), deadline, created / 1e6, aligns_with, contradicts,
+            depends_on,
         )  # fmt: skip
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.ids)
+
+    def features(self, i: int) -> Features:
+        """One goal's features, back from the columns."""
+        deadline = float(self.deadline[i])
+        return Features(
+            self.ids[i], float(self.value[i]), float(self.effort[i]), float(self.risk[i]),
+            None if deadline == NO_DEADLINE else deadline, float(self.created[i]),
+            self.aligns_with[i], self.contradicts[i], self.depends_on[i],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,6 +280,11 @@ class Scores:
     blocked: Bools
     terms: tuple[Floats, ...]
     raw: Floats
+
+    @property
+    def score(self) -> Floats:
+        """The reported score: raw clamped to [0, 1], as clamp() does for one goal."""
+        return np.clip(self.raw, 0.0, 1.0)
 
 
 def score_table(table: FeatureTable, inputs: RankingInputs) -> Scores:
@@ -256,12 +299,14 @@ def score_table(table: FeatureTable, inputs: RankingInputs) -> Scores:
     blocked = remaining <= 0.0  # the deadline has passed (none: +inf, never)
     # The sparse parts, and only over goals that have them; the rules are urgency_at,
     # alignment_of and blocks() (tests/unit/test_ranking.py keeps them in step).
-    for i, f in enumerate(table.rows):
-        if f.aligns_with:
-            alignment[i] = alignment_of(f.aligns_with, active)
-        if (f.contradicts and not active.isdisjoint(f.contradicts)) or (
-            f.depends_on and not satisfied.issuperset(f.depends_on)
-        ):
+    for i, aligns in enumerate(table.aligns_with):
+        if aligns:
+            alignment[i] = alignment_of(aligns, active)
+    for i, contradicts in enumerate(table.contradicts):
+        if contradicts and not active.isdisjoint(contradicts):
+            blocked[i] = True
+    for i, depends_on in enumerate(table.depends_on):
+        if depends_on and not satisfied.issuperset(depends_on):
             blocked[i] = True
     terms = _terms(
         w, table.value, table.effort, table.risk, urgency, alignment, blocked.astype(np.float64)
@@ -283,13 +328,13 @@ class Ranking(Sequence[Ranked]):
     """Goals best first in the documented total order; Ranked items are made on demand."""
 
     def __init__(self, table: FeatureTable, scores: Scores) -> None:
-        self._rows, self._raw, self._blocked = table.rows, scores.raw, scores.blocked
+        self._ids, self._raw, self._blocked = table.ids, scores.raw, scores.blocked
         # clamp() is monotonic, so "blocked last, then score, then raw" is one float:
         # blocked goals sit above _BLOCKED_OFFSET - raw.
         first = np.where(scores.blocked, _BLOCKED_OFFSET - scores.raw, -scores.raw)
         order = np.lexsort((table.created, table.deadline, first))
         self._order: list[int] = _ties_by_id(
-            order.tolist(), (first, table.deadline, table.created), table.rows
+            order.tolist(), (first, table.deadline, table.created), table.ids
         )
         self.unblocked = int(len(self._order) - np.count_nonzero(scores.blocked))
 
@@ -313,10 +358,10 @@ class Ranking(Sequence[Ranked]):
 
     def _item(self, i: int) -> Ranked:
         raw = float(self._raw[i])
-        return Ranked(self._rows[i].goal_id, clamp(raw), raw, bool(self._blocked[i]))
+        return Ranked(self._ids[i], clamp(raw), raw, bool(self._blocked[i]))
 
 
-def _ties_by_id(order: list[int], keys: tuple[Floats, ...], rows: Sequence[Features]) -> list[int]:
+def _ties_by_id(order: list[int], keys: tuple[Floats, ...], ids: Sequence[str]) -> list[int]:
     """Order runs equal on every float key by goal id, the last tie-breaker."""
     if len(order) < 2:
         return order
@@ -329,7 +374,7 @@ def _ties_by_id(order: list[int], keys: tuple[Floats, ...], rows: Sequence[Featu
         stop = start + 1
         while stop < len(same) and same[stop]:
             stop += 1
-        order[start : stop + 1] = sorted(order[start : stop + 1], key=lambda i: rows[i].goal_id)
+        order[start : stop + 1] = sorted(order[start : stop + 1], key=ids.__getitem__)
     return order
 
 
@@ -372,40 +417,87 @@ def facts(goal: Goal) -> Facts:
     return Facts(goal.version, goal.state.value, goal.category.value, goal.is_deleted)
 
 
+@dataclass(frozen=True, eq=False)
+class FactTable:
+    """Facts of many goals as columns, in a FeatureTable's order."""
+
+    version: Sequence[int]
+    state: Sequence[str]
+    category: Sequence[str]
+    deleted: Sequence[bool]
+
+    @classmethod
+    def of(cls, rows: Sequence[Facts]) -> FactTable:
+        return cls(
+            [f.version for f in rows], [f.state for f in rows], [f.category for f in rows],
+            [f.deleted for f in rows],
+        )  # fmt: skip
+
+
+class Snapshots(Sequence[Snapshot]):
+    """Snapshots of many goals, as columns (what the cache writes from), and one
+    Snapshot at a time on demand. The adopted live goals are scored; the others are
+    placed "none"."""
+
+    def __init__(
+        self, table: FeatureTable, facts: FactTable, inputs: RankingInputs, seq: int
+    ) -> None:
+        self.table, self.facts, self.seq = table, facts, seq
+        self.computed_at = inputs.now.timestamp()
+        self.scores = score_table(table, inputs)
+        adopted = GoalState.ADOPTED.value
+        self.rankable = [
+            state == adopted and not deleted
+            for state, deleted in zip(facts.state, facts.deleted, strict=True)
+        ]
+        self.placement = [
+            ("blocked" if blocked else "ranked") if rankable else "none"
+            for rankable, blocked in zip(self.rankable, self.scores.blocked.tolist(), strict=True)
+        ]
+        self.blocked_by = {
+            i: tuple(blocks(table.features(i), inputs))
+            for i, placement in enumerate(self.placement)
+            if placement == "blocked"
+        }
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @overload
+    def __getitem__(self, index: int) -> Snapshot: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Snapshot]: ...
+    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(len(self))[index]]
+        return self._item(range(len(self))[index])
+
+    def _item(self, i: int) -> Snapshot:
+        t, fa, sc = self.table, self.facts, self.scores
+        score = None
+        if self.rankable[i]:
+            raw = float(sc.raw[i])
+            terms = dict(zip(TERM_NAMES, (float(term[i]) for term in sc.terms), strict=True))
+            score = Score(t.ids[i], clamp(raw), raw, terms, float(sc.urgency[i]),
+                          float(sc.alignment[i]), self.blocked_by.get(i, ()))  # fmt: skip
+        deadline = float(t.deadline[i])
+        return Snapshot(
+            t.ids[i], fa.version[i], fa.state[i], fa.category[i], self.placement[i],
+            fa.deleted[i], score, None if deadline == NO_DEADLINE else deadline,
+            float(t.created[i]), self.seq, self.computed_at,
+        )  # fmt: skip
+
+
 def snapshots(
     goals: Sequence[tuple[Features, Facts]], inputs: RankingInputs, seq: int
-) -> list[Snapshot]:
-    """Snapshots of many goals, the adopted live ones scored together as columns."""
-    rankable = [
-        i for i, (_, fa) in enumerate(goals) if fa.state == GoalState.ADOPTED and not fa.deleted
-    ]
-    table = FeatureTable.of([goals[i][0] for i in rankable])
-    scores = score_table(table, inputs)
-    urgency, alignment, raw = (
-        scores.urgency.tolist(),
-        scores.alignment.tolist(),
-        scores.raw.tolist(),
+) -> Snapshots:
+    """Snapshots of goals given one by one (FeatureTable.stored() and FactTable build the
+    columns straight from storage)."""
+    return Snapshots(
+        FeatureTable.of([g[0] for g in goals]), FactTable.of([g[1] for g in goals]), inputs, seq
     )
-    blocked = scores.blocked.tolist()
-    terms = list(zip(*(t.tolist() for t in scores.terms), strict=True)) if rankable else []
-    scored: dict[int, Score] = {}
-    for j, i in enumerate(rankable):
-        f = goals[i][0]
-        blocked_by = tuple(blocks(f, inputs)) if blocked[j] else ()
-        named = dict(zip(TERM_NAMES, terms[j], strict=True))
-        scored[i] = Score(f.goal_id, clamp(raw[j]), raw[j], named, urgency[j], alignment[j],
-                          blocked_by)  # fmt: skip
-    now = inputs.now.timestamp()
-    out = []
-    for i, (f, fa) in enumerate(goals):
-        score = scored.get(i)
-        placement = "none" if score is None else ("blocked" if score.blocked else "ranked")
-        out.append(
-            Snapshot(f.goal_id, fa.version, fa.state, fa.category, placement, fa.deleted, score,
-                     f.deadline, f.created, seq, now)
-        )  # fmt: skip
-    return out
 
 
-def snapshot(goal: Goal, inputs: RankingInputs, seq: int) -> Snapshot:
-    return snapshots([(features(goal), facts(goal))], inputs, seq)[0]
+def snapshot(goal: Goal, inputs: RankingInputs, seq: int) -> Snapshots:
+    """One goal's snapshot, as a batch of one (what the cache writes)."""
+    return snapshots([(features(goal), facts(goal))], inputs, seq)

@@ -6,7 +6,11 @@ are equal strings (which the ledger's hash chain and replay rely on).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
 
 
 def format_ts(moment: datetime) -> str:
@@ -17,3 +21,10 @@ def format_ts(moment: datetime) -> str:
 
 def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def epoch_us(texts: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Many format_ts() texts as epoch microseconds, parsed by NumPy (~50x faster than
+    parse_ts() one at a time; a rebuild reads 100k of them)."""
+    naive = [text.removesuffix("Z") for text in texts]  # format_ts() writes UTC only
+    return np.array(naive, dtype="datetime64[us]").astype(np.int64)

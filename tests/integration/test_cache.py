@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.domain.errors import GoalStoreError
 from service.domain.events import EventRef
 from service.domain.goal import GoalCategory
 from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.ranking import RankingInputs, snapshot
 from service.store.db import Database
 from service.testing import FrozenClock, goal_spec, make_context
 
@@ -107,9 +109,9 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(
 ) -> None:
     """A snapshot computed at an earlier ledger seq is ignored by the guarded write."""
     goal_id = adopted(db, ctx, value=0.2)
-    old = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()[0]
+    old = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()
     commands.update_goal(db, ctx, goal_id, GoalUpdate(value=0.9), 2)
-    new = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()[0]
+    new = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()
 
     cache.write([new])
     cache.write([old])
@@ -117,8 +119,8 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(
     held = cache.snapshot(goal_id)
     assert held is not None
     assert (3, new.seq) == (held["version"], held["seq"])
-    assert new.score is not None
-    assert new.score.score == redis_client.zscore(KEYS.ranked, goal_id)
+    assert new[0].score is not None
+    assert new[0].score.score == redis_client.zscore(KEYS.ranked, goal_id)
 
 
 def test_a_category_change_moves_the_goal_between_category_rankings(
@@ -129,7 +131,7 @@ def test_a_category_change_moves_the_goal_between_category_rankings(
     commands.rebuild_cache(db, cache, now=ctx.clock())
     commands.update_goal(db, ctx, goal_id, GoalUpdate(category="maintenance"), 2)
 
-    cache.write(commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots())
+    cache.write([commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()])
 
     assert 0 == redis_client.zcard(KEYS.ranked_in("exploration"))
     assert [goal_id] == [s["id"] for s in cache.page(5, category="maintenance").items]
@@ -154,12 +156,8 @@ def test_a_rebuild_drops_goals_sqlite_does_not_have(
     """Snapshots of goals unknown to SQLite (e.g. from another database) are removed."""
     goal_id = adopted(db, ctx)
     commands.rebuild_cache(db, cache, now=ctx.clock())
-    stray = (
-        commands.ranking_state(db, [goal_id], now=ctx.clock())
-        .snapshots()[0]
-        ._replace(goal_id="g-stray")
-    )
-    cache.write([stray])
+    stray = replace(commands.get_goal(db, goal_id), id="g-stray")
+    cache.write([snapshot(stray, RankingInputs(now=ctx.clock()), seq=1)])
     assert 2 == redis_client.zcard(KEYS.ranked)
 
     commands.rebuild_cache(db, cache, now=ctx.clock())
@@ -300,7 +298,8 @@ def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     """A rebuild sends chunks while computing the next (here 3 goals a chunk, 11 goals):
     every goal lands, with the same score and order as the SQLite ranking, and the
     scores survive the trip through Lua exactly (no 14-digit rounding)."""
-    monkeypatch.setattr("service.commands.ranking.WRITE_CHUNK", 3)
+    monkeypatch.setattr("service.commands.ranking.WRITE_CHUNK", 3)  # rows read a time
+    monkeypatch.setattr("service.cache.ranking.WRITE_CHUNK", 3)  # snapshots a script call
     rnd = random.Random(5)
     for _ in range(11):
         adopted(db, ctx, value=rnd.random(), effort=rnd.random(), risk=rnd.random())

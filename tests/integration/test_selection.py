@@ -322,7 +322,7 @@ def test_a_rebuild_from_an_older_read_cannot_put_a_started_goal_back(
     before = commands.ranking_state(services.db)  # a rebuild's read, taken before the start
 
     selection = services.selector.select(ctx)
-    services.cache.write(before.snapshots())  # ...and its write, after
+    services.cache.write([before.snapshots()])  # ...and its write, after
 
     assert selection.goal is not None and goal_id == selection.goal.id
     assert redis_client.zscore("goalstore-test:ranked", goal_id) is None

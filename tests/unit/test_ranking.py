@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from service.domain.goal import Goal, GoalCategory, GoalState
@@ -22,6 +22,7 @@ from service.domain.ranking import (
     rank,
     snapshots,
 )
+from service.domain.timefmt import epoch_us, format_ts
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -376,3 +377,28 @@ def test_features_of_a_goal() -> None:
 
     assert isinstance(f, Features)
     assert NOW.timestamp() + 90 * 60 == f.deadline
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    st.none() | st.integers(0, 10**7),
+    unit,
+)
+# Adding the horizon in float seconds instead rounds differently here (across 2**31 s):
+@example(datetime(2033, 8, 28, 0, 20, 43, 42876, tzinfo=UTC), 8_312_021, 0.5)
+def test_columns_from_storage_equal_each_goals_features(
+    created_at: datetime, horizon: int | None, value: float
+) -> None:
+    """FeatureTable.stored() (created_at parsed by NumPy, deadline in integer
+    microseconds) gives exactly the floats features() computes one goal at a time."""
+    goal = make_goal(created_at=created_at, horizon_max_min=horizon, value=value)
+
+    stored = FeatureTable.stored(
+        [goal.id], [goal.value], [goal.effort], [goal.risk],
+        epoch_us([format_ts(goal.created_at)]), [goal.horizon_max_min],
+        [goal.aligns_with], [goal.contradicts], [goal.depends_on],
+    )  # fmt: skip
+
+    assert features(goal) == stored.features(0)
