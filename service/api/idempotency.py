@@ -105,12 +105,29 @@ class IdempotencyMiddleware:
     async def _run_and_keep(
         self, scope: Scope, receive: Receive, send: Send, name: str, fingerprint: str
     ) -> None:
-        status = 500
+        """Run the request; keep its response before the client sees the last of it, so a
+        retry sent the moment the response arrives is a replay, not a 409 "still running"."""
+        status, finished = 500, False
         kept: list[tuple[str, str]] = []
         parts: list[bytes] = []
+        redis = self.services.redis
+        assert redis is not None
+
+        async def keep() -> None:
+            try:
+                if status >= 500 or not finished:
+                    await run_in_threadpool(redis.delete, name)  # let the client retry
+                    return
+                record = orjson.dumps({
+                    "state": "done", "fingerprint": fingerprint, "status": status,
+                    "headers": kept, "body": b"".join(parts).decode(),
+                })  # fmt: skip
+                await run_in_threadpool(redis.set, name, record, ex=TTL_S)
+            except RedisError as exc:  # the response still goes out; the key frees itself
+                log.warning("Idempotency-Key response not kept (%s)", exc)
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for k, v in message.get("headers", ()):
@@ -118,24 +135,16 @@ class IdempotencyMiddleware:
                         kept.append((k.decode("latin-1"), v.decode("latin-1")))
             elif message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    finished = True
+                    await keep()
             await send(message)
 
-        redis = self.services.redis
-        assert redis is not None
         try:
             await self.app(scope, receive, capture)
         finally:
-            try:
-                if status >= 500:
-                    await run_in_threadpool(redis.delete, name)  # let the client retry
-                else:
-                    record = orjson.dumps({
-                        "state": "done", "fingerprint": fingerprint, "status": status,
-                        "headers": kept, "body": b"".join(parts).decode(),
-                    })  # fmt: skip
-                    await run_in_threadpool(redis.set, name, record, ex=TTL_S)
-            except RedisError as exc:  # the response went out; the key frees itself
-                log.warning("Idempotency-Key response not kept (%s)", exc)
+            if not finished:  # the app failed before its response was whole
+                await keep()
 
 
 async def _read(receive: Receive) -> bytes:
