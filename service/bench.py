@@ -356,15 +356,31 @@ class Stage:
         }  # fmt: skip
 
     def rebuild(self, size: int) -> dict[str, Any]:
-        runs = 3 if size <= 10_000 else 1
-        progress(f"rebuilding the Redis ranking of {size} goals, {runs} run(s)")
-        seconds = statistics.median(
-            timed(lambda: commands.rebuild_cache(self.db, self.cache), runs)
-        )
-        out: dict[str, Any] = {"goals": size, "seconds_p50": round(seconds, 3), "runs": runs}
+        """`goalstore cache rebuild` three ways: first as loaded (the goals of the last
+        size are cached, the new ones' events unapplied), then into an emptied Redis (what
+        a restarted Redis gets), then over a full cache (a worker's start, by hand)."""
+        runs = 3 if size <= 10_000 else 2
+        progress(f"rebuilding the Redis ranking of {size} goals: first, {runs} cold, {runs} warm")
+
+        def rebuild() -> None:
+            commands.rebuild_cache(self.db, self.cache)
+
+        first = timed(rebuild, 1)[0]
+        cold = []
+        for _ in range(runs):
+            _clear(self.redis, self.keys)
+            cold += timed(rebuild, 1)
+        warm = timed(rebuild, runs)
+        figures = {"first": first, "cold_p50": statistics.median(cold),
+                   "warm_p50": statistics.median(warm)}  # fmt: skip
+        out: dict[str, Any] = {
+            "goals": size, **{f"{k}_s": round(v, 3) for k, v in figures.items()},
+            "cold_runs_s": [round(v, 3) for v in cold],
+            "warm_runs_s": [round(v, 3) for v in warm],
+        }  # fmt: skip
         if size >= 100_000:
             target = TARGETS["rebuild_100k_s"]
-            out.update(target_s=target, met=seconds <= target)
+            out.update(target_s=target, met=max(figures.values()) <= target)
         return out
 
     def ranked_read(self, size: int, requests: int) -> dict[str, Any]:

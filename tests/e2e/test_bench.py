@@ -22,6 +22,9 @@ def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> Non
     assert {"100"} == set(report["prioritizer"])
     assert {"100", "200"} == set(report["ranked_read"]) == set(report["rebuild"])
     for size in ("100", "200"):
+        rebuilt = report["rebuild"][size]
+        assert 3 == len(rebuilt["cold_runs_s"]) == len(rebuilt["warm_runs_s"])
+        assert 0 < min(rebuilt["first_s"], *rebuilt["cold_runs_s"], *rebuilt["warm_runs_s"])
         read = report["ranked_read"][size]
         http, raw = read["http_prioritized"], read["raw_zrevrange"]
         assert 10 == http["runs"] == raw["runs"]
