@@ -30,7 +30,7 @@ from service.domain.ranking import (
     features,
     rank,
 )
-from service.domain.timefmt import epoch_us, format_ts, parse_ts
+from service.domain.timefmt import epoch_us, parse_ts
 from service.metrics import EVENTS_APPLIED, PRIORITIZE_LATENCY, RECORDER
 from service.store import beliefs as belief_table
 from service.store import decisions as decision_table
@@ -154,7 +154,7 @@ def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None
             batches(), inputs.active_beliefs, inputs.weights, seq, now.timestamp()
         )
     with db.write() as conn:
-        applied = outbox.mark_applied_through(conn, seq, format_ts(utcnow()))
+        applied = outbox.mark_applied_through(conn, seq)
     RECORDER.inc(EVENTS_APPLIED, applied)  # the rebuild covered them
     return {
         "goals": written,

@@ -7,7 +7,10 @@ delivered late but never lost. Delivery is at-least-once:
   if that fails it releases them;
 - the ranking worker sets `applied_at` once their effect is in Redis;
 - rows claimed long ago and still not applied (a lost job, a killed worker, an
-  emptied Redis) are released again, so the relay sends them once more.
+  emptied Redis) are released again, so the relay sends them once more;
+- a rebuild of the ranking covers every event up to the ledger seq it read: it moves
+  the watermark (`outbox_watermark.applied_through`) instead of marking each row, and
+  rows at or below it count as applied everywhere here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from typing import Any
 
 from service.domain.events import EventRef
 from service.domain.ledger import LedgerRow
+
+# Rows a rebuild has not covered (the scalar subquery is read once per statement, and the
+# partial indexes on ledger_seq start their range there).
+_ABOVE = "ledger_seq > (SELECT applied_through FROM outbox_watermark)"
 
 
 def add(conn: sqlite3.Connection, event: LedgerRow) -> None:
@@ -28,27 +35,30 @@ def add(conn: sqlite3.Connection, event: LedgerRow) -> None:
 
 def has_pending(conn: sqlite3.Connection) -> bool:
     """Cheap enough to poll many times a second (a partial index answers it)."""
-    row = conn.execute("SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT 1").fetchone()
+    row = conn.execute(
+        f"SELECT 1 FROM outbox WHERE relayed_at IS NULL AND {_ABOVE} LIMIT 1"
+    ).fetchone()
     return row is not None
 
 
 def claim(conn: sqlite3.Connection, now: str, limit: int) -> list[EventRef]:
     """The oldest pending events, marked relayed; the caller holds the write lock."""
     rows = conn.execute(
-        """
-        SELECT o.id, o.ledger_seq, o.event_type, o.goal_id, l.trace_id,
+        f"""
+        SELECT o.ledger_seq, o.event_type, o.goal_id, l.trace_id,
                json_extract(l.payload, '$.belief_id') AS belief_id
         FROM outbox o JOIN ledger l ON l.seq = o.ledger_seq
-        WHERE o.relayed_at IS NULL
-        ORDER BY o.id
+        WHERE o.relayed_at IS NULL AND o.{_ABOVE}
+        ORDER BY o.ledger_seq
         LIMIT ?
         """,
         (limit,),
     ).fetchall()
     if rows:
         conn.execute(
-            "UPDATE outbox SET relayed_at = ? WHERE id BETWEEN ? AND ? AND relayed_at IS NULL",
-            (now, rows[0]["id"], rows[-1]["id"]),
+            "UPDATE outbox SET relayed_at = ?"
+            " WHERE ledger_seq BETWEEN ? AND ? AND relayed_at IS NULL",
+            (now, rows[0]["ledger_seq"], rows[-1]["ledger_seq"]),
         )
     return [
         EventRef(r["ledger_seq"], r["event_type"], r["goal_id"], r["belief_id"], r["trace_id"])
@@ -66,43 +76,56 @@ def release(conn: sqlite3.Connection, seqs: list[int]) -> None:
 
 
 def mark_applied(conn: sqlite3.Connection, seqs: list[int], now: str) -> int:
-    """Mark these events applied; how many were not already (a redelivery counts 0)."""
+    """Mark these events applied; how many were not already (a redelivery, or an event a
+    rebuild covered, counts 0)."""
     return conn.execute(
         "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
-        " WHERE applied_at IS NULL AND ledger_seq IN (SELECT value FROM json_each(?))",
+        f" WHERE applied_at IS NULL AND {_ABOVE}"
+        " AND ledger_seq IN (SELECT value FROM json_each(?))",
         (now, now, _json_ints(seqs)),
     ).rowcount
 
 
-def mark_applied_through(conn: sqlite3.Connection, seq: int, now: str) -> int:
-    """Every event up to `seq` is applied: a rebuild read SQLite at that ledger head."""
-    return conn.execute(
-        "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
-        " WHERE applied_at IS NULL AND ledger_seq <= ?",
-        (now, now, seq),
-    ).rowcount
+def mark_applied_through(conn: sqlite3.Connection, seq: int) -> int:
+    """Every event up to `seq` is applied (a rebuild read SQLite at that ledger head): the
+    watermark moves, no row is written. How many events that covers, not counting those
+    already applied."""
+    (through,) = conn.execute("SELECT applied_through FROM outbox_watermark").fetchone()
+    if seq <= through:
+        return 0
+    (covered,) = conn.execute(
+        "SELECT count(*) FROM outbox"
+        " WHERE applied_at IS NULL AND ledger_seq > ? AND ledger_seq <= ?",
+        (through, seq),
+    ).fetchone()
+    conn.execute("UPDATE outbox_watermark SET applied_through = ?", (seq,))
+    return int(covered)
 
 
 def redeliver(conn: sqlite3.Connection, claimed_before: str) -> int:
     """Release claims older than `claimed_before` that were never applied."""
     return conn.execute(
         "UPDATE outbox SET relayed_at = NULL"
-        " WHERE applied_at IS NULL AND relayed_at IS NOT NULL AND relayed_at < ?",
+        f" WHERE applied_at IS NULL AND relayed_at IS NOT NULL AND relayed_at < ? AND {_ABOVE}",
         (claimed_before,),
     ).rowcount
 
 
 def prune(conn: sqlite3.Connection, applied_before: str) -> int:
-    """Drop rows applied before `applied_before` (the ledger keeps the events themselves)."""
+    """Drop rows applied before `applied_before`, and rows a rebuild covered that were
+    written before it (the ledger keeps the events themselves)."""
     return conn.execute(
-        "DELETE FROM outbox WHERE applied_at IS NOT NULL AND applied_at < ?", (applied_before,)
+        "DELETE FROM outbox WHERE (applied_at IS NOT NULL AND applied_at < ?)"
+        f" OR (NOT {_ABOVE} AND created_at < ?)",
+        (applied_before, applied_before),
     ).rowcount
 
 
 def backlog(conn: sqlite3.Connection) -> dict[str, Any]:
     """How far the ranking cache is behind: unapplied events and the oldest one's time."""
     row = conn.execute(
-        "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE applied_at IS NULL"
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox"
+        f" WHERE applied_at IS NULL AND {_ABOVE}"
     ).fetchone()
     return {"unapplied": int(row["n"]), "oldest_unapplied_at": row["oldest"]}
 
@@ -114,6 +137,7 @@ def _json_ints(values: list[int]) -> str:
 def oldest_unapplied(conn: sqlite3.Connection) -> str | None:
     """When the oldest event the ranking worker has not applied was written (None: none)."""
     row = conn.execute(
-        "SELECT created_at FROM outbox WHERE applied_at IS NULL ORDER BY id LIMIT 1"
+        f"SELECT created_at FROM outbox WHERE applied_at IS NULL AND {_ABOVE}"
+        " ORDER BY ledger_seq LIMIT 1"
     ).fetchone()
     return None if row is None else str(row[0])

@@ -19,6 +19,7 @@ from redis import Redis
 from rq import Worker
 from rq.suspension import resume, suspend
 
+from service.store import outbox
 from service.testing import goal_spec, migrated_database, wait_for
 from tests.e2e.test_processes import BIN, procfile, wait_ready
 from tests.integration.conftest import free_port
@@ -115,9 +116,8 @@ class Stack:
 
     def unapplied(self) -> int:
         with sqlite3.connect(self.database) as conn:
-            return int(
-                conn.execute("SELECT count(*) FROM outbox WHERE applied_at IS NULL").fetchone()[0]
-            )
+            conn.row_factory = sqlite3.Row
+            return int(outbox.backlog(conn)["unapplied"])
 
     def close(self) -> None:
         for process in self.processes:  # SIGTERM, as a process manager stops them
@@ -320,13 +320,13 @@ def test_a_worker_killed_mid_batch_loses_no_event(stack: Stack) -> None:
 
 def _all_relayed(database: Path) -> bool:
     with sqlite3.connect(database) as conn:
-        return (
-            conn.execute("SELECT count(*) FROM outbox WHERE relayed_at IS NULL").fetchone()[0] == 0
-        )
+        return not outbox.has_pending(conn)
 
 
 def _relayed_not_applied(conn: sqlite3.Connection) -> int:
+    """Events on the queue, not yet applied (nor covered by a rebuild's watermark)."""
     row = conn.execute(
         "SELECT count(*) FROM outbox WHERE relayed_at IS NOT NULL AND applied_at IS NULL"
+        " AND ledger_seq > (SELECT applied_through FROM outbox_watermark)"
     ).fetchone()
     return int(row[0])

@@ -16,7 +16,7 @@ from service.cache.ranking import RankingCache
 from service.commands import Context
 from service.domain.beliefs import BeliefPut
 from service.domain.events import EventRef
-from service.domain.inputs import GoalCreate
+from service.domain.inputs import GoalCreate, GoalUpdate
 from service.domain.ranking import URGENCY_WINDOW_S
 from service.metrics import RECORDER, read_samples
 from service.store.db import Database
@@ -45,9 +45,12 @@ def adopted(db: Database, ctx: Context, **overrides: Any) -> str:
 
 
 def outbox_state(db: Database) -> list[tuple[int, bool, bool]]:
-    """(ledger seq, relayed, applied) of every outbox row."""
+    """(ledger seq, relayed, applied) of every outbox row; a row a rebuild covered (at or
+    below the watermark) counts as applied."""
     rows = db.connection().execute(
-        "SELECT ledger_seq, relayed_at IS NOT NULL, applied_at IS NOT NULL FROM outbox ORDER BY id"
+        "SELECT ledger_seq, relayed_at IS NOT NULL, applied_at IS NOT NULL"
+        " OR ledger_seq <= (SELECT applied_through FROM outbox_watermark) FROM outbox"
+        " ORDER BY ledger_seq"
     )
     return [(r[0], bool(r[1]), bool(r[2])) for r in rows]
 
@@ -75,11 +78,15 @@ def test_events_applied_are_counted_once_whatever_the_redeliveries(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """goalstore_events_applied_total counts an event once: a batch applied twice (a
-    redelivery) adds nothing, and events a rebuild covered count when it marks them."""
+    redelivery) adds nothing, events a rebuild covered count when it covers them, and
+    their batch arriving after the rebuild adds nothing."""
     RECORDER.bind(redis_client, KEYS.metrics)  # where every command in this process counts
     adopted(db, ctx)
-    adopted(db, ctx)  # events 1-4
-    commands.rebuild_cache(db, cache, now=ctx.clock())  # covers them
+    early: list[EventRef] = []
+    commands.relay_outbox(db, early.extend)  # events 1, 2 on the queue
+    adopted(db, ctx)  # events 3, 4
+    commands.rebuild_cache(db, cache, now=ctx.clock())  # covers 1-4
+    commands.apply_events(db, cache, early, ctx.clock())  # ...then 1, 2 arrive
     adopted(db, ctx)  # events 5, 6
     batch: list[EventRef] = []
     commands.relay_outbox(db, batch.extend)
@@ -142,6 +149,42 @@ def test_claims_never_applied_are_sent_again(
     assert 2 == pruned["pruned"]
     assert [] == outbox_state(db)  # applied rows pruned; the ledger keeps the events
     assert commands.verify_ledger(db).ok
+
+
+def test_a_rebuild_covers_the_backlog_with_one_watermark(
+    db: Database, ctx: Context, cache: RankingCache
+) -> None:
+    """Events up to the rebuild's seq count as applied without a row written: none is sent
+    or redelivered again, the backlog is empty, later events flow as before, and retention
+    prunes the covered rows by age."""
+    first = adopted(db, ctx)  # events 1, 2
+    claimed: list[EventRef] = []
+    commands.relay_outbox(db, claimed.extend)  # 1, 2 on the queue, not applied
+    adopted(db, ctx)  # events 3, 4: pending
+    written = [tuple(r) for r in db.connection().execute("SELECT * FROM outbox")]
+
+    report = commands.rebuild_cache(db, cache, now=ctx.clock())
+    again = commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    assert (4, 4) == (report["seq"], again["seq"])
+    assert written == [tuple(r) for r in db.connection().execute("SELECT * FROM outbox")]
+    assert {"unapplied": 0, "oldest_unapplied_at": None} == commands.cache_backlog(db)
+    assert [(s, s <= 2, True) for s in (1, 2, 3, 4)] == outbox_state(db)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    released = commands.redeliver_stale(
+        db, after=timedelta(minutes=1), retention=timedelta(days=3650), now=later
+    )
+    assert {"released": 0, "pruned": 0} == released  # 1, 2 are covered: not sent again
+    assert [1, 2] == [e.seq for e in claimed]
+    commands.update_goal(db, ctx, first, GoalUpdate(value=0.9), 2)  # event 5
+    sent: list[EventRef] = []
+    commands.relay_outbox(db, sent.extend)
+    assert [5] == [e.seq for e in sent]
+    pruned = commands.redeliver_stale(
+        db, after=timedelta(minutes=1), retention=timedelta(0), now=later
+    )
+    assert (4, 1) == (pruned["pruned"], pruned["released"])  # 5: claimed long ago, unapplied
+    assert [(5, False, False)] == outbox_state(db)
 
 
 def test_a_belief_event_reaches_the_goals_that_name_it(
