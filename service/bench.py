@@ -359,7 +359,7 @@ class Stage:
         """`goalstore cache rebuild` three ways: first as loaded (the goals of the last
         size are cached, the new ones' events unapplied), then into an emptied Redis (what
         a restarted Redis gets), then over a full cache (a worker's start, by hand)."""
-        runs = 3 if size <= 10_000 else 2
+        runs = 3  # the median of 3: one slow run on a noisy machine does not decide it
         progress(f"rebuilding the Redis ranking of {size} goals: first, {runs} cold, {runs} warm")
 
         def rebuild() -> None:
