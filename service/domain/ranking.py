@@ -317,6 +317,33 @@ def score_table(table: FeatureTable, inputs: RankingInputs) -> Scores:
     return Scores(urgency, alignment, blocked, terms, raw)
 
 
+T = TypeVar("T")
+
+
+class _OnDemand(Sequence[T]):
+    """A sequence whose items are made when asked for, from positions in columns."""
+
+    _positions: Sequence[int]
+
+    def _item(self, i: int) -> T:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in self._positions[index]]
+        return self._item(self._positions[index])
+
+    def __iter__(self) -> Iterator[T]:
+        return map(self._item, self._positions)
+
+
 class Ranked(NamedTuple):
     goal_id: str
     score: float
@@ -324,7 +351,7 @@ class Ranked(NamedTuple):
     blocked: bool
 
 
-class Ranking(Sequence[Ranked]):
+class Ranking(_OnDemand[Ranked]):
     """Goals best first in the documented total order; Ranked items are made on demand."""
 
     def __init__(self, table: FeatureTable, scores: Scores) -> None:
@@ -333,25 +360,10 @@ class Ranking(Sequence[Ranked]):
         # blocked goals sit above _BLOCKED_OFFSET - raw.
         first = np.where(scores.blocked, _BLOCKED_OFFSET - scores.raw, -scores.raw)
         order = np.lexsort((table.created, table.deadline, first))
-        self._order: list[int] = _ties_by_id(
+        self._positions = _ties_by_id(
             order.tolist(), (first, table.deadline, table.created), table.ids
         )
-        self.unblocked = int(len(self._order) - np.count_nonzero(scores.blocked))
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    @overload
-    def __getitem__(self, index: int) -> Ranked: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Ranked]: ...
-    def __getitem__(self, index: int | slice) -> Ranked | list[Ranked]:
-        if isinstance(index, slice):
-            return [self._item(i) for i in self._order[index]]
-        return self._item(self._order[index])
-
-    def __iter__(self) -> Iterator[Ranked]:
-        return map(self._item, self._order)
+        self.unblocked = int(len(self._positions) - np.count_nonzero(scores.blocked))
 
     def top(self, limit: int, include_blocked: bool = False) -> list[Ranked]:
         return self[: limit if include_blocked else min(limit, self.unblocked)]
@@ -434,7 +446,7 @@ class FactTable:
         )  # fmt: skip
 
 
-class Snapshots(Sequence[Snapshot]):
+class Snapshots(_OnDemand[Snapshot]):
     """Snapshots of many goals, as columns (what the cache writes from), and one
     Snapshot at a time on demand. The adopted live goals are scored; the others are
     placed "none"."""
@@ -459,18 +471,7 @@ class Snapshots(Sequence[Snapshot]):
             for i, placement in enumerate(self.placement)
             if placement == "blocked"
         }
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    @overload
-    def __getitem__(self, index: int) -> Snapshot: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Snapshot]: ...
-    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
-        if isinstance(index, slice):
-            return [self._item(i) for i in range(len(self))[index]]
-        return self._item(range(len(self))[index])
+        self._positions = range(len(table))
 
     def _item(self, i: int) -> Snapshot:
         t, fa, sc = self.table, self.facts, self.scores
