@@ -21,6 +21,7 @@ from service.domain.ranking import TERM_NAMES, Floats, Snapshots, Weights
 _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
 _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
 _TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
+_DROP_LUA = (Path(__file__).parent / "drop.lua").read_text()
 
 
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
@@ -109,6 +110,7 @@ class RankingCache:
         self._write_script = redis.register_script(_SNAPSHOT_LUA)
         self._inputs_script = redis.register_script(_INPUTS_LUA)
         self._top_script = redis.register_script(_TOP_LUA)
+        self._drop_script = redis.register_script(_DROP_LUA)
 
     def write(self, batches: Iterable[Snapshots], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
@@ -123,6 +125,15 @@ class RankingCache:
             keys=[k.ranked, k.blocked, k.goals, k.deadlines], args=[k.prefix, rows, *explained],
             client=client,
         )  # fmt: skip
+
+    def _drop(self, goal_ids: list[str], seq: int) -> None:
+        """Drop these goals' snapshots unless written after ledger seq `seq`."""
+        k = self.keys
+        for start in range(0, len(goal_ids), WRITE_CHUNK):
+            self._drop_script(
+                keys=[k.goals, *k.all_ranked(), k.blocked, k.deadlines],
+                args=[k.prefix, seq, *goal_ids[start : start + WRITE_CHUNK]],
+            )  # fmt: skip
 
     def set_inputs(
         self, active_beliefs: Iterable[str], weights: Weights, seq: int, pipe: Pipeline
@@ -167,13 +178,8 @@ class RankingCache:
                 sent.result()
         written = len(known)
         held: set[Any] = self.redis.smembers(self.keys.goals)
-        stale = [goal_id for goal_id in map(_text, held) if goal_id not in known]
+        self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)
         pipe = self.redis.pipeline(transaction=False)
-        for goal_id in stale:
-            pipe.delete(self.keys.goal(goal_id))
-            pipe.srem(self.keys.goals, goal_id)
-            for key in (*self.keys.all_ranked(), self.keys.blocked, self.keys.deadlines):
-                pipe.zrem(key, goal_id)
         self.set_inputs(active_beliefs, weights, seq, pipe)
         pipe.hset(
             self.keys.meta,

@@ -4,7 +4,7 @@
 -- snapshot computed from a later state of SQLite.
 --
 -- Many goals per call (a rebuild sends 100k in chunks of 1,000): one HSET per goal,
--- then one variadic ZADD/ZREM/SADD per key for the whole chunk. A chunk holds each
+-- and one variadic SADD, ZADD or ZREM per key for the whole chunk. A chunk holds each
 -- goal at most once and at most ~3,000 goals (Lua's unpack limit). Per-goal and
 -- per-category keys are derived from the prefix: this needs one Redis, not a Cluster.
 -- A goal the goals set lacks has no snapshot and is in no ranking (all are written
@@ -36,7 +36,14 @@ local rows = cjson.decode(ARGV[2])
 local all = {}
 for i, s in ipairs(rows) do all[i] = s[1] end
 local known = #all > 0 and redis.call('SMISMEMBER', goals, unpack(all)) or {}
-local ids = {}
+-- Members first, hashes after: should the script fail half-way, a goal may be a member
+-- without a hash (its next write reads an empty guard), never a hash without membership.
+local fresh = {}
+for i, id in ipairs(all) do
+  if known[i] ~= 1 then fresh[#fresh + 1] = id end
+end
+if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
+local written = 0
 local in_category = {}  -- category -> its ranking's key
 for i, s in ipairs(rows) do
   local id, placement, deadline, category = s[1], s[4], s[5], s[6]
@@ -59,7 +66,7 @@ for i, s in ipairs(rows) do
     redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
       'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
       'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[2 + i])
-    ids[#ids + 1] = id
+    written = written + 1
     local dated = deadline and placement ~= 'none'
     if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
     if placement == 'blocked' then add(blocked, raw, id) end
@@ -78,5 +85,4 @@ end
 -- A goal is in only one of add/rem for each key, so their order does not matter.
 for key, members in pairs(zrem) do redis.call('ZREM', key, unpack(members)) end
 for key, members in pairs(zadd) do redis.call('ZADD', key, unpack(members)) end
-if #ids > 0 then redis.call('SADD', goals, unpack(ids)) end
-return #ids
+return written

@@ -291,6 +291,24 @@ def test_deadlines_are_indexed_for_the_urgency_sweep(
     assert [(with_deadline.encode(), created + 90 * 60)] == held
 
 
+def test_a_rebuild_keeps_a_goal_created_while_it_ran(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """The rebuild read SQLite before the goal existed; the worker then wrote its snapshot.
+    The rebuild does not find it in what it read, but must not drop it as stale."""
+    old = adopted(db, ctx)
+    read = commands.ranking_state(db, now=ctx.clock())  # the rebuild's read, at seq S
+    new = adopted(db, ctx)  # created after S...
+    cache.write([commands.ranking_state(db, [new], now=ctx.clock()).snapshots()])  # ...applied
+
+    cache.rebuild([read.snapshots()], read.inputs.active_beliefs, read.inputs.weights,
+                  read.seq, ctx.clock().timestamp())  # fmt: skip
+
+    assert {old, new} == {m.decode() for m in redis_client.zrange(KEYS.ranked, 0, -1)}
+    assert redis_client.exists(KEYS.goal(new))
+    assert redis_client.sismember(KEYS.goals, new)
+
+
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
     monkeypatch: pytest.MonkeyPatch,
