@@ -115,15 +115,17 @@ class IdempotencyMiddleware:
 
         async def keep() -> None:
             try:
-                if status >= 500 or not finished:
+                if status >= 500:
                     await run_in_threadpool(redis.delete, name)  # let the client retry
                     return
+                # A response cut short (the app failed after a 2xx start) is kept as far
+                # as it went: its command may have committed, so it must not run again.
                 record = orjson.dumps({
                     "state": "done", "fingerprint": fingerprint, "status": status,
                     "headers": kept, "body": b"".join(parts).decode(),
                 })  # fmt: skip
                 await run_in_threadpool(redis.set, name, record, ex=TTL_S)
-            except RedisError as exc:  # the response still goes out; the key frees itself
+            except (RedisError, UnicodeDecodeError) as exc:  # the response still goes out
                 log.warning("Idempotency-Key response not kept (%s)", exc)
 
         async def capture(message: Message) -> None:
@@ -143,7 +145,7 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            if not finished:  # the app failed before its response was whole
+            if not finished:  # the app failed before its response was whole (or began)
                 await keep()
 
 
