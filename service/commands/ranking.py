@@ -75,10 +75,6 @@ class RankingState:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
-    def goal_ids(self) -> list[str]:
-        return [row[0] for row in self.rows]
-
     def snapshots(self) -> Snapshots:
         """The snapshots of these goals, scored together."""
         return _snapshots(self.rows, self.inputs, self.seq)
@@ -135,8 +131,8 @@ def _id_lists(texts: Sequence[str]) -> list[tuple[str, ...]]:
 def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, int]:
     """Make the Redis ranking equal what SQLite says now (safe while writers run).
 
-    Every outbox event up to the ledger head it read is then applied: the rebuild
-    covered it, so the relay need not deliver it again.
+    Every outbox event up to the ledger head it read is then applied (the outbox
+    watermark moves there): the rebuild covered it, so the relay need not deliver it.
     """
     now = now or utcnow()
     placements: Counter[str] = Counter()
