@@ -25,6 +25,10 @@ def test_bench_reports_each_figure_beside_its_target(redis_client: Redis) -> Non
         rebuilt = report["rebuild"][size]
         assert 3 == len(rebuilt["cold_runs_s"]) == len(rebuilt["warm_runs_s"])
         assert 0 < min(rebuilt["first_s"], *rebuilt["cold_runs_s"], *rebuilt["warm_runs_s"])
+        assert 7 == len(rebuilt["redis_in_scripts_s"])
+        # Redis's time in scripts is part of each run's time
+        runs = [rebuilt["first_s"], *rebuilt["cold_runs_s"], *rebuilt["warm_runs_s"]]
+        assert all(0 < r <= t for r, t in zip(rebuilt["redis_in_scripts_s"], runs, strict=True))
         read = report["ranked_read"][size]
         http, raw = read["http_prioritized"], read["raw_zrevrange"]
         assert 10 == http["runs"] == raw["runs"]
