@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.goal import Goal, GoalState, deadline_after
+from service.domain.goal import Goal, GoalState
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -75,22 +75,11 @@ class Features(NamedTuple):
 
 
 def features(goal: Goal) -> Features:
-    return features_of(
-        goal.id, goal.value, goal.effort, goal.risk, goal.created_at, goal.horizon_max_min,
-        goal.aligns_with, goal.contradicts, goal.depends_on,
-    )  # fmt: skip
-
-
-def features_of(
-    goal_id: str, value: float, effort: float, risk: float, created_at: datetime,
-    horizon_max_min: int | None, aligns_with: tuple[str, ...], contradicts: tuple[str, ...],
-    depends_on: tuple[str, ...],
-) -> Features:  # fmt: skip
-    """Features from a goal's stored fields, without building the whole Goal."""
-    deadline = deadline_after(created_at, horizon_max_min)
+    deadline = goal.deadline  # created_at + horizon_max_min (FeatureTable.stored() agrees)
     return Features(
-        goal_id, value, effort, risk, None if deadline is None else deadline.timestamp(),
-        created_at.timestamp(), aligns_with, contradicts, depends_on,
+        goal.id, goal.value, goal.effort, goal.risk,
+        None if deadline is None else deadline.timestamp(), goal.created_at.timestamp(),
+        goal.aligns_with, goal.contradicts, goal.depends_on,
     )  # fmt: skip
 
 
@@ -242,7 +231,7 @@ class FeatureTable:
         aligns_with: Sequence[tuple[str, ...]], contradicts: Sequence[tuple[str, ...]],
         depends_on: Sequence[tuple[str, ...]],
     ) -> FeatureTable:  # fmt: skip
-        """From stored columns, creation instants in epoch microseconds: what features_of()
+        """From stored columns, creation instants in epoch microseconds: what features()
         makes of each goal (the deadline is created + horizon_max_min, as deadline_after()
         says), for a whole table at array speed."""
         created = created_us
