@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
@@ -22,12 +22,17 @@ _SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
 _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
 _TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
 _DROP_LUA = (Path(__file__).parent / "drop.lua").read_text()
+_PLACE_LUA = (Path(__file__).parent / "place.lua").read_text()
 
 
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
+PLACE_CHUNK = 2_000  # (score, id) pairs per place.lua call: ~2 ms of Redis time each
 
 
-def _encoded(batch: Snapshots) -> tuple[list[tuple[str | bool, ...]], list[bytes]]:
+Row = tuple[str | bool, ...]  # one snapshot as snapshot.lua reads it
+
+
+def _encoded(batch: Snapshots) -> tuple[list[Row], list[bytes]]:
     """A batch as snapshot.lua reads it: one row per goal (False: absent), and each goal's
     explanation (JSON text, empty when not scored). Numbers travel as text, in the
     shortest form that reads back as the same float: Lua would spend more formatting
@@ -38,8 +43,9 @@ def _encoded(batch: Snapshots) -> tuple[list[tuple[str | bool, ...]], list[bytes
     took ~8 us."""
     t, fa, sc = batch.table, batch.facts, batch.scores
     n, scored = len(batch), batch.rankable
+    seq, computed_at = _stamp(batch)
     rows = list(zip(
-        t.ids, repeat(str(batch.seq), n), repeat(repr(batch.computed_at), n), batch.placement,
+        t.ids, repeat(seq, n), repeat(computed_at, n), batch.placement,
         [False if d == "null" else d for d in _texts(t.deadline)],  # null: inf, no deadline
         fa.category, map(str, fa.version), fa.state, _texts(t.created),
         ["1" if deleted else "0" for deleted in fa.deleted],
@@ -48,6 +54,11 @@ def _encoded(batch: Snapshots) -> tuple[list[tuple[str | bool, ...]], list[bytes
         strict=True,
     ))  # fmt: skip
     return rows, _explanations(batch)
+
+
+def _stamp(batch: Snapshots) -> tuple[str, str]:
+    """The batch's seq and computed_at, as its snapshots hold them."""
+    return str(batch.seq), repr(batch.computed_at)
 
 
 def _texts(column: Floats) -> list[str]:
@@ -85,9 +96,10 @@ def _explanations(batch: Snapshots) -> list[bytes]:
     return out
 
 
-def _chunks(batches: Iterable[Snapshots]) -> Iterator[tuple[bytes, list[bytes]]]:
-    """The batches' snapshots as snapshot.lua's arguments, WRITE_CHUNK goals a call."""
-    rows: list[tuple[str | bool, ...]] = []
+def _chunks(batches: Iterable[Snapshots]) -> Iterator[tuple[list[Row], list[bytes]]]:
+    """The batches' snapshots as snapshot.lua's rows and explanations, WRITE_CHUNK goals
+    a call."""
+    rows: list[Row] = []
     explained: list[bytes] = []
     for batch in batches:
         more_rows, more_explained = _encoded(batch)
@@ -96,11 +108,62 @@ def _chunks(batches: Iterable[Snapshots]) -> Iterator[tuple[bytes, list[bytes]]]
         start = 0
         while len(rows) - start >= WRITE_CHUNK:
             stop = start + WRITE_CHUNK
-            yield orjson.dumps(rows[start:stop]), explained[start:stop]
+            yield rows[start:stop], explained[start:stop]
             start = stop
         del rows[:start], explained[:start]
     if rows:
-        yield orjson.dumps(rows), explained
+        yield rows, explained
+
+
+def _placements(rows: Iterable[Row], keys: Keys, into: dict[str, list[str | bool]]) -> None:
+    """Add each snapshot's (score, id) pairs to the sorted sets it belongs in: snapshot.lua's
+    placement rule (mode "place"), for a rebuild that places goals a sorted set at a time."""
+    for row in rows:
+        goal_id, placement, deadline = row[0], row[3], row[4]
+        if placement == "ranked":
+            into[keys.ranked] += (row[10], goal_id)
+            into[keys.ranked_in(str(row[5]))] += (row[10], goal_id)
+        elif placement == "blocked":
+            into[keys.blocked] += (row[11], goal_id)
+        if deadline is not False and placement != "none":
+            into[keys.deadlines] += (deadline, goal_id)
+
+
+def _pairs(pairs: list[str | bool], leave_out: set[str], size: int) -> Iterator[list[str | bool]]:
+    """(score, id) pairs, `size` pairs at a time, without the ids in `leave_out`."""
+    if leave_out:
+        pairs = [v for i in range(0, len(pairs), 2) if pairs[i + 1] not in leave_out
+                 for v in pairs[i : i + 2]]  # fmt: skip
+    for start in range(0, len(pairs), 2 * size):
+        yield pairs[start : start + 2 * size]
+
+
+class _InFlight:
+    """Calls run on two connections of their own, at most two at a time, so Redis has
+    the next one as soon as it is done with one; their results in the order sent."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="goalstore-rebuild")
+        self._sent: deque[Future[Any]] = deque()
+        self._done: list[Any] = []
+
+    def __enter__(self) -> _InFlight:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def send(self, fn: Callable[..., Any], *args: Any) -> None:
+        if len(self._sent) == 2:
+            self._done.append(self._sent.popleft().result())
+        self._sent.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> list[Any]:
+        """The results of every call sent since the last drain."""
+        while self._sent:
+            self._done.append(self._sent.popleft().result())
+        done, self._done = self._done, []
+        return done
 
 
 class RankingCache:
@@ -111,27 +174,38 @@ class RankingCache:
         self._inputs_script = redis.register_script(_INPUTS_LUA)
         self._top_script = redis.register_script(_TOP_LUA)
         self._drop_script = redis.register_script(_DROP_LUA)
+        self._place_script = redis.register_script(_PLACE_LUA)
 
     def write(self, batches: Iterable[Snapshots], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
         WRITE_CHUNK (a script on a pipeline of our own would cost a SCRIPT EXISTS round
         trip more)."""
         for rows, explained in _chunks(batches):
-            self._write_chunk(rows, explained, self.redis if pipe is None else pipe)
+            self._write_chunk("place", rows, explained, self.redis if pipe is None else pipe)
 
-    def _write_chunk(self, rows: bytes, explained: list[bytes], client: Redis | Pipeline) -> Any:
+    def _write_chunk(
+        self, mode: str, rows: list[Row], explained: list[bytes], client: Redis | Pipeline
+    ) -> Any:
+        """snapshot.lua over these rows; its reply: the `writes` count after it, then the
+        ids it did not write (Redis held newer snapshots of them)."""
         k = self.keys
         return self._write_script(
-            keys=[k.ranked, k.blocked, k.goals, k.deadlines], args=[k.prefix, rows, *explained],
-            client=client,
+            keys=[k.ranked, k.blocked, k.goals, k.deadlines, k.meta],
+            args=[k.prefix, mode, orjson.dumps(rows), *explained], client=client,
         )  # fmt: skip
+
+    def _place(self, key: str, pairs: list[str | bool], writes: int, stamp: Row) -> Any:
+        """place.lua: these (score, id) pairs into `key`, unless rewritten since the rebuild
+        that wrote them, at seq and computed_at `stamp`, left meta's count at `writes`."""
+        k = self.keys
+        return self._place_script(keys=[key, k.meta], args=[k.prefix, writes, *stamp, *pairs])
 
     def _drop(self, goal_ids: list[str], seq: int) -> None:
         """Drop these goals' snapshots unless written after ledger seq `seq`."""
         k = self.keys
         for start in range(0, len(goal_ids), WRITE_CHUNK):
             self._drop_script(
-                keys=[k.goals, *k.all_ranked(), k.blocked, k.deadlines],
+                keys=[k.goals, k.meta, *k.all_ranked(), k.blocked, k.deadlines],
                 args=[k.prefix, seq, *goal_ids[start : start + WRITE_CHUNK]],
             )  # fmt: skip
 
@@ -156,29 +230,49 @@ class RankingCache:
         seq: int, computed_at: float,
     ) -> int:  # fmt: skip
         """Bring Redis in line with SQLite: write every goal (`batches` of snapshots of all
-        of them), drop goals SQLite no longer has.
+        of them), place them in the sorted sets, drop goals SQLite no longer has.
 
         Guarded like every write, so a rebuild never undoes a newer incremental update.
-        Redis applies one chunk while the next is computed, with a second chunk already
-        sent (on a connection of its own), so it never waits for this process.
+        First every snapshot (snapshot.lua, mode "defer"): Redis applies one chunk while
+        the next is computed, with a second chunk already sent (on a connection of its
+        own), so it never waits for this process. Then the goals are placed a sorted set
+        at a time (place.lua), unless rewritten meanwhile.
         """
         known: set[str] = set()
+        stamps: set[tuple[str, str]] = set()  # one per rebuild: its seq and computed_at
+        placed: defaultdict[str, list[str | bool]] = defaultdict(list)
 
         def counted(batch: Snapshots) -> Snapshots:
             known.update(batch.table.ids)
+            stamps.add(_stamp(batch))
             return batch
 
-        with ThreadPoolExecutor(2, thread_name_prefix="goalstore-rebuild") as senders:
-            in_flight: deque[Future[Any]] = deque()
+        with _InFlight() as flight:
             for rows, explained in _chunks(map(counted, batches)):
-                if len(in_flight) == 2:
-                    in_flight.popleft().result()
-                in_flight.append(senders.submit(self._write_chunk, rows, explained, self.redis))
-            for sent in in_flight:
-                sent.result()
+                flight.send(self._write_chunk, "defer", rows, explained, self.redis)
+                _placements(rows, self.keys, placed)
+            replies = flight.drain()
+            # Counts that follow each other: nobody wrote between this rebuild's writes.
+            writes = sorted(int(reply[0]) for reply in replies)
+            expected = writes[-1] if writes and writes[-1] - writes[0] + 1 == len(writes) else -1
+            newer = {_text(goal_id) for reply in replies for goal_id in reply[1:]}
+            if len(stamps) > 1:
+                raise ValueError(f"one rebuild's snapshots were computed at {len(stamps)} stamps")
+            for stamp in stamps:  # the one (none when there are no goals)
+                for key, pairs in placed.items():
+                    for chunk in _pairs(pairs, newer, PLACE_CHUNK):
+                        flight.send(self._place, key, chunk, expected, stamp)
+            flight.drain()
         written = len(known)
-        held: set[Any] = self.redis.smembers(self.keys.goals)
-        self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)
+        # The goals set holds every goal written above. When nobody else wrote since and
+        # it holds no more, none is stale; otherwise compare them all.
+        if not (
+            expected >= 0
+            and _text(self.redis.hget(self.keys.meta, "writes") or "") == str(expected)
+            and self.redis.scard(self.keys.goals) == written
+        ):
+            held: set[Any] = self.redis.smembers(self.keys.goals)
+            self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)
         pipe = self.redis.pipeline(transaction=False)
         self.set_inputs(active_beliefs, weights, seq, pipe)
         pipe.hset(

@@ -11,16 +11,25 @@
 -- here, and dropped together): only the others are read for the guard, or removed
 -- from where they no longer belong. A cold rebuild reads and removes nothing.
 --
--- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines
--- ARGV: 1 key prefix, 2 JSON array of snapshots, each
+-- Mode "place" puts each goal written in the sorted sets it belongs in. Mode "defer"
+-- (a rebuild) leaves that to place.lua, called a sorted set at a time once every
+-- snapshot is written: inserting into one ZSET in a run costs Redis half as much as
+-- interleaved with hashes. A goal is still removed here from where it no longer
+-- belongs. (cache/ranking.py's _placements() applies the same placement rule.)
+--
+-- Every call counts itself in meta's `writes` (so does drop.lua): a rebuild that
+-- finds the count where its own last write left it knows nobody else wrote since.
+--
+-- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines, 5 meta
+-- ARGV: 1 key prefix, 2 "place" or "defer", 3 JSON array of snapshots, each
 --   [id, seq, computed_at, placement, deadline or false, category, version, state,
 --    created, deleted (0/1), score or false, raw or false],
---   then ARGV[2 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
+--   then ARGV[3 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
 -- Every number travels as text (formatting doubles in Lua costs more than the rest of
 -- the HSET), the explanation outside the JSON (no escaping to undo).
--- Returns how many were written.
-local prefix = ARGV[1]
-local ranked, blocked, goals, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Returns {the `writes` count after this call, the ids not written (Redis held newer)...}.
+local prefix, place = ARGV[1], ARGV[2] == 'place'
+local ranked, blocked, goals, deadlines, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local zadd, zrem = {}, {}  -- key -> {score, id, ...} / key -> {id, ...}
 local function add(key, score, id)
   local t = zadd[key]
@@ -32,7 +41,9 @@ local function rem(key, id)
   if not t then t = {}; zrem[key] = t end
   t[#t + 1] = id
 end
-local rows = cjson.decode(ARGV[2])
+-- Counted before anything is written: a call that fails half-way still counts.
+local writes = redis.call('HINCRBY', meta, 'writes', 1)
+local rows = cjson.decode(ARGV[3])
 local all = {}
 for i, s in ipairs(rows) do all[i] = s[1] end
 local known = #all > 0 and redis.call('SMISMEMBER', goals, unpack(all)) or {}
@@ -43,7 +54,7 @@ for i, id in ipairs(all) do
   if known[i] ~= 1 then fresh[#fresh + 1] = id end
 end
 if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
-local written = 0
+local skipped = {}
 local in_category = {}  -- category -> its ranking's key
 for i, s in ipairs(rows) do
   local id, placement, deadline, category = s[1], s[4], s[5], s[6]
@@ -65,12 +76,13 @@ for i, s in ipairs(rows) do
     -- Every field, every time (empty when not scored): no stale field survives.
     redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
       'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
-      'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[2 + i])
-    written = written + 1
+      'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[3 + i])
     local dated = deadline and placement ~= 'none'
-    if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
-    if placement == 'blocked' then add(blocked, raw, id) end
-    if dated then add(deadlines, deadline, id) end
+    if place then
+      if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
+      if placement == 'blocked' then add(blocked, raw, id) end
+      if dated then add(deadlines, deadline, id) end
+    end
     -- Only a goal that had a snapshot can sit where it no longer belongs.
     if had then
       if held_category and held_category ~= category then
@@ -80,9 +92,11 @@ for i, s in ipairs(rows) do
       if placement ~= 'blocked' then rem(blocked, id) end
       if not dated then rem(deadlines, id) end
     end
+  else
+    skipped[#skipped + 1] = id
   end
 end
 -- A goal is in only one of add/rem for each key, so their order does not matter.
 for key, members in pairs(zrem) do redis.call('ZREM', key, unpack(members)) end
 for key, members in pairs(zadd) do redis.call('ZADD', key, unpack(members)) end
-return written
+return {writes, unpack(skipped)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -307,6 +308,88 @@ def test_a_rebuild_keeps_a_goal_created_while_it_ran(
     assert {old, new} == {m.decode() for m in redis_client.zrange(KEYS.ranked, 0, -1)}
     assert redis_client.exists(KEYS.goal(new))
     assert redis_client.sismember(KEYS.goals, new)
+
+
+def _scores(redis: Redis, key: str) -> dict[str, float]:
+    return {m.decode(): s for m, s in redis.zrange(key, 0, -1, withscores=True)}
+
+
+def test_a_rebuild_leaves_a_goal_it_did_not_write_where_the_newer_write_put_it(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """The worker wrote a newer snapshot before the rebuild's write reached it: the guard
+    keeps the newer hash, and the rebuild must not place its older score either."""
+    ids = [adopted(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
+    read = commands.ranking_state(db, now=ctx.clock())  # the rebuild's read, at seq S
+    commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
+    newer = commands.ranking_state(db, [ids[0]], now=ctx.clock()).snapshots()
+    cache.write([newer])  # the worker, before the rebuild writes
+
+    cache.rebuild([read.snapshots()], read.inputs.active_beliefs, read.inputs.weights,
+                  read.seq, ctx.clock().timestamp())  # fmt: skip
+
+    expected = {s.goal_id: s.score.score for s in read.snapshots() if s.score}
+    assert newer[0].score is not None
+    expected[ids[0]] = newer[0].score.score
+    assert expected == _scores(redis_client, KEYS.ranked)
+    assert expected == _scores(redis_client, KEYS.ranked_in("exploration"))
+
+
+def test_a_rebuild_places_no_goal_rewritten_after_its_write(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Between writing every snapshot and placing them, the worker rewrites one goal (and
+    places it, and blocks another): the rebuild places the rest, not its older view of
+    those two."""
+    ids = [adopted(db, ctx, value=v, horizon_max_min=90) for v in (0.2, 0.4, 0.6, 0.8)]
+    read = commands.ranking_state(db, now=ctx.clock())
+    commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
+    commands.update_goal(db, ctx, ids[1], GoalUpdate(contradicts=["b.x"]), 2)
+    commands.put_belief(db, ctx, "b.x", BeliefPut(statement="x"))
+    newer = commands.ranking_state(db, ids[:2], now=ctx.clock()).snapshots()
+    place = RankingCache._place
+    worker: list[int] = []
+    once = threading.Lock()  # two place calls run at once
+
+    def worker_writes_first(self: RankingCache, *args: Any) -> Any:
+        with once:
+            if not worker:
+                cache.write([newer])
+                worker.append(1)
+        return place(self, *args)
+
+    monkeypatch.setattr(RankingCache, "_place", worker_writes_first)
+    cache.rebuild([read.snapshots()], read.inputs.active_beliefs, read.inputs.weights,
+                  read.seq, ctx.clock().timestamp())  # fmt: skip
+
+    assert worker, "the rebuild placed nothing: the test did not run its race"
+    expected = {s.goal_id: s.score.score for s in read.snapshots() if s.score}
+    assert newer[0].score is not None and newer[1].score is not None
+    expected[ids[0]] = newer[0].score.score
+    del expected[ids[1]]  # blocked now
+    assert expected == _scores(redis_client, KEYS.ranked)
+    assert {ids[1]: newer[1].score.raw} == _scores(redis_client, KEYS.blocked)
+    assert set(ids) == set(_scores(redis_client, KEYS.deadlines))
+
+
+def test_a_rebuild_alone_places_goals_without_reading_them_back(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """Nobody else wrote while it ran: the rebuild places every goal without a read of its
+    snapshot (the per-goal check is for races only) and finds no stale goal to compare."""
+    for v in (0.2, 0.4, 0.6):
+        adopted(db, ctx, value=v, horizon_max_min=90)
+
+    def calls(command: str) -> int:
+        stats: dict[str, Any] = redis_client.info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    before = {c: calls(c) for c in ("hmget", "smembers")}
+    commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    assert before == {c: calls(c) for c in ("hmget", "smembers")}
+    assert 3 == redis_client.zcard(KEYS.ranked) == redis_client.zcard(KEYS.deadlines)
 
 
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
