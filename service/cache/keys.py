@@ -52,6 +52,11 @@ class Keys:
         """HASH: the ledger seq and time of the last full rebuild. Gone = Redis lost its data."""
         return f"{self.prefix}meta"
 
+    def rebuilding(self, token: str) -> str:
+        """STRING (with TTL): a rebuild in progress; gone before it ends = Redis lost its data
+        meanwhile (the rebuild then leaves the cache cold)."""
+        return f"{self.prefix}rebuilding:{token}"
+
     @property
     def metrics(self) -> str:
         """HASH of every process's counts and latency histograms, by Prometheus sample

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +15,7 @@ import numpy as np
 import orjson
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 
 from service.cache.keys import Keys
 from service.domain.ranking import TERM_NAMES, Floats, Snapshots, Weights
@@ -23,6 +25,12 @@ _INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
 _TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
 _DROP_LUA = (Path(__file__).parent / "drop.lua").read_text()
 _PLACE_LUA = (Path(__file__).parent / "place.lua").read_text()
+_REBUILT_LUA = (Path(__file__).parent / "rebuilt.lua").read_text()
+REBUILD_MARKER_TTL_S = 3600  # longer than any rebuild (100k goals take ~1 s)
+
+
+class CacheLost(RedisError):
+    """Redis lost its data while a rebuild ran: the cache stays cold, to be rebuilt."""
 
 
 WRITE_CHUNK = 1_000  # snapshots per script call: ~10 ms of Redis time each
@@ -197,6 +205,7 @@ class RankingCache:
         self._top_script = redis.register_script(_TOP_LUA)
         self._drop_script = redis.register_script(_DROP_LUA)
         self._place_script = redis.register_script(_PLACE_LUA)
+        self._rebuilt_script = redis.register_script(_REBUILT_LUA)
 
     def write(self, batches: Iterable[Snapshots], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
@@ -259,7 +268,11 @@ class RankingCache:
         the next is computed, with a second chunk already sent (on a connection of its
         own), so it never waits for this process. Then the goals are placed a sorted set
         at a time (place.lua), unless rewritten meanwhile.
+
+        Raises CacheLost if Redis lost its data meanwhile (the cache is then left cold).
         """
+        marker = self.keys.rebuilding(uuid.uuid4().hex)
+        self.redis.set(marker, seq, ex=REBUILD_MARKER_TTL_S)
         known: set[str] = set()
         stamps: set[tuple[str, str]] = set()  # one per rebuild: its seq and computed_at
         placed: defaultdict[str, list[str | bool]] = defaultdict(list)
@@ -298,16 +311,14 @@ class RankingCache:
             self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)
         pipe = self.redis.pipeline(transaction=False)
         self.set_inputs(active_beliefs, weights, seq, pipe)
-        pipe.hset(
-            self.keys.meta,
-            mapping={
-                "rebuilt_seq": seq,
-                "rebuilt_at": computed_at,
-                "urgency_refreshed_at": computed_at,
-                "goals": written,
-            },
-        )
-        pipe.execute()
+        rebuilt = {"rebuilt_seq": seq, "rebuilt_at": computed_at,
+                   "urgency_refreshed_at": computed_at, "goals": written}  # fmt: skip
+        self._rebuilt_script(
+            keys=[marker, self.keys.meta], args=[v for kv in rebuilt.items() for v in kv],
+            client=pipe,
+        )  # fmt: skip
+        if not pipe.execute()[-1]:
+            raise CacheLost("Redis lost its data while the cache was rebuilt; rebuild again")
         return written
 
     def is_warm(self) -> bool:

@@ -14,7 +14,7 @@ from redis import Redis
 
 from service import cli, commands
 from service.cache.keys import Keys
-from service.cache.ranking import RankingCache
+from service.cache.ranking import CacheLost, RankingCache
 from service.commands import Context
 from service.domain.beliefs import BeliefPut
 from service.domain.decisions import DecisionChange
@@ -390,6 +390,35 @@ def test_a_rebuild_alone_places_goals_without_reading_them_back(
 
     assert before == {c: calls(c) for c in ("hmget", "smembers")}
     assert 3 == redis_client.zcard(KEYS.ranked) == redis_client.zcard(KEYS.deadlines)
+
+
+def test_a_rebuild_during_which_redis_lost_its_data_leaves_the_cache_cold(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Redis restarts empty after the snapshots were written: marked warm, the half-empty
+    cache would never be rebuilt. The rebuild says so and leaves it cold; the next
+    refresh rebuilds it whole."""
+    ids = [adopted(db, ctx, value=v) for v in (0.2, 0.4)]
+    backlog = commands.cache_backlog(db)["unapplied"]
+    place = RankingCache._place
+
+    def restarted_first(self: RankingCache, *args: Any) -> Any:
+        redis_client.flushdb()
+        return place(self, *args)
+
+    monkeypatch.setattr(RankingCache, "_place", restarted_first)
+    with pytest.raises(CacheLost):
+        commands.rebuild_cache(db, cache, now=ctx.clock())
+    monkeypatch.undo()
+
+    assert not cache.is_warm()
+    assert backlog > 0
+    assert backlog == commands.cache_backlog(db)["unapplied"]  # the failed rebuild covers none
+    assert {"rebuilt": True, "goals": 2} == commands.refresh_cache(db, cache, now=ctx.clock())
+    assert 0 == commands.cache_backlog(db)["unapplied"]
+    assert [ids[1], ids[0]] == [m.decode() for m in redis_client.zrevrange(KEYS.ranked, 0, -1)]
+    assert [] == redis_client.keys(KEYS.rebuilding("*"))
 
 
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
