@@ -1,21 +1,24 @@
--- Place goals a rebuild wrote (snapshot.lua, mode "defer") in one sorted set: a run of
--- inserts into one ZSET, once every snapshot is written.
+-- Place goals new to Redis that a rebuild wrote (snapshot.lua, mode "defer") in one
+-- sorted set: a run of inserts into one ZSET, once every snapshot is written.
 --
--- Only goals whose snapshot is still the rebuild's. When meta's `writes` count is where
--- the rebuild's own last write left it, nobody has written a snapshot since, and
--- the rebuild's writes were consecutive (the caller checks that): every goal is placed
--- without a read. Otherwise each goal is placed only if its hash still holds the
--- rebuild's seq and computed_at; a goal rewritten since was placed by that write.
+-- Nothing if the rebuild's marker is gone: Redis lost its data since (the count below
+-- may have started again and met the expected one). Otherwise only goals whose
+-- snapshot is still the rebuild's. When meta's `writes` count is where the rebuild's
+-- own last write left it, nobody has written a snapshot since, and the rebuild's
+-- writes were consecutive (the caller checks that): every goal is placed without a
+-- read. Otherwise each goal is placed only if its hash still holds the rebuild's seq
+-- and computed_at; a goal rewritten since was placed by that write.
 --
--- KEYS: 1 the sorted set, 2 meta
+-- KEYS: 1 the sorted set, 2 meta, 3 the rebuild's marker
 -- ARGV: 1 key prefix, 2 the `writes` count expected (-1: read every goal), 3 the
 --   rebuild's seq, 4 its computed_at (both as its snapshots hold them), 5.. score, id
---   pairs (at most ~3,900: Lua's unpack limit).
--- Returns how many goals were placed.
-if #ARGV < 5 then return 0 end
+--   pairs (at most 3,999: Lua's unpack limit).
+-- Returns {goals placed, snapshots read}, or {-1, 0} if the marker is gone.
+if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, 0} end
+if #ARGV < 5 then return {0, 0} end
 if redis.call('HGET', KEYS[2], 'writes') == ARGV[2] then
   redis.call('ZADD', KEYS[1], unpack(ARGV, 5))
-  return (#ARGV - 4) / 2
+  return {(#ARGV - 4) / 2, 0}
 end
 local prefix, seq, computed_at = ARGV[1], ARGV[3], ARGV[4]
 local members = {}
@@ -27,4 +30,4 @@ for i = 5, #ARGV, 2 do
   end
 end
 if #members > 0 then redis.call('ZADD', KEYS[1], unpack(members)) end
-return #members / 2
+return {#members / 2, (#ARGV - 4) / 2}

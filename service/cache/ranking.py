@@ -159,10 +159,12 @@ def _add(
     pairs += chain.from_iterable(zip(compress(scores, mask), compress(ids, mask), strict=True))
 
 
-def _pairs(pairs: list[str | bool], leave_out: set[str], size: int) -> Iterator[list[str | bool]]:
-    """(score, id) pairs, `size` pairs at a time, without the ids in `leave_out`."""
-    if leave_out:
-        pairs = [v for i in range(0, len(pairs), 2) if pairs[i + 1] not in leave_out
+def _pairs(
+    pairs: list[str | bool], only: set[str | bool] | None, size: int
+) -> Iterator[list[str | bool]]:
+    """(score, id) pairs, `size` pairs at a time, of the ids in `only` (None: all)."""
+    if only is not None:
+        pairs = [v for i in range(0, len(pairs), 2) if pairs[i + 1] in only
                  for v in pairs[i : i + 2]]  # fmt: skip
     for start in range(0, len(pairs), 2 * size):
         yield pairs[start : start + 2 * size]
@@ -217,19 +219,25 @@ class RankingCache:
     def _write_chunk(
         self, mode: str, rows: list[Row], explained: list[bytes], client: Redis | Pipeline
     ) -> Any:
-        """snapshot.lua over these rows; its reply: the `writes` count after it, then the
-        ids it did not write (Redis held newer snapshots of them)."""
+        """snapshot.lua over these rows; its reply: the `writes` count after it, how many
+        goals it left to place.lua (mode "defer": goals new to Redis), and their ids
+        unless that is all of them."""
         k = self.keys
         return self._write_script(
             keys=[k.ranked, k.blocked, k.goals, k.deadlines, k.meta],
             args=[k.prefix, mode, orjson.dumps(rows), *explained], client=client,
         )  # fmt: skip
 
-    def _place(self, key: str, pairs: list[str | bool], writes: int, stamp: Row) -> Any:
+    def _place(
+        self, key: str, pairs: list[str | bool], writes: int, stamp: Row, marker: str
+    ) -> Any:
         """place.lua: these (score, id) pairs into `key`, unless rewritten since the rebuild
-        that wrote them, at seq and computed_at `stamp`, left meta's count at `writes`."""
+        that wrote them, at seq and computed_at `stamp`, left meta's count at `writes`;
+        its reply: goals placed (-1: the rebuild's marker is gone), snapshots read."""
         k = self.keys
-        return self._place_script(keys=[key, k.meta], args=[k.prefix, writes, *stamp, *pairs])
+        return self._place_script(
+            keys=[key, k.meta, marker], args=[k.prefix, writes, *stamp, *pairs]
+        )  # fmt: skip
 
     def _drop(self, goal_ids: list[str], seq: int) -> None:
         """Drop these goals' snapshots unless written after ledger seq `seq`."""
@@ -266,8 +274,10 @@ class RankingCache:
         Guarded like every write, so a rebuild never undoes a newer incremental update.
         First every snapshot (snapshot.lua, mode "defer"): Redis applies one chunk while
         the next is computed, with a second chunk already sent (on a connection of its
-        own), so it never waits for this process. Then the goals are placed a sorted set
-        at a time (place.lua), unless rewritten meanwhile.
+        own), so it never waits for this process. A goal that had a snapshot is placed
+        in the sorted sets with it; the goals new to Redis (all of them, into an emptied
+        Redis) are placed afterwards a sorted set at a time (place.lua), unless
+        rewritten meanwhile.
 
         Raises CacheLost if Redis lost its data meanwhile (the cache is then left cold).
         """
@@ -278,27 +288,33 @@ class RankingCache:
         placed: defaultdict[str, list[str | bool]] = defaultdict(list)
 
         def encoded(batch: Snapshots) -> Encoded:
-            known.update(batch.table.ids)
             stamps.add(_stamp(batch))
+            if len(stamps) > 1:
+                raise ValueError(f"one rebuild's snapshots were computed at {len(stamps)} stamps")
+            known.update(batch.table.ids)
             out = _encoded(batch)
             _placements(out, self.keys, placed)
             return out
 
+        sent: list[list[str | bool]] = []  # the ids of each chunk written
         with _InFlight() as flight:
             for rows, explained in _chunks(map(encoded, batches)):
                 flight.send(self._write_chunk, "defer", rows, explained, self.redis)
+                sent.append([row[0] for row in rows])
             replies = flight.drain()
             # Counts that follow each other: nobody wrote between this rebuild's writes.
             writes = sorted(int(reply[0]) for reply in replies)
             expected = writes[-1] if writes and writes[-1] - writes[0] + 1 == len(writes) else -1
-            newer = {_text(goal_id) for reply in replies for goal_id in reply[1:]}
-            if len(stamps) > 1:
-                raise ValueError(f"one rebuild's snapshots were computed at {len(stamps)} stamps")
+            deferred: set[str | bool] = set()
+            for ids, reply in zip(sent, replies, strict=True):
+                deferred.update(ids if int(reply[1]) == len(ids) else map(_text, reply[2:]))
+            only = None if len(deferred) == len(known) else deferred  # into an empty Redis
             for stamp in stamps:  # the one (none when there are no goals)
                 for key, pairs in placed.items():
-                    for chunk in _pairs(pairs, newer, PLACE_CHUNK):
-                        flight.send(self._place, key, chunk, expected, stamp)
-            flight.drain()
+                    for chunk in _pairs(pairs, only, PLACE_CHUNK):
+                        flight.send(self._place, key, chunk, expected, stamp, marker)
+            if any(int(reply[0]) < 0 for reply in flight.drain()):
+                raise CacheLost("Redis lost its data while the cache was rebuilt; rebuild again")
         written = len(known)
         # The goals set holds every goal written above. When nobody else wrote since and
         # it holds no more, none is stale; otherwise compare them all.
@@ -306,6 +322,7 @@ class RankingCache:
             expected >= 0
             and _text(self.redis.hget(self.keys.meta, "writes") or "") == str(expected)
             and self.redis.scard(self.keys.goals) == written
+            and self.redis.exists(marker)
         ):
             held: set[Any] = self.redis.smembers(self.keys.goals)
             self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)

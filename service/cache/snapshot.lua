@@ -12,10 +12,12 @@
 -- from where they no longer belong. A cold rebuild reads and removes nothing.
 --
 -- Mode "place" puts each goal written in the sorted sets it belongs in. Mode "defer"
--- (a rebuild) leaves that to place.lua, called a sorted set at a time once every
--- snapshot is written: inserting into one ZSET in a run costs Redis half as much as
--- interleaved with hashes. A goal is still removed here from where it no longer
--- belongs. (cache/ranking.py's _placements() applies the same placement rule.)
+-- (a rebuild) does so only for goals that had a snapshot, and leaves the goals new to
+-- Redis to place.lua, called a sorted set at a time once every snapshot is written:
+-- inserting into one ZSET in a run costs Redis half as much as interleaved with
+-- hashes. Should the rebuild stop in between, every goal that was placed is placed
+-- where its hash says; a new goal waits for its pending events, or for a rebuild of
+-- the cold cache. (cache/ranking.py's _placements() applies the same placement rule.)
 --
 -- Every call counts itself in meta's `writes` (so does drop.lua): a rebuild that
 -- finds the count where its own last write left it knows nobody else wrote since.
@@ -27,8 +29,9 @@
 --   then ARGV[3 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
 -- Every number travels as text (formatting doubles in Lua costs more than the rest of
 -- the HSET), the explanation outside the JSON (no escaping to undo).
--- Returns {the `writes` count after this call, the ids not written (Redis held newer)...}.
-local prefix, place = ARGV[1], ARGV[2] == 'place'
+-- Returns {the `writes` count after this call, how many goals it left to place.lua, and
+-- their ids unless that is all of them}.
+local prefix, defer = ARGV[1], ARGV[2] == 'defer'
 local ranked, blocked, goals, deadlines, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local zadd, zrem = {}, {}  -- key -> {score, id, ...} / key -> {id, ...}
 local function add(key, score, id)
@@ -54,7 +57,7 @@ for i, id in ipairs(all) do
   if known[i] ~= 1 then fresh[#fresh + 1] = id end
 end
 if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
-local skipped = {}
+local deferred = {}
 local in_category = {}  -- category -> its ranking's key
 for i, s in ipairs(rows) do
   local id, placement, deadline, category = s[1], s[4], s[5], s[6]
@@ -78,7 +81,9 @@ for i, s in ipairs(rows) do
       'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
       'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[3 + i])
     local dated = deadline and placement ~= 'none'
-    if place then
+    if defer and not had then
+      deferred[#deferred + 1] = id
+    else
       if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
       if placement == 'blocked' then add(blocked, raw, id) end
       if dated then add(deadlines, deadline, id) end
@@ -92,11 +97,10 @@ for i, s in ipairs(rows) do
       if placement ~= 'blocked' then rem(blocked, id) end
       if not dated then rem(deadlines, id) end
     end
-  else
-    skipped[#skipped + 1] = id
   end
 end
 -- A goal is in only one of add/rem for each key, so their order does not matter.
 for key, members in pairs(zrem) do redis.call('ZREM', key, unpack(members)) end
 for key, members in pairs(zadd) do redis.call('ZADD', key, unpack(members)) end
-return {writes, unpack(skipped)}
+if #deferred == #rows then return {writes, #deferred} end
+return {writes, #deferred, unpack(deferred)}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import cli, commands
 from service.cache.keys import Keys
@@ -374,22 +375,66 @@ def test_a_rebuild_places_no_goal_rewritten_after_its_write(
 
 
 def test_a_rebuild_alone_places_goals_without_reading_them_back(
-    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
-) -> None:
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """Nobody else wrote while it ran: the rebuild places every goal without a read of its
     snapshot (the per-goal check is for races only) and finds no stale goal to compare."""
     for v in (0.2, 0.4, 0.6):
         adopted(db, ctx, value=v, horizon_max_min=90)
+    place = RankingCache._place
+    replies: list[Any] = []
 
-    def calls(command: str) -> int:
-        stats: dict[str, Any] = redis_client.info("commandstats")
-        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+    def recorded(self: RankingCache, *args: Any) -> Any:
+        replies.append(place(self, *args))
+        return replies[-1]
 
-    before = {c: calls(c) for c in ("hmget", "smembers")}
+    def no_sweep() -> None:
+        raise AssertionError("the rebuild read every goal id to look for stale ones")
+
+    monkeypatch.setattr(RankingCache, "_place", recorded)
+    monkeypatch.setattr(redis_client, "smembers", lambda *_: no_sweep())
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
-    assert before == {c: calls(c) for c in ("hmget", "smembers")}
+    assert [[3, 0], [3, 0], [3, 0]] == replies  # ranked, its category, deadlines: no read
     assert 3 == redis_client.zcard(KEYS.ranked) == redis_client.zcard(KEYS.deadlines)
+
+
+def test_a_rebuild_cut_short_leaves_every_placed_goal_where_its_snapshot_says(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The rebuild dies after writing the snapshots (a timeout, the worker killed): the
+    goals Redis had are already placed with their new snapshot (one rescored, one now
+    blocked); the rankings never disagree with the hashes of the goals they hold."""
+    ids = [adopted(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
+    commands.rebuild_cache(db, cache, now=ctx.clock())
+    commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
+    commands.update_goal(db, ctx, ids[1], GoalUpdate(contradicts=["b.x"]), 2)
+    commands.put_belief(db, ctx, "b.x", BeliefPut(statement="x"))
+    late = adopted(db, ctx, value=0.5, category="exploration")  # new to Redis
+
+    def dies(self: RankingCache, *args: Any) -> Any:
+        raise RedisConnectionError("connection reset between the two steps")
+
+    monkeypatch.setattr(RankingCache, "_place", dies)
+    with pytest.raises(RedisConnectionError):
+        commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    def held(goal_id: str, field: str) -> float:
+        return float(redis_client.hget(KEYS.goal(goal_id), field) or "nan")
+
+    ranked = {i: held(i, "score") for i in (ids[0], ids[2])}
+    assert ranked == _scores(redis_client, KEYS.ranked)
+    assert ranked == _scores(redis_client, KEYS.ranked_in("exploration"))
+    assert {ids[1]: held(ids[1], "raw")} == _scores(redis_client, KEYS.blocked)
+    assert redis_client.hget(KEYS.goal(late), "placement") == b"ranked"  # written, unplaced
+    assert 0 < commands.cache_backlog(db)["unapplied"]  # ...its events still to apply
+
+    monkeypatch.undo()  # the worker goes on: relays the pending events, applies them
+    commands.relay_outbox(db, lambda batch: commands.apply_events(db, cache, batch, ctx.clock()))
+    assert late in _scores(redis_client, KEYS.ranked)
+    assert late in _scores(redis_client, KEYS.ranked_in("exploration"))
 
 
 def test_a_rebuild_during_which_redis_lost_its_data_leaves_the_cache_cold(
@@ -419,6 +464,35 @@ def test_a_rebuild_during_which_redis_lost_its_data_leaves_the_cache_cold(
     assert 0 == commands.cache_backlog(db)["unapplied"]
     assert [ids[1], ids[0]] == [m.decode() for m in redis_client.zrevrange(KEYS.ranked, 0, -1)]
     assert [] == redis_client.keys(KEYS.rebuilding("*"))
+
+
+def test_a_rebuild_places_nothing_once_redis_lost_its_data_though_the_count_came_back(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Redis restarts empty between the two steps, and one write brings meta's `writes`
+    back to where the rebuild's own write left it: that is not "nobody wrote", and the
+    goals whose snapshots are gone must not be placed."""
+    ids = [adopted(db, ctx, value=v) for v in (0.2, 0.4)]
+    place = RankingCache._place
+    restarted: list[int] = []
+    once = threading.Lock()
+
+    def restarted_then_written(self: RankingCache, *args: Any) -> Any:
+        with once:
+            if not restarted:
+                redis_client.flushdb()
+                cache.write([commands.ranking_state(db, [ids[0]], now=ctx.clock()).snapshots()])
+                restarted.append(int(redis_client.hget(KEYS.meta, "writes") or 0))
+        return place(self, *args)
+
+    monkeypatch.setattr(RankingCache, "_place", restarted_then_written)
+    with pytest.raises(CacheLost):
+        commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    assert [1] == restarted  # the count the rebuild's one write had left
+    assert [ids[0]] == list(_scores(redis_client, KEYS.ranked))
+    assert not cache.is_warm()
 
 
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
