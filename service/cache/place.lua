@@ -1,8 +1,9 @@
 -- Place goals new to Redis that a rebuild wrote (snapshot.lua, mode "defer") in one
 -- sorted set: a run of inserts into one ZSET, once every snapshot is written.
 --
--- Nothing if the rebuild's marker is gone: Redis lost its data since (the count below
--- may have started again and met the expected one). Otherwise only goals whose
+-- Nothing if the rebuild's marker is gone or from another Redis process (begin.lua):
+-- Redis restarted since, and the count below may have started again, or been reloaded
+-- from disk, and met the expected one. Otherwise only goals whose
 -- snapshot is still the rebuild's. When meta's `writes` count is where the rebuild's
 -- own last write left it, nobody has written a snapshot since, and the rebuild's
 -- writes were consecutive (the caller checks that): every goal is placed without a
@@ -13,8 +14,8 @@
 -- ARGV: 1 key prefix, 2 the `writes` count expected (-1: read every goal), 3 the
 --   rebuild's seq, 4 its computed_at (both as its snapshots hold them), 5.. score, id
 --   pairs (at most 3,999: Lua's unpack limit).
--- Returns {goals placed, snapshots read}, or {-1, 0} if the marker is gone.
-if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, 0} end
+-- Returns {goals placed, snapshots read}, or {-1, 0} if the marker is gone or stale.
+if redis.call('GET', KEYS[3]) ~= run_id() then return {-1, 0} end
 if #ARGV < 5 then return {0, 0} end
 if redis.call('HGET', KEYS[2], 'writes') == ARGV[2] then
   redis.call('ZADD', KEYS[1], unpack(ARGV, 5))

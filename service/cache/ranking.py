@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,12 +21,19 @@ from redis.exceptions import RedisError
 from service.cache.keys import Keys
 from service.domain.ranking import TERM_NAMES, Floats, Snapshots, Weights
 
-_SNAPSHOT_LUA = (Path(__file__).parent / "snapshot.lua").read_text()
-_INPUTS_LUA = (Path(__file__).parent / "inputs.lua").read_text()
-_TOP_LUA = (Path(__file__).parent / "top.lua").read_text()
-_DROP_LUA = (Path(__file__).parent / "drop.lua").read_text()
-_PLACE_LUA = (Path(__file__).parent / "place.lua").read_text()
-_REBUILT_LUA = (Path(__file__).parent / "rebuilt.lua").read_text()
+
+def _lua(name: str) -> str:
+    return (Path(__file__).parent / name).read_text()
+
+
+_SNAPSHOT_LUA = _lua("snapshot.lua")
+_INPUTS_LUA = _lua("inputs.lua")
+_TOP_LUA = _lua("top.lua")
+_DROP_LUA = _lua("drop.lua")
+# The scripts that check a rebuild's marker know the Redis process's run id.
+_BEGIN_LUA, _PLACE_LUA, _REBUILT_LUA = (
+    _lua("run_id.lua") + _lua(name) for name in ("begin.lua", "place.lua", "rebuilt.lua")
+)
 REBUILD_MARKER_TTL_S = 3600  # longer than any rebuild (100k goals take ~1 s)
 
 
@@ -208,6 +216,7 @@ class RankingCache:
         self._drop_script = redis.register_script(_DROP_LUA)
         self._place_script = redis.register_script(_PLACE_LUA)
         self._rebuilt_script = redis.register_script(_REBUILT_LUA)
+        self._begin_script = redis.register_script(_BEGIN_LUA)
 
     def write(self, batches: Iterable[Snapshots], pipe: Pipeline | None = None) -> None:
         """Write snapshots, each unless Redis holds a newer one: on `pipe`, or one call per
@@ -282,7 +291,18 @@ class RankingCache:
         Raises CacheLost if Redis lost its data meanwhile (the cache is then left cold).
         """
         marker = self.keys.rebuilding(uuid.uuid4().hex)
-        self.redis.set(marker, seq, ex=REBUILD_MARKER_TTL_S)
+        self._begin_script(keys=[marker], args=[REBUILD_MARKER_TTL_S])
+        try:
+            return self._rebuild(marker, batches, active_beliefs, weights, seq, computed_at)
+        except BaseException:
+            with contextlib.suppress(RedisError):  # rebuilt.lua removes it otherwise
+                self.redis.delete(marker)
+            raise
+
+    def _rebuild(
+        self, marker: str, batches: Iterable[Snapshots], active_beliefs: Iterable[str],
+        weights: Weights, seq: int, computed_at: float,
+    ) -> int:  # fmt: skip
         known: set[str] = set()
         stamps: set[tuple[str, str]] = set()  # one per rebuild: its seq and computed_at
         placed: defaultdict[str, list[str | bool]] = defaultdict(list)
@@ -322,7 +342,7 @@ class RankingCache:
             expected >= 0
             and _text(self.redis.hget(self.keys.meta, "writes") or "") == str(expected)
             and self.redis.scard(self.keys.goals) == written
-            and self.redis.exists(marker)
+            and self.redis.exists(marker)  # (and from this Redis process: rebuilt.lua checks)
         ):
             held: set[Any] = self.redis.smembers(self.keys.goals)
             self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)

@@ -15,9 +15,10 @@
 -- (a rebuild) does so only for goals that had a snapshot, and leaves the goals new to
 -- Redis to place.lua, called a sorted set at a time once every snapshot is written:
 -- inserting into one ZSET in a run costs Redis half as much as interleaved with
--- hashes. Should the rebuild stop in between, every goal that was placed is placed
--- where its hash says; a new goal waits for its pending events, or for a rebuild of
--- the cold cache. (cache/ranking.py's _placements() applies the same placement rule.)
+-- hashes. Should the rebuild stop in between, every goal it placed is where its hash
+-- says; a new goal it left unplaced is placed by the next write of it, even a write
+-- refused as older: a refused write places the goal where the snapshot held says.
+-- (cache/ranking.py's _placements() applies the same placement rule as place() here.)
 --
 -- Every call counts itself in meta's `writes` (so does drop.lua): a rebuild that
 -- finds the count where its own last write left it knows nobody else wrote since.
@@ -59,44 +60,54 @@ end
 if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
 local deferred = {}
 local in_category = {}  -- category -> its ranking's key
+local function ranking_of(category)
+  local key = in_category[category]
+  if not key then
+    key = prefix .. 'ranked:' .. category
+    in_category[category] = key
+  end
+  return key
+end
+-- The placement rule: where a snapshot puts its goal, and with what score.
+local function place(id, placement, deadline, category, score, raw)
+  if placement == 'ranked' then add(ranked, score, id); add(ranking_of(category), score, id) end
+  if placement == 'blocked' then add(blocked, raw, id) end
+  if deadline and placement ~= 'none' then add(deadlines, deadline, id) end
+end
 for i, s in ipairs(rows) do
   local id, placement, deadline, category = s[1], s[4], s[5], s[6]
   local key = prefix .. 'goal:' .. id
-  local had, write, held_category = known[i] == 1, true, nil
+  local had, write, held = known[i] == 1, true, nil
   if had then
-    local held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
+    held = redis.call('HMGET', key, 'seq', 'computed_at', 'category', 'placement', 'deadline',
+      'score', 'raw')
     local seq, held_seq = tonumber(s[2]), tonumber(held[1] or '-1')
     write = not (seq < held_seq or (seq == held_seq and tonumber(s[3]) < tonumber(held[2] or '-1')))
-    held_category = held[3]
   end
   if write then
-    local category_key = in_category[category]
-    if not category_key then
-      category_key = prefix .. 'ranked:' .. category
-      in_category[category] = category_key
-    end
     local score, raw = s[11] or '', s[12] or ''
     -- Every field, every time (empty when not scored): no stale field survives.
     redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
       'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
       'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[3 + i])
-    local dated = deadline and placement ~= 'none'
     if defer and not had then
       deferred[#deferred + 1] = id
     else
-      if placement == 'ranked' then add(ranked, score, id); add(category_key, score, id) end
-      if placement == 'blocked' then add(blocked, raw, id) end
-      if dated then add(deadlines, deadline, id) end
+      place(id, placement, deadline, category, score, raw)
     end
     -- Only a goal that had a snapshot can sit where it no longer belongs.
     if had then
-      if held_category and held_category ~= category then
-        rem(prefix .. 'ranked:' .. held_category, id)
-      end
-      if placement ~= 'ranked' then rem(ranked, id); rem(category_key, id) end
+      local held_category = held[3]
+      if held_category and held_category ~= category then rem(ranking_of(held_category), id) end
+      if placement ~= 'ranked' then rem(ranked, id); rem(ranking_of(category), id) end
       if placement ~= 'blocked' then rem(blocked, id) end
-      if not dated then rem(deadlines, id) end
+      if not (deadline and placement ~= 'none') then rem(deadlines, id) end
     end
+  elseif held[4] then
+    -- Redis holds a newer snapshot: the goal stays where that one puts it. Placed again
+    -- (nothing changes if it is there already), for it may not be: a rebuild that
+    -- wrote it as new and stopped before place.lua left it unplaced.
+    place(id, held[4], held[5] ~= '' and held[5], held[3], held[6], held[7])
   end
 end
 -- A goal is in only one of add/rem for each key, so their order does not matter.

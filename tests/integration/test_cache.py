@@ -495,6 +495,62 @@ def test_a_rebuild_places_nothing_once_redis_lost_its_data_though_the_count_came
     assert not cache.is_warm()
 
 
+def test_a_refused_write_places_the_goal_a_rebuild_cut_short_left_unplaced(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A rebuild wrote a goal new to Redis and died before placing it. The worker's write
+    of an older view of that goal is refused (Redis holds newer), and it marks the goal's
+    events applied: unless the refused write places the goal where the held snapshot
+    says, nothing ever will."""
+    adopted(db, ctx)
+    commands.rebuild_cache(db, cache, now=clock())  # warm
+    late = adopted(db, ctx, value=0.7, horizon_max_min=90)
+    worker_read = commands.ranking_state(db, [late], now=clock()).snapshots()
+    clock.advance(seconds=1)  # the rebuild reads the same seq, later
+
+    def dies(self: RankingCache, *args: Any) -> Any:
+        raise RedisConnectionError("the worker running the rebuild was killed")
+
+    monkeypatch.setattr(RankingCache, "_place", dies)
+    with pytest.raises(RedisConnectionError):
+        commands.rebuild_cache(db, cache, now=clock())
+    monkeypatch.undo()
+    assert late not in _scores(redis_client, KEYS.ranked)  # written, not placed
+
+    cache.write([worker_read])  # refused: older than what Redis holds
+
+    held = cache.snapshot(late)
+    assert held is not None and held["computed_at"] == clock().timestamp()  # still newer
+    assert held["score"] == _scores(redis_client, KEYS.ranked)[late]
+    assert held["score"] == _scores(redis_client, KEYS.ranked_in(held["category"]))[late]
+    assert held["deadline"] == _scores(redis_client, KEYS.deadlines)[late]
+
+
+def test_a_rebuild_places_nothing_after_redis_restarted_with_its_data_reloaded(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A Redis that restarts and reloads its data from disk brings the marker back, and an
+    older `writes` count: the marker holds the run id of the Redis process that took it,
+    so the rebuild sees the restart and places nothing."""
+    adopted(db, ctx, value=0.2)
+    place = RankingCache._place
+
+    def restarted_from_disk(self: RankingCache, *args: Any) -> Any:
+        for marker in redis_client.keys(KEYS.rebuilding("*")):
+            redis_client.set(marker, "the-run-id-of-the-redis-before-the-restart")
+        return place(self, *args)
+
+    monkeypatch.setattr(RankingCache, "_place", restarted_from_disk)
+    with pytest.raises(CacheLost):
+        commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    assert 0 == redis_client.zcard(KEYS.ranked)
+    assert not cache.is_warm()
+    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+
+
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
     monkeypatch: pytest.MonkeyPatch,
