@@ -79,8 +79,7 @@ for i, s in ipairs(rows) do
   local key = prefix .. 'goal:' .. id
   local had, write, held = known[i] == 1, true, nil
   if had then
-    held = redis.call('HMGET', key, 'seq', 'computed_at', 'category', 'placement', 'deadline',
-      'score', 'raw')
+    held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
     local seq, held_seq = tonumber(s[2]), tonumber(held[1] or '-1')
     write = not (seq < held_seq or (seq == held_seq and tonumber(s[3]) < tonumber(held[2] or '-1')))
   end
@@ -103,11 +102,12 @@ for i, s in ipairs(rows) do
       if placement ~= 'blocked' then rem(blocked, id) end
       if not (deadline and placement ~= 'none') then rem(deadlines, id) end
     end
-  elseif held[4] then
+  else
     -- Redis holds a newer snapshot: the goal stays where that one puts it. Placed again
     -- (nothing changes if it is there already), for it may not be: a rebuild that
     -- wrote it as new and stopped before place.lua left it unplaced.
-    place(id, held[4], held[5] ~= '' and held[5], held[3], held[6], held[7])
+    local p = redis.call('HMGET', key, 'placement', 'deadline', 'score', 'raw')
+    if p[1] then place(id, p[1], p[2] ~= '' and p[2], held[3], p[3], p[4]) end
   end
 end
 -- A goal is in only one of add/rem for each key, so their order does not matter.
