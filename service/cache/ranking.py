@@ -170,12 +170,18 @@ def _add(
 def _pairs(
     pairs: list[str | bool], only: set[str | bool] | None, size: int
 ) -> Iterator[list[str | bool]]:
-    """(score, id) pairs, `size` pairs at a time, of the ids in `only` (None: all)."""
-    if only is not None:
-        pairs = [v for i in range(0, len(pairs), 2) if pairs[i + 1] in only
-                 for v in pairs[i : i + 2]]  # fmt: skip
+    """(score, id) pairs, at most `size` pairs at a time, of the ids in `only` (None: all);
+    filtered a chunk at a time, while Redis places the previous one."""
     for start in range(0, len(pairs), 2 * size):
-        yield pairs[start : start + 2 * size]
+        chunk = pairs[start : start + 2 * size]
+        if only is not None:
+            ids = chunk[1::2]
+            mask = [goal_id in only for goal_id in ids]
+            chunk = list(chain.from_iterable(
+                zip(compress(chunk[::2], mask), compress(ids, mask), strict=True)
+            ))  # fmt: skip
+        if chunk:
+            yield chunk
 
 
 class _InFlight:
