@@ -551,6 +551,46 @@ def test_a_rebuild_places_nothing_after_redis_restarted_with_its_data_reloaded(
     assert [] == redis_client.keys(KEYS.rebuilding("*"))
 
 
+def test_a_rebuild_whose_redis_restarts_after_placing_still_leaves_it_cold(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The last moment Redis can be lost: every goal placed, the cache not yet marked
+    rebuilt. The mark is refused (the marker is gone), the cache stays cold."""
+    adopted(db, ctx)
+    set_inputs = RankingCache.set_inputs
+
+    def restarted_first(self: RankingCache, *args: Any) -> None:
+        redis_client.flushdb()
+        set_inputs(self, *args)
+
+    monkeypatch.setattr(RankingCache, "set_inputs", restarted_first)
+    with pytest.raises(CacheLost):
+        commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    assert not cache.is_warm()
+    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+
+
+def test_a_rebuild_refuses_snapshots_of_two_reads(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis, clock: FrozenClock
+) -> None:
+    """A rebuild places its goals by the one seq and time its snapshots were computed at:
+    batches from two reads are a programming error, refused before they are written."""
+    first, second = adopted(db, ctx), adopted(db, ctx)
+    one = commands.ranking_state(db, [first], now=clock())
+    clock.advance(seconds=1)
+    other = commands.ranking_state(db, [second], now=clock())
+
+    with pytest.raises(ValueError, match="2 stamps"):
+        cache.rebuild([one.snapshots(), other.snapshots()], one.inputs.active_beliefs,
+                      one.inputs.weights, one.seq, clock().timestamp())  # fmt: skip
+
+    assert not redis_client.exists(KEYS.goal(second))
+    assert not cache.is_warm()
+    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+
+
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis,
     monkeypatch: pytest.MonkeyPatch,
