@@ -311,6 +311,11 @@ def test_a_rebuild_keeps_a_goal_created_while_it_ran(
     assert redis_client.sismember(KEYS.goals, new)
 
 
+def _cold_without_marker(cache: RankingCache, redis: Redis) -> bool:
+    """The cache is not marked rebuilt, and the rebuild left no marker behind."""
+    return not cache.is_warm() and not redis.keys(KEYS.rebuilding("*"))
+
+
 def _scores(redis: Redis, key: str) -> dict[str, float]:
     return {m.decode(): s for m, s in redis.zrange(key, 0, -1, withscores=True)}
 
@@ -547,8 +552,7 @@ def test_a_rebuild_places_nothing_after_redis_restarted_with_its_data_reloaded(
         commands.rebuild_cache(db, cache, now=ctx.clock())
 
     assert 0 == redis_client.zcard(KEYS.ranked)
-    assert not cache.is_warm()
-    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+    assert _cold_without_marker(cache, redis_client)
 
 
 def test_a_rebuild_whose_redis_restarts_after_placing_still_leaves_it_cold(
@@ -568,8 +572,7 @@ def test_a_rebuild_whose_redis_restarts_after_placing_still_leaves_it_cold(
     with pytest.raises(CacheLost):
         commands.rebuild_cache(db, cache, now=ctx.clock())
 
-    assert not cache.is_warm()
-    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+    assert _cold_without_marker(cache, redis_client)
 
 
 def test_a_rebuild_refuses_snapshots_of_two_reads(
@@ -587,8 +590,7 @@ def test_a_rebuild_refuses_snapshots_of_two_reads(
                       one.inputs.weights, one.seq, clock().timestamp())  # fmt: skip
 
     assert not redis_client.exists(KEYS.goal(second))
-    assert not cache.is_warm()
-    assert [] == redis_client.keys(KEYS.rebuilding("*"))
+    assert _cold_without_marker(cache, redis_client)
 
 
 def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
