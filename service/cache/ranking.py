@@ -144,8 +144,8 @@ def _chunks(batches: Iterable[Encoded]) -> Iterator[tuple[list[Row], list[bytes]
 
 
 def _placements(batch: Encoded, keys: Keys, into: dict[str, list[str | bool]]) -> None:
-    """Add each goal's (score, id) pairs to the sorted sets it belongs in: snapshot.lua's
-    placement rule (mode "place"), for a rebuild that places goals a sorted set at a time.
+    """Add each goal's (score, id) pairs to the sorted sets it belongs in: the placement
+    rule of snapshot.lua's place(), for a rebuild that places goals a sorted set at a time.
     A column at a time (a loop over goals cost a 100k-goal rebuild 0.16 s)."""
     ranked = [p == "ranked" for p in batch.placement]
     _add(into[keys.ranked], batch.score, batch.ids, ranked)
@@ -343,12 +343,12 @@ class RankingCache:
                 raise CacheLost("Redis lost its data while the cache was rebuilt; rebuild again")
         written = len(known)
         # The goals set holds every goal written above. When nobody else wrote since and
-        # it holds no more, none is stale; otherwise compare them all.
+        # it holds no more, none is stale; otherwise compare them all. (Should Redis have
+        # restarted meanwhile, rebuilt.lua below refuses to mark the cache rebuilt.)
         if not (
             expected >= 0
             and _text(self.redis.hget(self.keys.meta, "writes") or "") == str(expected)
             and self.redis.scard(self.keys.goals) == written
-            and self.redis.exists(marker)  # (and from this Redis process: rebuilt.lua checks)
         ):
             held: set[Any] = self.redis.smembers(self.keys.goals)
             self._drop([goal_id for goal_id in map(_text, held) if goal_id not in known], seq)
