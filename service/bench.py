@@ -382,7 +382,8 @@ class Stage:
             "cold_runs_s": [round(v, 3) for v in cold],
             "warm_runs_s": [round(v, 3) for v in warm],
             # first, the cold runs, the warm runs: how much of each Redis spent running
-            # the snapshot scripts (the rest: SQLite, Python, what did not overlap)
+            # the rebuild's scripts, snapshots then placing (the rest: SQLite, Python, what
+            # did not overlap)
             "redis_in_scripts_s": [round(v, 3) for v in in_scripts],
         }  # fmt: skip
         if size >= 100_000:
