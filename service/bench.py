@@ -38,12 +38,12 @@ from service import commands
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
 from service.commands import Context
+from service.commands.selection import SELECT_BATCH
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.domain.ranking import Features, RankingInputs, rank
 from service.store import outbox
 from service.store.db import Database
 from service.store.migrate import migrate
-from workers.scheduler import SELECT_BATCH
 
 PREFIX = "goalstore-bench:"
 PRIORITIZER_TARGETS_P95_MS = {1_000: 2.0, 100_000: 150.0}

@@ -33,6 +33,7 @@ from rq.worker import Worker
 
 from service import commands
 from service.commands import Context
+from service.commands.selection import SELECT_BATCH
 from service.domain.tasks import TaskState
 from service.logs import traced
 from service.runtime import Services, build_services, connect_redis
@@ -41,7 +42,6 @@ from workers.events import StoppableWorker, work_until_stopped
 
 log = logging.getLogger("goalstore.scheduler")
 ACTOR = "scheduler"
-SELECT_BATCH = 32  # most goals `goalstore selector` selects in one pass
 
 _services: Services | None = None
 

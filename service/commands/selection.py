@@ -47,6 +47,7 @@ from service.store import tasks as task_table
 from service.store.db import Database
 
 log = logging.getLogger("goalstore.selection")
+SELECT_BATCH = 32  # most goals one pass of `goalstore selector` selects
 
 
 class Emitter(Protocol):
