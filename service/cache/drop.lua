@@ -6,19 +6,20 @@
 -- Counts itself in meta's `writes`, as snapshot.lua does.
 --
 -- KEYS: 1 goals set, 2 meta, 3.. every sorted set a goal can be in (rankings, blocked,
---   deadlines)
--- ARGV: 1 key prefix, 2 the rebuild's seq, 3.. goal ids
+--   deadlines), then the hash of each goal, in ARGV's order
+-- ARGV: 1 the rebuild's seq, 2.. goal ids
 -- Returns how many were dropped.
-local prefix, seq = ARGV[1], tonumber(ARGV[2])
+local seq = tonumber(ARGV[1])
+local sets = #KEYS - (#ARGV - 1)  -- KEYS[3..sets]: the sorted sets; KEYS[sets + i]: hashes
 redis.call('HINCRBY', KEYS[2], 'writes', 1)
 local dropped = 0
-for i = 3, #ARGV do
+for i = 2, #ARGV do
   local id = ARGV[i]
-  local key = prefix .. 'goal:' .. id
+  local key = KEYS[sets + i - 1]
   if tonumber(redis.call('HGET', key, 'seq') or '-1') <= seq then
     redis.call('DEL', key)
     redis.call('SREM', KEYS[1], id)
-    for k = 3, #KEYS do redis.call('ZREM', KEYS[k], id) end
+    for k = 3, sets do redis.call('ZREM', KEYS[k], id) end
     dropped = dropped + 1
   end
 end

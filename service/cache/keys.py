@@ -1,7 +1,8 @@
-"""Every Redis key GoalStore writes, under one configurable prefix (README: Redis key layout)."""
+"""Every Redis key GoalStore writes, under one configurable prefix (docs/ranking.md: keys)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.domain.goal import GoalCategory
@@ -27,7 +28,17 @@ class Keys:
 
     def goal(self, goal_id: str) -> str:
         """HASH snapshot of one goal: version, state, score, terms, why it is blocked."""
-        return f"{self.prefix}goal:{goal_id}"
+        return self.goal_prefix + goal_id
+
+    @property
+    def goal_prefix(self) -> str:
+        """What goal() puts before a goal id: for top.lua, which finds the ids itself."""
+        return f"{self.prefix}goal:"
+
+    def goal_keys(self, goal_ids: Iterable[str]) -> list[str]:
+        """goal() of each id: the KEYS of a script over many goals."""
+        prefix = self.goal_prefix
+        return [prefix + goal_id for goal_id in goal_ids]
 
     @property
     def goals(self) -> str:
@@ -72,4 +83,8 @@ class Keys:
         return f"{self.prefix}idem:{actor}:{key}"
 
     def all_ranked(self) -> list[str]:
-        return [self.ranked, *(self.ranked_in(c.value) for c in GoalCategory)]
+        return [self.ranked, *self.ranked_by_category().values()]
+
+    def ranked_by_category(self) -> dict[str, str]:
+        """Each category's ranking (ranked_in()), by category."""
+        return {c.value: self.ranked_in(c.value) for c in GoalCategory}

@@ -3,10 +3,10 @@
 -- time it was computed (now), so an event applied late never overwrites a
 -- snapshot computed from a later state of SQLite.
 --
--- Many goals per call (a rebuild sends 100k in chunks of 1,000): one HSET per goal,
--- and one variadic SADD, ZADD or ZREM per key for the whole chunk. A chunk holds each
--- goal at most once and at most ~3,000 goals (Lua's unpack limit). Per-goal and
--- per-category keys are derived from the prefix: this needs one Redis, not a Cluster.
+-- Many goals per call (a rebuild sends every goal, in chunks): one HSET per goal, and
+-- one variadic SADD, ZADD or ZREM per key for the whole chunk. A chunk holds each goal
+-- at most once and at most ~3,000 goals (Lua's unpack limit). Every key comes in KEYS,
+-- named by keys.py; a chunk's keys lie in many slots: this needs one Redis, not a Cluster.
 -- A goal the goals set lacks has no snapshot and is in no ranking (all are written
 -- here, and dropped together): only the others are read for the guard, or removed
 -- from where they no longer belong. A cold rebuild reads and removes nothing.
@@ -14,17 +14,20 @@
 -- Mode "place" puts each goal written in the sorted sets it belongs in. Mode "defer"
 -- (a rebuild) does so only for goals that had a snapshot, and leaves the goals new to
 -- Redis to place.lua, called a sorted set at a time once every snapshot is written:
--- inserting into one ZSET in a run costs Redis half as much as interleaved with
--- hashes. Should the rebuild stop in between, every goal it placed is where its hash
--- says; a new goal it left unplaced is placed by the next write of it, even a write
--- refused as older: a refused write places the goal where the snapshot held says.
--- (cache/ranking.py's _placements() applies the same placement rule as place() here.)
+-- inserting into one ZSET in a run costs Redis less than interleaved with hashes.
+-- Should the rebuild stop in between, every goal it placed is where its hash says; a
+-- new goal it left unplaced is placed by the next write of it, even a write refused
+-- as older: a refused write places the goal where the snapshot held says.
+-- (cache/rebuild.py's placements() applies the same placement rule as place() here.)
 --
 -- Every call counts itself in meta's `writes` (so does drop.lua): a rebuild that
 -- finds the count where its own last write left it knows nobody else wrote since.
 --
--- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines, 5 meta
--- ARGV: 1 key prefix, 2 "place" or "defer", 3 JSON array of snapshots, each
+-- KEYS: 1 ranked, 2 blocked, 3 goals set, 4 deadlines, 5 meta, then each category's
+--   ranking, in the order ARGV[2] names the categories, then the hash of each
+--   snapshot's goal, in the order of ARGV[3]
+-- ARGV: 1 "place" or "defer", 2 JSON array of every category, 3 JSON array of
+--   snapshots, each
 --   [id, seq, computed_at, placement, deadline or false, category, version, state,
 --    created, deleted (0/1), score or false, raw or false],
 --   then ARGV[3 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
@@ -32,8 +35,18 @@
 -- the HSET), the explanation outside the JSON (no escaping to undo).
 -- Returns {the `writes` count after this call, how many goals it left to place.lua, and
 -- their ids unless that is all of them}.
-local prefix, defer = ARGV[1], ARGV[2] == 'defer'
+local defer = ARGV[1] == 'defer'
 local ranked, blocked, goals, deadlines, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local in_category = {}  -- category -> its ranking's key
+local categories = cjson.decode(ARGV[2])
+for i, category in ipairs(categories) do in_category[category] = KEYS[5 + i] end
+local hashes = 5 + #categories  -- KEYS[hashes + i]: the i-th snapshot's goal hash
+local rows = cjson.decode(ARGV[3])
+-- Checked before anything is written (or counted): every key is there.
+if #KEYS ~= hashes + #rows then return redis.error_reply('one goal hash key per snapshot') end
+for _, s in ipairs(rows) do
+  if not in_category[s[6]] then return redis.error_reply('no ranking for category ' .. s[6]) end
+end
 local zadd, zrem = {}, {}  -- key -> {score, id, ...} / key -> {id, ...}
 local function add(key, score, id)
   local t = zadd[key]
@@ -47,7 +60,6 @@ local function rem(key, id)
 end
 -- Counted before anything is written: a call that fails half-way still counts.
 local writes = redis.call('HINCRBY', meta, 'writes', 1)
-local rows = cjson.decode(ARGV[3])
 local all = {}
 for i, s in ipairs(rows) do all[i] = s[1] end
 local known = #all > 0 and redis.call('SMISMEMBER', goals, unpack(all)) or {}
@@ -59,24 +71,19 @@ for i, id in ipairs(all) do
 end
 if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
 local deferred = {}
-local in_category = {}  -- category -> its ranking's key
-local function ranking_of(category)
-  local key = in_category[category]
-  if not key then
-    key = prefix .. 'ranked:' .. category
-    in_category[category] = key
-  end
-  return key
-end
--- The placement rule: where a snapshot puts its goal, and with what score.
+-- The placement rule: where a snapshot puts its goal, and with what score. (A snapshot
+-- held of a category no longer known: its ranking is one nobody reads.)
 local function place(id, placement, deadline, category, score, raw)
-  if placement == 'ranked' then add(ranked, score, id); add(ranking_of(category), score, id) end
+  if placement == 'ranked' then
+    add(ranked, score, id)
+    if in_category[category] then add(in_category[category], score, id) end
+  end
   if placement == 'blocked' then add(blocked, raw, id) end
   if deadline and placement ~= 'none' then add(deadlines, deadline, id) end
 end
 for i, s in ipairs(rows) do
   local id, placement, deadline, category = s[1], s[4], s[5], s[6]
-  local key = prefix .. 'goal:' .. id
+  local key = KEYS[hashes + i]
   local had, write, held = known[i] == 1, true, nil
   if had then
     held = redis.call('HMGET', key, 'seq', 'computed_at', 'category')
@@ -96,9 +103,9 @@ for i, s in ipairs(rows) do
     end
     -- Only a goal that had a snapshot can sit where it no longer belongs.
     if had then
-      local held_category = held[3]
-      if held_category and held_category ~= category then rem(ranking_of(held_category), id) end
-      if placement ~= 'ranked' then rem(ranked, id); rem(ranking_of(category), id) end
+      local held_ranking = held[3] and held[3] ~= category and in_category[held[3]]
+      if held_ranking then rem(held_ranking, id) end
+      if placement ~= 'ranked' then rem(ranked, id); rem(in_category[category], id) end
       if placement ~= 'blocked' then rem(blocked, id) end
       if not (deadline and placement ~= 'none') then rem(deadlines, id) end
     end

@@ -2,10 +2,11 @@
 -- round trip: the best ARGV[2] members, every member tied with the last of them
 -- (the documented tie-breakers may put one of those first), and the HMGET of the
 -- ordering fields of each. The order itself is decided by the caller (one place
--- for that rule: service/cache/ranking.py _order); this only gathers.
+-- for that rule: the domain's order_key()); this only gathers.
 --
--- KEYS: 1 the ZSET (goalstore:ranked or a category's), 2 the meta hash
--- ARGV: 1 key prefix, 2 limit, 3.. the snapshot fields to read
+-- KEYS: 1 the ZSET (the ranking or a category's), 2 the meta hash
+-- ARGV: 1 what a goal hash's key puts before the goal id (Keys.goal_prefix: the ids are
+--   found here, so their keys cannot come in KEYS), 2 limit, 3.. the snapshot fields to read
 -- Returns {warm (0/1: a rebuild populated this Redis), ZCARD, id, {fields}, id, ...}
 local limit = tonumber(ARGV[2])
 local fields = {}
@@ -25,6 +26,6 @@ end
 local out = {redis.call('HEXISTS', KEYS[2], 'rebuilt_seq'), redis.call('ZCARD', KEYS[1])}
 for _, id in ipairs(ids) do
   out[#out + 1] = id
-  out[#out + 1] = redis.call('HMGET', ARGV[1] .. 'goal:' .. id, unpack(fields))
+  out[#out + 1] = redis.call('HMGET', ARGV[1] .. id, unpack(fields))
 end
 return out

@@ -18,10 +18,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.domain.beliefs import Belief
-from service.domain.errors import GoalStoreError
+from service.domain.blocks import CONTRADICTS_BELIEF, DEADLINE_PASSED, SEVERITY
+from service.domain.blocks import Block as Block  # re-exported: selection adds its own blocks
+from service.domain.errors import ErrorKind, GoalStoreError
 from service.domain.goal import Goal
 
 
@@ -43,7 +45,14 @@ class BeliefConsistencyChecker(Protocol):
 class CheckerUnavailable(GoalStoreError):
     """The checker failed or timed out: adoption is refused, never silently allowed."""
 
+    kind = ErrorKind.UNAVAILABLE
+    code = "checker-unavailable"
+    title = "Checker unavailable"
+
     detail: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_after_s": self.retry_after_s}
 
     def __str__(self) -> str:
         return f"the belief-consistency checker did not answer: {self.detail}"
@@ -53,8 +62,17 @@ class CheckerUnavailable(GoalStoreError):
 class GoalBlocked(GoalStoreError):
     """Vetting refused the goal: every reason, and the beliefs involved."""
 
+    kind = ErrorKind.CONFLICT
+    code = "goal-blocked"
+    title = "Blocked by vetting"
+
     goal_id: str
     verdict: Verdict
+
+    def fields(self) -> dict[str, Any]:
+        v = self.verdict
+        return {"goal_id": self.goal_id, "belief_ids": v.belief_ids,
+                "reasons": [b.as_dict() for b in v.blocks], "severity": v.severity}  # fmt: skip
 
     def __str__(self) -> str:
         reasons = "; ".join(b.detail for b in self.verdict.blocks)
@@ -113,16 +131,6 @@ class BuiltinChecker:
 
 
 @dataclass(frozen=True)
-class Block:
-    reason: str  # severity | contradicts_belief | deadline_passed | checker_unavailable
-    detail: str
-    belief_ids: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        return {"reason": self.reason, "detail": self.detail, "belief_ids": list(self.belief_ids)}
-
-
-@dataclass(frozen=True)
 class Verdict:
     blocks: tuple[Block, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -151,15 +159,15 @@ def vet(goal: Goal, inputs: VettingInputs) -> Verdict:
     c = inputs.consistency
     if c.severity >= inputs.threshold:
         blocks.append(
-            Block("severity", f"consistency severity {c.severity:.2f} >= {inputs.threshold}",
+            Block(SEVERITY, f"consistency severity {c.severity:.2f} >= {inputs.threshold}",
                   tuple(sorted(c.belief_ids)))
         )  # fmt: skip
     active = sorted(b for b in goal.contradicts if b in inputs.beliefs and inputs.beliefs[b].active)
     if active:
-        blocks.append(Block("contradicts_belief", "contradicts an active belief", tuple(active)))
+        blocks.append(Block(CONTRADICTS_BELIEF, "contradicts an active belief", tuple(active)))
     deadline = goal.deadline
     if deadline is not None and deadline <= inputs.now:
-        blocks.append(Block("deadline_passed", f"the deadline {deadline.isoformat()} has passed"))
+        blocks.append(Block(DEADLINE_PASSED, f"the deadline {deadline.isoformat()} has passed"))
     unknown = [b for b in goal.aligns_with if b not in inputs.beliefs]
     warnings = tuple(f"aligns_with names an unknown belief: {b}" for b in unknown)
     return Verdict(tuple(blocks), warnings, c.severity)

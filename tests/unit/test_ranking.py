@@ -226,7 +226,9 @@ def entangled(many: list[Goal], rnd: random.Random) -> list[Goal]:
     ]  # fmt: skip
 
 
-def order_key(g: Goal, inputs: RankingInputs) -> tuple[bool, float, float, float, float, str]:
+def documented_order(
+    g: Goal, inputs: RankingInputs
+) -> tuple[bool, float, float, float, float, str]:
     """The documented total order, from the one-goal explanation."""
     e = explain(g, inputs)
     deadline = g.deadline.timestamp() if g.deadline else float("inf")
@@ -252,7 +254,7 @@ def test_rank_and_explain_agree(
     ranked = rank([features(g) for g in many], inputs)
 
     assert sorted(g.id for g in many) == sorted(r.goal_id for r in ranked)
-    assert [g.id for g in sorted(many, key=lambda g: order_key(g, inputs))] == [
+    assert [g.id for g in sorted(many, key=lambda g: documented_order(g, inputs))] == [
         r.goal_id for r in ranked
     ]
 

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.cache.ranking import _encoded
+from service.cache.encoding import encoded
 from service.domain.ranking import Facts, Features, RankingInputs, snapshots
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -30,10 +30,12 @@ def goal_rows(draw: st.DrawFn) -> tuple[Features, Facts]:
 
 @given(st.lists(goal_rows(), max_size=20, unique_by=lambda g: g[0].goal_id))
 def test_every_number_reads_back_as_the_same_float(goals: list[tuple[Features, Facts]]) -> None:
+    """Every field of every snapshot is encoded as text that reads back as the same value,
+    and each explanation as JSON equal to the goal's Score."""
     inputs = RankingInputs(now=NOW, active_beliefs=frozenset({"b.x"}))
     batch = snapshots(goals, inputs, seq=7)
 
-    rows, explained = _encoded(batch)[:2]
+    rows, explained = encoded(batch)[:2]
 
     assert len(goals) == len(rows) == len(explained)
     for snap, row, explanation in zip(batch, rows, explained, strict=True):

@@ -1,0 +1,38 @@
+"""Why a goal is blocked: one `Block` type, for ranking and for vetting alike.
+
+Ranking blocks a goal (penalty -1, never selected) when it contradicts an active belief,
+depends on a goal not yet satisfied, or its deadline has passed; vetting refuses to adopt
+or select it for those reasons and for the belief checker's severity. A block says which
+rule (`reason`) and what it is about, in one of the two shapes served since the start:
+
+- ranking names the one belief, goal or deadline behind it (`ref`): score explanations
+  and snapshots show `{"reason", "ref"}`;
+- vetting, which answers a person, says it in a sentence (`detail`) with the beliefs
+  involved: 409 problems and `goal_blocked_by_belief` events show
+  `{"reason", "detail", "belief_ids"}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEVERITY = "severity"  # the belief checker's severity reached the threshold
+CONTRADICTS_BELIEF = "contradicts_belief"
+DEPENDENCY_UNSATISFIED = "dependency_unsatisfied"
+DEADLINE_PASSED = "deadline_passed"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A reason a goal is blocked: the rule, and the belief, goal or deadline involved."""
+
+    reason: str  # one of the names above
+    detail: str = ""  # vetting's sentence
+    belief_ids: tuple[str, ...] = ()  # vetting: the beliefs involved
+    ref: str = ""  # ranking: the one belief id, goal id or deadline (ISO 8601)
+
+    def as_dict(self) -> dict[str, object]:
+        """The block as served: ranking's shape when it names a `ref`, vetting's otherwise."""
+        if self.ref:
+            return {"reason": self.reason, "ref": self.ref}
+        return {"reason": self.reason, "detail": self.detail, "belief_ids": list(self.belief_ids)}

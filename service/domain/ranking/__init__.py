@@ -1,0 +1,83 @@
+"""The prioritizer: a pure function of goals, active beliefs, weights and `now`.
+
+    final = wv*value + we*(1-effort) + wr*(1-risk) + wu*urgency + wa*alignment + penalty
+
+`urgency` follows the seed's horizon scoring (0 more than 24 h before the deadline,
+rising linearly to 1 at it, -1 once it has passed, 0 without one); `alignment` is
+the share of `aligns_with` beliefs that are active. A goal is **blocked** (penalty
+-1, never selected) when it contradicts an active belief, when a goal it depends
+on is not satisfied, or when its deadline has passed. The reported score is
+clamped to [0, 1].
+
+Order (total, so ranking is deterministic): unblocked before blocked; then higher
+score; then higher unclamped sum; then earlier deadline (none last); then earlier
+creation; then goal id.
+
+Where each part lives:
+
+- inputs.py           what a score depends on: a goal's Features, Weights, RankingInputs
+- formula.py          the formula above, once, for one goal (floats) or many (columns)
+- explanation.py      one goal scored, every term and every reason it is blocked: Score
+- columns.py          many goals scored as NumPy columns: FeatureTable, Scores
+- order.py            the total order, and many goals ranked in it: Ranking
+- cache_snapshots.py  what the Redis cache holds of each goal: Snapshots
+"""
+
+from service.domain.blocks import Block
+from service.domain.ranking.cache_snapshots import (
+    Facts,
+    FactTable,
+    Snapshot,
+    Snapshots,
+    facts,
+    snapshot,
+    snapshots,
+)
+from service.domain.ranking.columns import FeatureTable, Scores, score_table
+from service.domain.ranking.explanation import Score, blocks, explain
+from service.domain.ranking.formula import (
+    BLOCK_PENALTY,
+    NO_DEADLINE,
+    TERM_NAMES,
+    URGENCY_WINDOW_S,
+    Bools,
+    Floats,
+    alignment_of,
+    clamp,
+)
+from service.domain.ranking.inputs import Features, RankingInputs, Weights, features
+from service.domain.ranking.order import Ranked, Ranking, order_key, order_keys, rank
+
+__all__ = [
+    "BLOCK_PENALTY",
+    "NO_DEADLINE",
+    "TERM_NAMES",
+    "URGENCY_WINDOW_S",
+    "Block",
+    "Bools",
+    "FactTable",
+    "Facts",
+    "FeatureTable",
+    "Features",
+    "Floats",
+    "Ranked",
+    "Ranking",
+    "RankingInputs",
+    "Score",
+    "Scores",
+    "Snapshot",
+    "Snapshots",
+    "Weights",
+    "alignment_of",
+    "blocks",
+    "clamp",
+    "explain",
+    "facts",
+    "features",
+    "order_key",
+    "order_keys",
+    "rank",
+    "score_table",
+    "snapshot",
+    "snapshots",
+]

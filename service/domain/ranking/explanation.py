@@ -1,0 +1,79 @@
+"""One goal scored and explained: every term and, when it is blocked, every reason.
+
+The hot request paths (a goal's score, selection) explain one goal at a time, with
+the formula the columns use (formula.py) applied to floats.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from service.domain.blocks import CONTRADICTS_BELIEF, DEADLINE_PASSED, DEPENDENCY_UNSATISFIED, Block
+from service.domain.goal import Goal
+from service.domain.ranking.formula import (
+    NO_DEADLINE,
+    TERM_NAMES,
+    alignment_of,
+    clamp,
+    contradicted,
+    passed,
+    unmet,
+    weigh,
+)
+from service.domain.ranking.inputs import Features, RankingInputs, features
+
+
+class Score(NamedTuple):
+    """A goal's score with its term-by-term explanation (a NamedTuple, cheaper to build than
+    a frozen dataclass: a rebuild makes one per goal)."""
+
+    goal_id: str
+    score: float
+    raw: float
+    terms: dict[str, float]
+    urgency: float
+    alignment: float
+    blocked_by: tuple[Block, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocked_by)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "goal_id": self.goal_id,
+            "score": self.score,
+            "raw": self.raw,
+            "blocked": self.blocked,
+            "blocked_by": [b.as_dict() for b in self.blocked_by],
+            "urgency": self.urgency,
+            "alignment": self.alignment,
+            "terms": self.terms,
+        }
+
+
+def blocks(f: Features, inputs: RankingInputs) -> list[Block]:
+    """Every reason the goal is blocked: the active beliefs it contradicts, the goals it
+    depends on that are not satisfied, its deadline once passed."""
+    active, satisfied = inputs.active_beliefs, inputs.satisfied_goals
+    found = [Block(CONTRADICTS_BELIEF, ref=b) for b in contradicted(f.contradicts, active)]
+    found += [Block(DEPENDENCY_UNSATISFIED, ref=g) for g in unmet(f.depends_on, satisfied)]
+    if f.deadline is not None and passed(f.deadline - inputs.now.timestamp()):
+        deadline = datetime.fromtimestamp(f.deadline, UTC).isoformat()
+        found.append(Block(DEADLINE_PASSED, ref=deadline))
+    return found
+
+
+def explain(goal: Goal | Features, inputs: RankingInputs) -> Score:
+    """One goal's score with every term and, when blocked, every reason."""
+    f = goal if isinstance(goal, Features) else features(goal)
+    deadline = NO_DEADLINE if f.deadline is None else f.deadline
+    ali = alignment_of(f.aligns_with, inputs.active_beliefs)
+    blocked_by = tuple(blocks(f, inputs))
+    urg, weighted, raw = weigh(
+        inputs.weights, f.value, f.effort, f.risk, deadline - inputs.now.timestamp(), ali,
+        1.0 if blocked_by else 0.0,
+    )  # fmt: skip
+    return Score(f.goal_id, clamp(raw), raw, dict(zip(TERM_NAMES, weighted, strict=True)), urg,
+                 ali, blocked_by)  # fmt: skip
