@@ -1,5 +1,6 @@
 """`goalstore bench` runs end to end at tiny sizes: every figure beside its target, then it
-cleans up after itself (the real figures are in the README, measured with the full sizes)."""
+cleans up after itself (the real figures, measured with the full sizes, are in
+docs/benchmarks.md)."""
 
 from __future__ import annotations
 
