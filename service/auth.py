@@ -67,3 +67,11 @@ def authenticate(keys: list[ApiKey], presented: str | None) -> ApiKey | None:
         if hmac.compare_digest(digest, key.digest):
             found = key
     return found
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request presents: `Authorization: Bearer <key>`, else `X-API-Key`."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return x_api_key or None

@@ -1,4 +1,4 @@
-"""What GoalStore counts and times, and where those figures live (README: Metrics).
+"""What GoalStore counts and times, and where those figures live (docs/observability.md).
 
 Every process counts: the API, the CLI, the events worker, the selectors and the
 scheduler's executor (RQ may fork a process per job). So counts and latencies are
@@ -32,6 +32,8 @@ from typing import Literal
 from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import RedisError
+
+from service.cache.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +186,7 @@ class Recorder:
     def __init__(self) -> None:
         self._redis: Redis | None = None
         self._script: Script | None = None
-        self.key = "goalstore:metrics"
+        self.key = Keys().metrics  # the default prefix's, until bind() names the configured one
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
         self._quiet_until = 0.0  # after a failure, leave Redis alone until then

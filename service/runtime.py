@@ -1,4 +1,10 @@
-"""The composition root: builds the parts once, from Settings, for every entry point."""
+"""The composition root: builds the parts once, from Settings, for every entry point.
+
+`Services` holds the connections (SQLite, Redis) and the parts made from them;
+`Services.goalstore` is the one way to call the service (service/usecases.py).
+Nothing connects at import time: the CLI, the web app and the workers build a
+Services from Settings, and tests build one around their own database and Redis.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,17 @@ from service.adapters.checker import HttpChecker
 from service.adapters.scheduler import RqEmitter
 from service.auth import ApiKey, parse_api_keys
 from service.cache.claims import Claims
+from service.cache.idempotency import IdempotencyRecords
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
 from service.commands.selection import Flags, Selector
 from service.commands.vetting import Vetting
 from service.config import Settings
+from service.domain.errors import RedisRequired
 from service.domain.vetting import BeliefConsistencyChecker, BuiltinChecker
 from service.metrics import RECORDER
 from service.store.db import Database
+from service.usecases import GoalStore, Observed, Policy
 
 
 @dataclass
@@ -37,6 +46,30 @@ class Services:
         if self.redis is None:
             return None
         return RankingCache(self.redis, self.keys)
+
+    @cached_property
+    def goalstore(self) -> GoalStore:
+        s = self.settings
+        policy = Policy(
+            max_attempts=s.max_attempts,
+            max_lag=timedelta(seconds=s.cache_max_lag_s),
+            task_stale_after=timedelta(seconds=s.task_stale_s),
+            redeliver_after=timedelta(seconds=s.redeliver_after_s),
+            outbox_retention=timedelta(hours=s.outbox_retention_hours),
+            events_batch=s.events_batch,
+        )
+        observed = Observed(self.redis, self.keys.metrics, (s.events_queue, s.scheduler_queue))
+        return GoalStore(self.db, self.cache, self.vetting, self.selector, policy, observed)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyRecords:
+        return IdempotencyRecords(self.redis, self.keys)
+
+    def require_redis(self, what: str) -> Redis:
+        """The Redis connection, or RedisRequired naming what needed it."""
+        if self.redis is None:
+            raise RedisRequired(what)
+        return self.redis
 
     @cached_property
     def vetting(self) -> Vetting:

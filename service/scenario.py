@@ -14,13 +14,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import commands
 from service.commands import Context
 from service.domain.errors import GoalStoreError, IllegalTransition, VersionConflict
 from service.domain.inputs import GoalCreate, GoalUpdate, Identifier
-from service.store import ledger as ledger_table
-from service.store.db import Database
 from service.tracing import new_trace
+from service.usecases import GoalStore
 
 MAX_SCENARIO_BYTES = 1_048_576
 Expect = Literal["ok", "conflict"]
@@ -87,26 +85,27 @@ _COUNTERS = {"create": "created", "update": "updated", "adopt": "adopted",
              "abandon": "abandoned", "delete": "deleted"}  # fmt: skip
 
 
-def _run_step(db: Database, ctx: Context, step: CreateStep | UpdateStep | StateStep) -> bool:
-    """Apply one step; whether it changed anything."""
+_STATE_STEPS = {
+    "adopt": GoalStore.adopt_goal,
+    "abandon": GoalStore.abandon_goal,
+    "delete": GoalStore.delete_goal,
+}
+
+
+def _run_step(gs: GoalStore, ctx: Context, step: CreateStep | UpdateStep | StateStep) -> bool:
+    """Apply one step through the same use cases as REST and the CLI; whether it changed
+    anything."""
     if isinstance(step, CreateStep):
-        commands.create_goal(db, ctx, step.goal)
+        gs.create_goal(ctx, step.goal)
         return True
     if isinstance(step, UpdateStep):
-        return commands.update_goal(
-            db, ctx, step.goal_id, step.changes, step.expected_version
-        ).changed
-    action = {
-        "adopt": commands.adopt_goal,
-        "abandon": commands.abandon_goal,
-        "delete": commands.delete_goal,
-    }[step.op]
-    return action(db, ctx, step.goal_id, step.expected_version).changed
+        return gs.update_goal(ctx, step.goal_id, step.changes, step.expected_version).changed
+    return _STATE_STEPS[step.op](gs, ctx, step.goal_id, step.expected_version).changed
 
 
-def apply_scenario(db: Database, scenario: Scenario) -> dict[str, Any]:
+def apply_scenario(gs: GoalStore, scenario: Scenario) -> dict[str, Any]:
     trace = new_trace()
-    seq_before, _ = ledger_table.head(db.connection())
+    seq_before = gs.ledger_checkpoint().seq
     counts = dict.fromkeys(_COUNTERS.values(), 0) | {"unchanged": 0}
     conflicts: list[dict[str, Any]] = []
     failure: dict[str, Any] | None = None
@@ -114,7 +113,7 @@ def apply_scenario(db: Database, scenario: Scenario) -> dict[str, Any]:
     for number, step in enumerate(scenario.steps, start=1):
         ctx = Context(actor=step.actor or scenario.actor, trace=trace.child())
         try:
-            changed = _run_step(db, ctx, step)
+            changed = _run_step(gs, ctx, step)
         except (VersionConflict, IllegalTransition) as exc:
             conflicts.append(
                 {"step": number, "op": step.op, "goal_id": exc.goal_id,
@@ -136,7 +135,7 @@ def apply_scenario(db: Database, scenario: Scenario) -> dict[str, Any]:
                            "detail": "the step succeeded but a conflict was expected"}  # fmt: skip
                 break
         applied += 1
-    seq_after, _ = ledger_table.head(db.connection())
+    seq_after = gs.ledger_checkpoint().seq
     return {
         "scenario": scenario.name,
         "ok": failure is None,

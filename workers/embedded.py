@@ -28,7 +28,6 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
-from service import commands
 from service.runtime import Services
 from workers import events, scheduler
 from workers.events import Cron, Loop, Relay, StoppableWorker
@@ -76,11 +75,9 @@ class Embedded:
     """The embedded workers of one API process."""
 
     def __init__(self, services: Services) -> None:
-        if services.redis is None:
-            raise ValueError("the embedded workers need the services' (embedded) Redis")
+        connection = services.require_redis("the embedded workers")
         self.services = services
         self.stop_event = threading.Event()
-        connection = services.redis
         settings = services.settings
         events_queue = Queue(settings.events_queue, connection=connection)
         tasks_queue = scheduler.scheduler_queue(services, connection)
@@ -105,10 +102,8 @@ class Embedded:
         log.warning(BANNER.format(database=self.services.settings.database.resolve()))
         events.use(self.services)
         scheduler.use(self.services)
-        cache = self.services.cache
-        assert cache is not None
         try:
-            summary = commands.rebuild_cache(self.services.db, cache)
+            summary = self.services.goalstore.rebuild_cache()
         except RedisError as exc:  # pragma: no cover - fakeredis does not go away
             log.warning("embedded cache rebuild failed (%s); the refresh retries", exc)
             summary = {}

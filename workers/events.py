@@ -31,7 +31,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -40,10 +39,10 @@ from rq import Queue
 from rq.cron import CronScheduler
 from rq.worker import SimpleWorker
 
-from service import commands
-from service.cache.ranking import RankingCache
+from service.domain.errors import RedisRequired
 from service.domain.events import EventRef
 from service.runtime import Services, build_services, connect_redis
+from service.usecases import GoalStore
 
 JOB_TIMEOUT_S = 600  # a rebuild of 100k goals takes seconds; leave room on a slow disk
 RESULT_TTL_S = 300  # long enough for `rq info` and a look at the last results
@@ -59,27 +58,22 @@ def use(services: Services | None) -> None:
     _services = services
 
 
-def _current() -> tuple[Services, RankingCache]:
+def _current() -> GoalStore:
     global _services
     if _services is None:
         _services = build_services()
-    cache = _services.cache
-    if cache is None:
-        raise RuntimeError("GOALSTORE_REDIS_URL is unset: the events worker needs Redis")
-    return _services, cache
+    return _services.goalstore
 
 
 # --- job functions (what the queue names) -------------------------------------------
 
 
 def apply_batch(events: list[list[Any]]) -> dict[str, Any]:
-    services, cache = _current()
-    return commands.apply_events(services.db, cache, [EventRef.from_job_arg(e) for e in events])
+    return _current().apply_events([EventRef.from_job_arg(e) for e in events])
 
 
 def refresh() -> dict[str, Any]:
-    services, cache = _current()
-    return commands.refresh_cache(services.db, cache)
+    return _current().refresh_cache()
 
 
 def enqueue_batch(queue: Queue, events: list[EventRef]) -> None:
@@ -155,24 +149,14 @@ class Relay(Loop):
         self.next_sweep = 0.0
 
     def step(self) -> float:
-        settings = self.services.settings
+        settings, gs = self.services.settings, self.services.goalstore
         if time.monotonic() >= self.next_sweep:
-            swept = commands.redeliver_stale(
-                self.services.db,
-                after=timedelta(seconds=settings.redeliver_after_s),
-                retention=timedelta(hours=settings.outbox_retention_hours),
-            )
+            swept = gs.redeliver_stale()
             if swept["released"]:
                 log.warning("redelivering %d events never applied", swept["released"])
             self.next_sweep = time.monotonic() + min(5.0, settings.redeliver_after_s / 2)
-        limit = settings.events_batch * 4
-        sent = commands.relay_outbox(
-            self.services.db,
-            lambda events: enqueue_batch(self.queue, events),
-            limit=limit,
-            batch=settings.events_batch,
-        )
-        return 0.0 if sent >= limit else settings.relay_interval_ms / 1000
+        sent = gs.relay_outbox(lambda events: enqueue_batch(self.queue, events))
+        return 0.0 if sent >= gs.policy.relay_limit else settings.relay_interval_ms / 1000
 
 
 class Cron(Loop):
@@ -214,14 +198,15 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
 
     `burst`: relay and apply everything pending, then return (for catch-up and tests).
     """
-    settings = services.settings
-    if settings.redis_url is None or services.cache is None:
-        raise RuntimeError("GOALSTORE_REDIS_URL is unset: the events worker needs Redis")
+    settings, gs = services.settings, services.goalstore
+    gs.require_cache("the events worker")
+    if settings.redis_url is None:  # an embedded Redis has no URL a second client can use
+        raise RedisRequired("the events worker process")
     use(services)  # SimpleWorker runs jobs in this process: share the connections
     connection = connect_redis(settings.redis_url, blocking=True)
     queue = Queue(settings.events_queue, connection=connection)
     try:
-        summary = commands.rebuild_cache(services.db, services.cache)
+        summary = gs.rebuild_cache()
         log.info("ranking cache rebuilt from SQLite", extra={"rebuild": summary})
     except RedisError as exc:
         log.warning("Redis does not answer (%s): the cache is rebuilt once it does", exc)
@@ -248,11 +233,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
 def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any]:
     relayed = 0
     while True:
-        sent = commands.relay_outbox(
-            services.db,
-            lambda events: enqueue_batch(queue, events),
-            batch=services.settings.events_batch,
-        )
+        sent = services.goalstore.relay_outbox(lambda events: enqueue_batch(queue, events))
         relayed += sent
         StoppableWorker([queue], connection=connection).work(
             burst=True, logging_level=services.settings.log_level
@@ -260,4 +241,4 @@ def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any
         if sent == 0:
             break
     use(None)
-    return {"relayed": relayed, **commands.cache_backlog(services.db)}
+    return {"relayed": relayed, **services.goalstore.cache_backlog()}

@@ -19,7 +19,6 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -31,9 +30,10 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
-from service import commands
 from service.commands import Context
+from service.commands.kinds import SelectionMode
 from service.commands.selection import SELECT_BATCH
+from service.domain.errors import RedisRequired
 from service.domain.tasks import TaskState
 from service.logs import traced
 from service.runtime import Services, build_services, connect_redis
@@ -85,15 +85,13 @@ def reference_executor(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    services = _current()
+    gs = _current().goalstore
     task_id = payload["task_id"]
-    db, max_attempts = services.db, services.settings.max_attempts
-    commands.report_task(db, ctx, task_id, TaskState.RUNNING, max_attempts=max_attempts)
+    gs.report_task(ctx, task_id, TaskState.RUNNING)
     asked = (payload.get("metadata") or {}).get("executor") or {}
     time.sleep(float(asked.get("sleep_s", 0)))
     if asked.get("fail"):
-        commands.report_task(db, ctx, task_id, TaskState.FAILED, reason=str(asked["fail"]),
-                             max_attempts=max_attempts)  # fmt: skip
+        gs.report_task(ctx, task_id, TaskState.FAILED, reason=str(asked["fail"]))
         return {"task_id": task_id, "state": "failed"}
     evidence = {
         "summary": f"executed: {payload['text']}",
@@ -102,20 +100,18 @@ def _execute(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         "trace_id": ctx.trace.trace_id,
         "goal_version": payload["goal_version"],
     }
-    commands.report_task(db, ctx, task_id, TaskState.SUCCEEDED, evidence=evidence,
-                         max_attempts=max_attempts)  # fmt: skip
+    gs.report_task(ctx, task_id, TaskState.SUCCEEDED, evidence=evidence)
     return {"task_id": task_id, "state": "succeeded"}
 
 
 def job_failed(job: Job, connection: Redis, exc_type: Any, exc_value: Any, tb: Any) -> None:
     """RQ's failure callback: the job raised, timed out, or was found abandoned."""
-    services = _current()
+    gs = _current().goalstore
     reason = f"rq: {getattr(exc_type, '__name__', exc_type)}: {exc_value}"[:2_000]
     ctx = _job_context(job.meta)
     with traced(ctx.trace.trace_id):
         log.warning("task %s failed in RQ: %s", job.id, reason)
-        commands.report_task(services.db, ctx, job.id, TaskState.FAILED, reason=reason,
-                             max_attempts=services.settings.max_attempts)  # fmt: skip
+        gs.report_task(ctx, job.id, TaskState.FAILED, reason=reason)
 
 
 # --- noticing dead jobs ------------------------------------------------------------------
@@ -163,14 +159,9 @@ class Sweeper(threading.Thread):
         self.probe = RqJobProbe(queue.connection)
 
     def sweep(self) -> int:
-        settings = self.services.settings
         # Jobs whose worker stopped heart-beating: RQ runs their failure callback.
         StartedJobRegistry(queue=self.queue).cleanup()
-        failed = commands.sweep_tasks(
-            self.services.db, Context(actor=ACTOR), self.probe,
-            stale_after=timedelta(seconds=settings.task_stale_s),
-            max_attempts=settings.max_attempts,
-        )  # fmt: skip
+        failed = self.services.goalstore.sweep_tasks(Context(actor=ACTOR), self.probe)
         for task in failed:
             log.warning("task %s of goal %s failed: %s", task.task_id, task.goal_id, task.reason)
         return len(failed)
@@ -195,7 +186,7 @@ def scheduler_queue(services: Services, connection: Redis) -> Queue:
 def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     settings = services.settings
     if settings.redis_url is None:
-        raise RuntimeError("GOALSTORE_REDIS_URL is unset: the scheduler worker needs Redis")
+        raise RedisRequired("the scheduler worker")
     use(services)
     connection = connect_redis(settings.redis_url, blocking=True)
     queue = scheduler_queue(services, connection)
@@ -225,10 +216,10 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
     """Keep the scheduler queue GOALSTORE_SCHEDULER_DEPTH deep (`goalstore selector`)."""
     depth = services.settings.scheduler_depth
     emitter = services.emitter
-    if emitter is None or depth <= 0:
-        raise RuntimeError(
-            "the selector needs GOALSTORE_REDIS_URL and GOALSTORE_SCHEDULER_DEPTH > 0"
-        )
+    if emitter is None:
+        raise RedisRequired("the selector")
+    if depth <= 0:
+        raise ValueError("the selector needs GOALSTORE_SCHEDULER_DEPTH > 0")
     flags = services.selector.flags
     if not flags.system or flags.shadow:
         # Shadow is for the scheduler's own requests (the would-be pick, counted once per
@@ -247,8 +238,8 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
             # What the queue lacks, in one pass (one claim, one transaction, one MULTI),
             # at most SELECT_BATCH at a time so a deep queue fills in steps.
             want = min(depth - waiting, SELECT_BATCH)
-            selections = services.selector.select_many(Context(actor="selector"), want)
-            emitted = sum(s.mode == "emitted" for s in selections)
+            selections = services.goalstore.select_many(Context(actor="selector"), want)
+            emitted = sum(s.mode == SelectionMode.EMITTED for s in selections)
             selected += emitted
             if emitted:
                 continue

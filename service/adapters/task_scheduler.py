@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from service.commands.base import Context
-from service.commands.selection import Selector, task_payload
+from service.commands.kinds import SelectionMode
+from service.commands.selection import Selector
+from service.commands.starting import task_payload
 from service.tracing import TraceContext, new_trace
 
 
@@ -27,6 +29,6 @@ class TaskScheduler:
         """A GoalStore task payload (a dict with `task_id`, `goal_id`, `traceparent`...)
         when a goal was selected and emitted, else whatever the fallback source gives."""
         selection = self.selector.select(Context(actor=self.actor, trace=trace or new_trace()))
-        if selection.mode == "emitted" and selection.goal and selection.task:
+        if selection.mode == SelectionMode.EMITTED and selection.goal and selection.task:
             return task_payload(selection.goal, selection.task)
         return self.fallback()

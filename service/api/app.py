@@ -17,7 +17,6 @@ from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
 from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
-from service.store.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class Background(Protocol):
 def create_app(services: Services, *, background: Background | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        applied = migrate(services.db)
+        applied = services.goalstore.migrate()
         if applied:
             log.info("applied migrations", extra={"migrations": applied})
         if not services.api_keys:

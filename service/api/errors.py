@@ -3,114 +3,90 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope, Send
 
-from service.commands.selection import SchedulerUnavailable
-from service.commands.tasks import GateClosed, ResultInvalid
-from service.domain.errors import (
-    BeliefNotFound,
-    DecisionNotFound,
-    GoalAlreadyExists,
-    GoalNotFound,
-    GoalStoreError,
-    IllegalTransition,
-    InvalidGoal,
-    InvalidInput,
-    PreconditionRequired,
-    VersionConflict,
-)
-from service.domain.tasks import IllegalTaskTransition, TaskNotFound
-from service.domain.vetting import CheckerUnavailable, GoalBlocked
+from service.domain.errors import ErrorKind, GoalStoreError
 from service.logs import current_trace_id
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
+# The one HTTP reading of the error taxonomy (service/domain/errors.py). The CLI reads
+# the same kinds into exit codes (service/cli/output.py).
+HTTP_STATUS: dict[ErrorKind, int] = {
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.INVALID: 422,
+    ErrorKind.PRECONDITION: 428,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.CONFIGURATION: 503,
+}
+RETRY_AFTER_S = GoalStoreError.retry_after_s  # a 503 of no command error (e.g. Redis)
 
-def problem(
-    status: int, slug: str, title: str, detail: str | None, request: Request, **extra: Any
-) -> JSONResponse:
+
+def problem_body(
+    status: int, slug: str, title: str, detail: str | None, instance: str | None, **extra: Any
+) -> dict[str, Any]:
+    """The RFC 9457 body every error response of the API carries, with the trace id."""
     body: dict[str, Any] = {
         "type": f"urn:goalstore:problem:{slug}" if slug else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         **extra,
     }
     trace_id = current_trace_id.get()
     if trace_id:
         body["trace_id"] = trace_id
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return body
+
+
+def _headers(status: int, retry_after_s: int = RETRY_AFTER_S) -> dict[str, str]:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status == 503:
+        return {"Retry-After": str(retry_after_s)}
+    return {}
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str | None, request: Request,
+    wait_s: int = RETRY_AFTER_S, **extra: Any,
+) -> JSONResponse:  # fmt: skip
+    """The problem as a response; a 503 asks the client to retry after `wait_s`."""
+    body = problem_body(status, slug, title, detail, request.url.path, **extra)
+    headers = _headers(status, wait_s)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
-    detail = str(exc)
-    match exc:
-        case GoalNotFound():
-            return problem(404, "goal-not-found", "Goal not found", detail, request,
-                           goal_id=exc.goal_id)  # fmt: skip
-        case BeliefNotFound():
-            return problem(404, "belief-not-found", "Belief not found", detail, request,
-                           belief_id=exc.belief_id)  # fmt: skip
-        case DecisionNotFound():
-            return problem(404, "decision-not-found", "Decision not found", detail, request,
-                           decision_id=exc.decision_id)  # fmt: skip
-        case GoalAlreadyExists():
-            return problem(409, "goal-exists", "Goal already exists", detail, request,
-                           goal_id=exc.goal_id)  # fmt: skip
-        case VersionConflict():
-            return problem(409, "version-conflict", "Version conflict", detail, request,
-                           goal_id=exc.goal_id, current_version=exc.current_version,
-                           expected_version=exc.expected_version)  # fmt: skip
-        case IllegalTransition():
-            return problem(409, "illegal-transition", "Illegal state transition", detail, request,
-                           goal_id=exc.goal_id, current_state=exc.current_state,
-                           action=exc.action)  # fmt: skip
-        case PreconditionRequired():
-            return problem(428, "precondition-required", "Expected version required", detail,
-                           request, goal_id=exc.goal_id)  # fmt: skip
-        case GoalBlocked():
-            return problem(409, "goal-blocked", "Blocked by vetting", detail, request,
-                           goal_id=exc.goal_id, belief_ids=exc.verdict.belief_ids,
-                           reasons=[b.as_dict() for b in exc.verdict.blocks],
-                           severity=exc.verdict.severity)  # fmt: skip
-        case CheckerUnavailable():
-            return problem(503, "checker-unavailable", "Checker unavailable", detail, request,
-                           retry_after_s=5)  # fmt: skip
-        case SchedulerUnavailable():
-            return problem(503, "scheduler-unavailable", "Scheduler queue unavailable", detail,
-                           request)  # fmt: skip
-        case TaskNotFound():
-            return problem(404, "task-not-found", "Task not found", detail, request,
-                           task_id=exc.task_id)  # fmt: skip
-        case IllegalTaskTransition():
-            return problem(409, "illegal-task-transition", "Illegal task transition", detail,
-                           request, task_id=exc.task_id, current_state=exc.current_state,
-                           action=exc.action)  # fmt: skip
-        case GateClosed():
-            return problem(409, "gate-closed", "Verification gate closed", detail, request,
-                           goal_id=exc.goal_id, **exc.counts.as_dict())  # fmt: skip
-        case ResultInvalid():
-            return problem(422, "invalid-result", "Invalid result (GoalFailure)", detail, request,
-                           goal_id=exc.goal_id, goal_type=exc.goal_type,
-                           errors=[e.as_dict() for e in exc.errors])  # fmt: skip
-        case InvalidGoal():
-            return problem(422, "invalid-goal", "Invalid goal", detail, request,
-                           errors=[e.as_dict() for e in exc.errors])  # fmt: skip
-        case InvalidInput():
-            return problem(422, "invalid-input", "Invalid input", detail, request,
-                           errors=[e.as_dict() for e in exc.errors])  # fmt: skip
-    log.error("unmapped domain error %r", exc)
-    return problem(500, "", "Internal Server Error", None, request)
+async def send_problem(
+    send: Send, scope: Scope, status: int, slug: str, title: str, detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:  # fmt: skip
+    """The same problem from plain ASGI middleware (before any route runs)."""
+    body = orjson.dumps(problem_body(status, slug, title, detail, scope.get("path")))
+    extra = [(k.lower().encode(), v.encode()) for k, v in _headers(status).items()]
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+        *extra, *headers]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
+    """Any command error as its problem: status from its kind, type and fields from it."""
+    status = HTTP_STATUS[exc.kind]
+    return problem(status, exc.code, exc.title, str(exc), request, exc.retry_after_s,
+                   **exc.fields())  # fmt: skip
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -124,7 +100,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GoalStoreError)
     async def on_domain_error(request: Request, exc: GoalStoreError) -> JSONResponse:
-        return _domain_problem(request, exc)
+        return domain_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -138,17 +114,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, "", _title(exc.status_code), str(exc.detail), request)
-
-    @app.exception_handler(sqlite3.OperationalError)
-    async def on_database_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-        if "locked" in str(exc) or "busy" in str(exc):
-            response = problem(503, "database-busy", "Database busy",
-                               "the database stayed locked past the busy timeout; retry",
-                               request)  # fmt: skip
-            response.headers["Retry-After"] = "1"
-            return response
-        log.exception("database error on %s %s", request.method, request.url.path)
-        return problem(500, "", "Internal Server Error", None, request)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

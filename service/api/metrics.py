@@ -20,11 +20,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from redis.exceptions import RedisError
-from rq import Queue
 
 from service import commands, metrics
-from service.metrics import Spec, parse_sample_key, read_samples
+from service.metrics import Spec, parse_sample_key
 from service.runtime import Services
 
 router = APIRouter()
@@ -38,38 +36,24 @@ class GoalStoreCollector:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
-        services = self.services
+        gs = self.services.goalstore
         now = commands.utcnow()
-        figures = commands.store_figures(services.db, now)
-        recorded: dict[str, float] = {}
-        queues: dict[str, int] = {}
-        cache_meta: dict[str, str] = {}
-        redis_up = 0.0
-        if services.redis is not None:
-            try:
-                recorded = read_samples(services.redis, services.keys.metrics)
-                settings = services.settings
-                for name in (settings.events_queue, settings.scheduler_queue):
-                    key = Queue.redis_queue_namespace_prefix + name
-                    queues[name] = int(services.redis.llen(key))
-                cache_meta = services.cache.meta() if services.cache is not None else {}
-                redis_up = 1.0
-            except RedisError as exc:
-                log.warning("metrics: Redis does not answer (%s); serving the store's only", exc)
-        if redis_up:
-            yield from recorded_families(recorded)
+        figures = gs.store_figures(now)
+        observed = gs.redis_figures()
+        if observed is not None:
+            yield from recorded_families(observed.recorded)
 
         yield _gauge(metrics.GOALS_TOTAL, {(c, s): n for (c, s), n in figures.goals.items()})
         yield _gauge(metrics.GOALS_BY_STATE, {(s,): n for s, n in figures.goals_by_state.items()})
         yield _gauge(metrics.TASKS, {(s,): n for s, n in figures.tasks.items()})
         yield _gauge(metrics.OUTBOX_PENDING, {(): figures.outbox_pending})
         yield _gauge(metrics.OUTBOX_LAG, {(): figures.outbox_lag_s})
-        yield _gauge(metrics.REDIS_UP, {(): redis_up})
-        if redis_up:
-            yield _gauge(metrics.QUEUE_DEPTH, {(q,): n for q, n in queues.items()})
-            warm = "rebuilt_seq" in cache_meta
+        yield _gauge(metrics.REDIS_UP, {(): float(observed is not None)})
+        if observed is not None:
+            yield _gauge(metrics.QUEUE_DEPTH, {(q,): n for q, n in observed.queue_depths.items()})
+            warm = "rebuilt_seq" in observed.cache_meta
             yield _gauge(metrics.CACHE_WARM, {(): float(warm)})
-            refreshed = cache_meta.get("urgency_refreshed_at")
+            refreshed = observed.cache_meta.get("urgency_refreshed_at")
             if warm and refreshed:
                 staleness = max(0.0, now.timestamp() - float(refreshed))
                 yield _gauge(metrics.CACHE_STALENESS, {(): staleness})

@@ -12,7 +12,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import problem
+from service.api.errors import problem, send_problem
 from service.logs import current_trace_id
 from service.tracing import continue_trace
 
@@ -71,27 +71,9 @@ class BodyLimitMiddleware:
         await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": "urn:goalstore:problem:body-too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"the body must not exceed {self.max_bytes} bytes",
-                "instance": scope.get("path"),
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, scope, 413, "body-too-large", "Request body too large",
+                           f"the body must not exceed {self.max_bytes} bytes",
+                           headers=[(b"connection", b"close")])  # fmt: skip
 
 
 class TraceMiddleware:

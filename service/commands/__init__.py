@@ -55,8 +55,8 @@ from service.commands.selection import (
     Selector,
     select_goal,
     select_goals,
-    start_goals,
 )
+from service.commands.starting import start_goals
 from service.commands.tasks import (
     GateClosed,
     ResultInvalid,

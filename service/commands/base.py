@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from service.domain.goal import Goal
+from service.domain.errors import GoalNotFound
+from service.domain.goal import Goal, from_record
 from service.domain.ledger import LedgerRow
 from service.domain.timefmt import format_ts
+from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
 from service.tracing import TraceContext, new_trace
@@ -38,6 +40,15 @@ class Change:
     goal: Goal
     changed: bool
     warnings: tuple[str, ...] = ()  # e.g. adoption: aligns_with names an unknown belief
+
+
+def live_goal(conn: sqlite3.Connection, goal_id: str, *, include_deleted: bool = False) -> Goal:
+    """The goal as stored; GoalNotFound if it does not exist or, unless `include_deleted`
+    (its history, the steps after its tasks), if it is soft-deleted."""
+    record = goal_table.fetch(conn, goal_id)
+    if record is None or (record["deleted_at"] is not None and not include_deleted):
+        raise GoalNotFound(goal_id)
+    return from_record(record)
 
 
 def record_event(

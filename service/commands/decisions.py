@@ -6,12 +6,11 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from service.commands.base import Context, record_event
+from service.commands.base import Context, live_goal, record_event
 from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
-from service.domain.errors import DecisionNotFound, GoalNotFound, InvalidInput
+from service.domain.errors import DecisionNotFound, InvalidInput
 from service.domain.timefmt import format_ts
 from service.store import decisions as decision_table
-from service.store import goals as goal_table
 from service.store.db import Database
 
 
@@ -50,8 +49,8 @@ def record_outcome(
 ) -> dict[str, Any]:
     """Store what a decision led to, with the parameter values in force when it was taken."""
     with db.write() as conn:
-        if outcome.goal_id is not None and goal_table.fetch(conn, outcome.goal_id) is None:
-            raise GoalNotFound(outcome.goal_id)
+        if outcome.goal_id is not None:
+            live_goal(conn, outcome.goal_id, include_deleted=True)
         return add_outcome(conn, ctx, ctx.clock(), decision_id, outcome.goal_id, outcome.metrics)
 
 

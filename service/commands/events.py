@@ -32,8 +32,8 @@ def relay_outbox(
     db: Database,
     send: Callable[[list[EventRef]], None],
     *,
-    limit: int = 2000,
-    batch: int = 500,
+    limit: int,
+    batch: int,
 ) -> int:
     """Move pending outbox events to the queue; how many were sent."""
     if not outbox.has_pending(db.connection()):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from service.commands.base import MAX_PAGE, Change, Context, record_event
+from service.commands.base import MAX_PAGE, Change, Context, live_goal, record_event
 from service.commands.outcomes import selection_outcome
 from service.commands.vetting import Vetting
 from service.domain.errors import (
@@ -68,10 +68,7 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
 
 
 def get_goal(db: Database, goal_id: str, *, include_deleted: bool = False) -> Goal:
-    record = goal_table.fetch(db.connection(), goal_id)
-    if record is None or (record["deleted_at"] is not None and not include_deleted):
-        raise GoalNotFound(goal_id)
-    return from_record(record)
+    return live_goal(db.connection(), goal_id, include_deleted=include_deleted)
 
 
 @dataclass(frozen=True)
@@ -131,10 +128,7 @@ def _mutate(
     conflict: VersionConflict | None = None
     with db.write() as conn:
         now = ctx.clock()
-        before = goal_table.fetch(conn, goal_id)
-        if before is None:
-            raise GoalNotFound(goal_id)
-        goal = from_record(before)
+        goal = live_goal(conn, goal_id, include_deleted=True)
         if already_done(goal):
             return Change(goal, changed=False)
         if goal.is_deleted:
@@ -255,19 +249,15 @@ def adopt_goal(
     goal_id: str,
     expected_version: int | None = None,
     *,
-    vetting: Vetting | None = None,
+    vetting: Vetting,
 ) -> Change:
     """Adopt a proposed goal if vetting allows it (DESIGN §3.4); adopting it again changes
     nothing. A block is GoalBlocked (nothing changes) and a `goal_blocked_by_belief`
     event; a checker that does not answer is CheckerUnavailable (nothing changes)."""
-    vetting = vetting or Vetting()
     started = time.perf_counter()
     with db.read() as conn:
-        record = goal_table.fetch(conn, goal_id)
+        goal = live_goal(conn, goal_id)
         beliefs = belief_table.listing(conn)
-    if record is None or record["deleted_at"] is not None:
-        raise GoalNotFound(goal_id)
-    goal = from_record(record)
     if goal.state == GoalState.ADOPTED:
         return Change(goal, changed=False)
     # Other states: _mutate checks the version first, then the transition refuses.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.domain.errors import GoalNotFound
+from service.commands.base import live_goal
 from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay, verify_chain
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
@@ -16,8 +16,7 @@ def goal_history(
     db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
 ) -> list[LedgerRow]:
     conn = db.connection()
-    if goal_table.fetch(conn, goal_id) is None:
-        raise GoalNotFound(goal_id)
+    live_goal(conn, goal_id, include_deleted=True)  # a deleted goal's history stays readable
     return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
 
 

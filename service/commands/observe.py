@@ -1,17 +1,28 @@
-"""What /metrics reads from the store at scrape time: exact figures, never counted."""
+"""What /metrics and /readyz read at scrape time: exact figures from the store, the
+counts every process keeps in Redis, the queues, and whether each part answers."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+
+from service.cache.ranking import RankingCache
 from service.domain.goal import GoalCategory, GoalState
 from service.domain.tasks import TaskState
 from service.domain.timefmt import parse_ts
+from service.metrics import read_samples
 from service.store import goals as goal_table
 from service.store import outbox
 from service.store import tasks as task_table
 from service.store.db import Database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,3 +53,36 @@ def store_figures(db: Database, now: datetime) -> StoreFigures:
     oldest = backlog["oldest_unapplied_at"]
     lag = 0.0 if oldest is None else max(0.0, (now - parse_ts(oldest)).total_seconds())
     return StoreFigures(goals, tasks, backlog["unapplied"], lag)
+
+
+@dataclass(frozen=True)
+class RedisFigures:
+    """What /metrics reads from Redis: every process's counts, the queues, the cache."""
+
+    recorded: dict[str, float]  # sample key -> value (service/metrics.py)
+    queue_depths: dict[str, int]  # RQ queue name -> jobs waiting
+    cache_meta: dict[str, str]  # the ranking cache's meta hash
+
+
+def redis_figures(
+    redis: Redis, metrics_key: str, queues: Sequence[str], cache: RankingCache | None
+) -> RedisFigures:
+    """One scrape's reads of Redis; RedisError when it does not answer."""
+    recorded = read_samples(redis, metrics_key)
+    depths = {name: Queue(name, connection=redis).count for name in queues}
+    return RedisFigures(recorded, depths, cache.meta() if cache is not None else {})
+
+
+def readiness(db: Database, redis: Redis | None) -> dict[str, str]:
+    """Whether the store and Redis answer: `ok`, `unavailable` or `not configured`."""
+    checks = {"sqlite": "ok" if db.answers() else "unavailable"}
+    if redis is None:
+        checks["redis"] = "not configured"  # only a hand-built app; `serve` embeds one
+    else:
+        try:
+            redis.ping()
+            checks["redis"] = "ok"
+        except RedisError as exc:
+            log.warning("readiness check: Redis does not answer (%s)", exc)
+            checks["redis"] = "unavailable"
+    return checks

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from service.cache.ranking import WRITE_CHUNK, Page, RankingCache
 from service.commands.base import utcnow
 from service.commands.goals import get_goal
+from service.commands.kinds import FallbackReason, RankingSource
 from service.domain.decisions import GOAL_SELECTED
 from service.domain.errors import DecisionNotFound
 from service.domain.goal import Goal, GoalState, from_record
@@ -188,32 +189,32 @@ def prioritized(
 
 @dataclass(frozen=True)
 class RankedView:
-    """A page of the ranking and where it was read: "redis" or "sqlite" (the fallback)."""
+    """A page of the ranking and where it was read: Redis, or the store (the fallback)."""
 
     items: list[RankedGoal]
-    source: str
-    reason: str | None = None  # why the fallback was taken
+    source: RankingSource
+    reason: FallbackReason | None = None  # why the fallback was taken
     read: int = 0  # entries read before dropping goals that left the adopted state
 
 
 def _hot_top(
     db: Database, cache: RankingCache | None, max_lag: timedelta, limit: int,
     category: str | None, include_blocked: bool,
-) -> tuple[Page | None, str | None]:  # fmt: skip
+) -> tuple[Page | None, FallbackReason | None]:  # fmt: skip
     """The top of the ranking from Redis, or None and why Redis cannot be trusted now:
     unset, down, cold (restarted empty), or further behind the outbox than `max_lag`."""
     if cache is None:
-        return None, "no_redis"
+        return None, FallbackReason.NO_REDIS
     oldest = outbox.oldest_unapplied(db.connection())
     if oldest is not None and utcnow() - parse_ts(oldest) > max_lag:
-        return None, "cache_behind"
+        return None, FallbackReason.CACHE_BEHIND
     try:
         page = cache.page(limit, category=category, include_blocked=include_blocked)
     except RedisError as exc:
         log.warning("ranking read from SQLite: Redis does not answer (%s)", exc)
-        return None, "redis_unavailable"
+        return None, FallbackReason.REDIS_UNAVAILABLE
     if not page.warm:
-        return None, "cache_cold"
+        return None, FallbackReason.CACHE_COLD
     return page, None
 
 
@@ -231,7 +232,7 @@ def ranked_view(
     page, reason = _hot_top(db, cache, max_lag, limit, category, include_blocked)
     if page is None:
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
-        return RankedView(items, "sqlite", reason, len(items))
+        return RankedView(items, RankingSource.SQLITE, reason, len(items))
     snapshots = page.items
     with db.read() as conn:
         records = goal_table.fetch_many(conn, [s["id"] for s in snapshots])
@@ -244,7 +245,7 @@ def ranked_view(
             continue
         ranked = Ranked(s["id"], s["score"], s["raw"], s["blocked"])
         items.append(RankedGoal(from_record(record), ranked))
-    return RankedView(items, "redis", read=len(snapshots))
+    return RankedView(items, RankingSource.REDIS, read=len(snapshots))
 
 
 def ranked_candidates(

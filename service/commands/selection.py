@@ -18,32 +18,30 @@ in a second transaction (goal back to adopted, the task marked not emitted).
 from __future__ import annotations
 
 import logging
-import secrets
-import sqlite3
 import time
 import zlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from datetime import timedelta
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
 from service.cache.claims import Claims
 from service.cache.ranking import RankingCache
 from service.commands.base import Context, utcnow
-from service.commands.goals import move_goal, record_block
-from service.commands.ranking import ranked_candidates, ranking_inputs
+from service.commands.goals import record_block
+from service.commands.kinds import SelectionMode, SkipReason
+from service.commands.ranking import ranked_candidates
+from service.commands.starting import Started, start_goals, start_verdict, task_payload, undo_start
 from service.commands.vetting import Vetting
-from service.domain.errors import GoalNotFound, GoalStoreError, IllegalTransition
+from service.domain.errors import ErrorKind, GoalStoreError
 from service.domain.goal import Goal, GoalState, from_record
-from service.domain.ranking import RankingInputs, explain, snapshot
-from service.domain.tasks import NOT_EMITTED, Task, TaskState
-from service.domain.vetting import Block, Consistency, GoalBlocked, Verdict
+from service.domain.ranking import RankingInputs, snapshot
+from service.domain.tasks import NOT_EMITTED, Task
+from service.domain.vetting import GoalBlocked
 from service.metrics import GOAL_SELECTED, GOAL_SELECTED_SHADOW, RECORDER, SELECT_LATENCY
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
-from service.store import ledger as ledger_table
-from service.store import tasks as task_table
 from service.store.db import Database
 
 log = logging.getLogger("goalstore.selection")
@@ -74,14 +72,18 @@ class Selection:
     """What a select did: `emitted` (goal + task), `shadow` (goal only), `off` (flag),
     `not_in_canary`, or `empty` (nothing selectable)."""
 
-    mode: str
+    mode: SelectionMode
     goal: Goal | None = None
     task: Task | None = None
-    skipped: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[tuple[str, SkipReason], ...] = ()
 
 
 @dataclass
 class SchedulerUnavailable(GoalStoreError):
+    kind = ErrorKind.UNAVAILABLE
+    code = "scheduler-unavailable"
+    title = "Scheduler queue unavailable"
+
     detail: str
 
     def __str__(self) -> str:
@@ -126,10 +128,10 @@ def select_goals(sel: Selector, ctx: Context, want: int) -> list[Selection]:
     started = time.perf_counter()
     if not sel.flags.shadow:
         if not sel.flags.system:
-            return [Selection("off")]
+            return [Selection(SelectionMode.OFF)]
         if not sel.flags.in_canary(ctx.trace.trace_id):
-            return [Selection("not_in_canary")]
-    skipped: list[tuple[str, str]] = []
+            return [Selection(SelectionMode.NOT_IN_CANARY)]
+    skipped: list[tuple[str, SkipReason]] = []
     tried: set[tuple[str, int]] = set()
     picked: list[Selection] = []
     limit = max(sel.candidates, 2 * want)
@@ -144,8 +146,8 @@ def select_goals(sel: Selector, ctx: Context, want: int) -> list[Selection]:
             break
         limit *= 4  # everything seen was claimed, blocked or moved on: look further down
     if not picked:
-        return [Selection("empty", skipped=tuple(skipped))]
-    if picked[0].mode == "emitted":
+        return [Selection(SelectionMode.EMPTY, skipped=tuple(skipped))]
+    if picked[0].mode == SelectionMode.EMITTED:
         elapsed = time.perf_counter() - started
         RECORDER.inc_and_observe(GOAL_SELECTED, SELECT_LATENCY, elapsed, times=len(picked))
     picked[0] = replace(picked[0], skipped=tuple(skipped))
@@ -153,7 +155,10 @@ def select_goals(sel: Selector, ctx: Context, want: int) -> list[Selection]:
 
 
 def _claim(
-    sel: Selector, candidates: list[tuple[str, int]], want: int, skipped: list[tuple[str, str]]
+    sel: Selector,
+    candidates: list[tuple[str, int]],
+    want: int,
+    skipped: list[tuple[str, SkipReason]],
 ) -> tuple[list[tuple[str, int, str]], list[tuple[str, int]]]:
     """The first `want` candidates no other selector holds, claimed in one round trip
     (with the claim token), and the candidates after the last one claimed. Shadow
@@ -163,14 +168,14 @@ def _claim(
     token, indices = sel.claims.claim_first(candidates, want)
     held = set(indices)
     last = indices[-1] if len(indices) == want else len(candidates) - 1
-    skipped.extend((g, "claimed") for i, (g, _) in enumerate(candidates[: last + 1])
+    skipped.extend((g, SkipReason.CLAIMED) for i, (g, _) in enumerate(candidates[: last + 1])
                    if i not in held)  # fmt: skip
     return [(*candidates[i], token) for i in indices], candidates[last + 1 :]
 
 
 def _try(
     sel: Selector, ctx: Context, claimed: list[tuple[str, int, str]],
-    skipped: list[tuple[str, str]],
+    skipped: list[tuple[str, SkipReason]],
 ) -> list[Selection]:  # fmt: skip
     """Start and emit the claimed goal versions (or, in shadow, vet them): the
     selections made; the rest are released and noted in `skipped`."""
@@ -199,9 +204,9 @@ def _try(
         release(*claim)
         if isinstance(outcome, GoalBlocked):
             record_block(sel.db, ctx, outcome, "select")
-            skipped.append((claim[0], "blocked"))
+            skipped.append((claim[0], SkipReason.BLOCKED))
         else:  # deleted, or moved on since the ranking was read
-            skipped.append((claim[0], "changed"))
+            skipped.append((claim[0], SkipReason.CHANGED))
     if not started:
         return []
     try:
@@ -216,7 +221,7 @@ def _try(
             raise
         raise SchedulerUnavailable(str(exc)) from exc
     _leave_ranking(sel.cache, [outcome for outcome, _ in started])
-    return [Selection("emitted", s.goal, s.task) for s, _ in started]
+    return [Selection(SelectionMode.EMITTED, s.goal, s.task) for s, _ in started]
 
 
 def _leave_ranking(cache: RankingCache | None, started: list[Started]) -> None:
@@ -235,153 +240,26 @@ def _leave_ranking(cache: RankingCache | None, started: list[Started]) -> None:
 
 
 def _shadow(
-    sel: Selector, goal_id: str, version: int, skipped: list[tuple[str, str]]
+    sel: Selector, goal_id: str, version: int, skipped: list[tuple[str, SkipReason]]
 ) -> Selection | None:
     """What selection would pick: vetted like the real thing, nothing claimed or written."""
     with sel.db.read() as conn:
         record = goal_table.fetch(conn, goal_id)
         beliefs = belief_table.listing(conn)
     if record is None or record["deleted_at"] or record["version"] != version:
-        skipped.append((goal_id, "changed"))
+        skipped.append((goal_id, SkipReason.CHANGED))
         return None
     goal = from_record(record)
     if goal.state != GoalState.ADOPTED:
-        skipped.append((goal_id, "changed"))
+        skipped.append((goal_id, SkipReason.CHANGED))
         return None
     consistency = sel.vetting.consult(goal, beliefs)
     with sel.db.read() as conn:
-        verdict = _verdict(conn, sel.vetting, goal, consistency, utcnow())
+        verdict = start_verdict(conn, sel.vetting, goal, consistency, utcnow())
     if not verdict.allowed:
-        skipped.append((goal_id, "blocked"))
+        skipped.append((goal_id, SkipReason.BLOCKED))
         return None
     RECORDER.inc(GOAL_SELECTED_SHADOW)
     log.info("shadow selection: would hand goal %s (version %s) to the scheduler",
              goal.id, goal.version)  # fmt: skip
-    return Selection("shadow", goal)
-
-
-def _verdict(
-    conn: sqlite3.Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
-    now: datetime,
-) -> Verdict:  # fmt: skip
-    """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
-    verdict = vetting.verdict(conn, goal, consistency, now)
-    if not goal.depends_on:  # the ranking inputs are read only when they can matter
-        return verdict
-    unmet = tuple(
-        b.ref for b in explain(goal, ranking_inputs(conn, now)).blocked_by
-        if b.reason == "dependency_unsatisfied"
-    )  # fmt: skip
-    if unmet:
-        block = Block("dependency_unsatisfied", f"depends on unsatisfied goals: {', '.join(unmet)}")
-        verdict = replace(verdict, blocks=(*verdict.blocks, block))
-    return verdict
-
-
-class _Moved(GoalStoreError):
-    """The goal's version is not the one the ranking showed: another selector won."""
-
-
-class Started(NamedTuple):
-    goal: Goal  # now executing
-    task: Task
-    seq: int  # of the goal_selected_for_execution ledger event
-
-
-def start_goals(
-    db: Database, ctx: Context, versions: list[tuple[str, int]], vetting: Vetting
-) -> list[Started | GoalStoreError]:
-    """Re-vet each goal and move it adopted -> executing at the version given, with its
-    task, the ledger event and the outbox row: one transaction for all, a savepoint
-    each. For each, in the order given, what started or why it did not
-    (GoalBlocked, GoalNotFound, IllegalTransition, _Moved)."""
-    with db.read() as conn:
-        seen = goal_table.fetch_many(conn, [goal_id for goal_id, _ in versions])
-        beliefs = belief_table.listing(conn)
-    consulted: dict[str, Consistency] = {}
-    for goal_id, version in versions:  # the checker may be HTTP: no transaction open
-        record = seen.get(goal_id)
-        if record is not None and record["deleted_at"] is None and record["version"] == version:
-            consulted[goal_id] = vetting.consult(from_record(record), beliefs)
-    outcomes: list[Started | GoalStoreError] = []
-    with db.batch():
-        for goal_id, version in versions:
-            consistency = consulted.get(goal_id)
-            try:
-                if consistency is None:
-                    raise _not_startable(seen.get(goal_id), goal_id)
-                with db.write() as conn:
-                    outcomes.append(_start(conn, ctx, goal_id, version, vetting, consistency))
-            except (GoalBlocked, GoalNotFound, IllegalTransition, _Moved) as refused:
-                outcomes.append(refused)
-    return outcomes
-
-
-def _not_startable(record: dict[str, Any] | None, goal_id: str) -> GoalStoreError:
-    if record is None or record["deleted_at"] is not None:
-        return GoalNotFound(goal_id)
-    return _Moved()
-
-
-def _start(
-    conn: sqlite3.Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
-    consistency: Consistency,
-) -> Started:  # fmt: skip
-    now = ctx.clock()
-    record = goal_table.fetch(conn, goal_id)
-    if record is None or record["deleted_at"] is not None:
-        raise GoalNotFound(goal_id)
-    goal = from_record(record)
-    if goal.version != version:
-        raise _Moved()
-    if goal.state != GoalState.ADOPTED:
-        raise IllegalTransition(goal.id, goal.state.value, "start")
-    verdict = _verdict(conn, vetting, goal, consistency, now)
-    if not verdict.allowed:
-        raise GoalBlocked(goal.id, verdict)
-    task_table.supersede_failed(conn, goal.id)
-    attempt = 1 + len(task_table.for_goal(conn, goal.id))
-    span = ctx.trace.child()
-    task = Task(
-        task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,
-        attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
-        span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
-    )  # fmt: skip
-    started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
-                        {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
-    task_table.insert(conn, task)
-    seq, _ = ledger_table.head(conn)  # the event move_goal just appended
-    return Started(started, task, seq)
-
-
-def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
-    """The emit failed: the goal goes back to adopted and the task is marked not emitted
-    (superseded: it never ran, so it is not an attempt)."""
-    with db.write() as conn:
-        now = ctx.clock()
-        record = goal_table.fetch(conn, task.goal_id)
-        if record is None:
-            return
-        goal = from_record(record)
-        if goal.state == GoalState.EXECUTING:
-            move_goal(conn, ctx, now, goal, "retry", "goal_retried",
-                      {"task": {"task_id": task.task_id, "reason": reason}})  # fmt: skip
-        failed = replace(task, state=TaskState.FAILED, reason=reason, superseded=True,
-                         updated_at=now)  # fmt: skip
-        task_table.save(conn, failed)
-
-
-def task_payload(goal: Goal, task: Task) -> dict[str, Any]:
-    """The scheduler job's one argument: JSON, everything an executor needs."""
-    return {
-        "task_id": task.task_id,
-        "goal_id": goal.id,
-        "goal_version": task.goal_version,
-        "attempt": task.attempt,
-        "text": goal.text,
-        "goal_type": goal.goal_type,
-        "success_metrics": goal.success_metrics,
-        "metadata": goal.metadata,
-        "trace_id": task.trace_id,
-        "traceparent": task.traceparent,
-    }
+    return Selection(SelectionMode.SHADOW, goal)

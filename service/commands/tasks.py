@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from service.commands.base import Context, record_event
+from service.commands.base import Context, live_goal, record_event
 from service.commands.goals import move_goal
 from service.commands.outcomes import selection_outcome
 from service.domain.errors import (
+    ErrorKind,
     FieldError,
-    GoalNotFound,
     GoalStoreError,
     IllegalTransition,
     VersionConflict,
 )
-from service.domain.goal import Goal, GoalState, from_record
+from service.domain.goal import Goal, GoalState
 from service.domain.goal_types import validate_result
 from service.domain.tasks import (
     OPEN,
@@ -38,15 +38,21 @@ from service.domain.tasks import (
 )
 from service.domain.timefmt import format_ts
 from service.metrics import RECORDER, TASKS_FINISHED
-from service.store import goals as goal_table
 from service.store import tasks as task_table
 from service.store.db import Database
 
 
 @dataclass
 class GateClosed(GoalStoreError):
+    kind = ErrorKind.CONFLICT
+    code = "gate-closed"
+    title = "Verification gate closed"
+
     goal_id: str
     counts: GateCounts
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, **self.counts.as_dict()}
 
     def __str__(self) -> str:
         c = self.counts
@@ -59,9 +65,17 @@ class GateClosed(GoalStoreError):
 class ResultInvalid(GoalStoreError):
     """The result does not validate against the goal's type (a GoalFailure)."""
 
+    kind = ErrorKind.INVALID
+    code = "invalid-result"
+    title = "Invalid result (GoalFailure)"
+
     goal_id: str
     goal_type: str
     errors: list[FieldError]
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, "goal_type": self.goal_type,
+                "errors": [e.as_dict() for e in self.errors]}  # fmt: skip
 
     def __str__(self) -> str:
         return f"the result is not a valid {self.goal_type} result ({len(self.errors)} errors)"
@@ -69,8 +83,7 @@ class ResultInvalid(GoalStoreError):
 
 def list_tasks(db: Database, goal_id: str) -> list[Task]:
     with db.read() as conn:
-        if goal_table.fetch(conn, goal_id) is None:
-            raise GoalNotFound(goal_id)
+        live_goal(conn, goal_id)
         return task_table.for_goal(conn, goal_id)
 
 
@@ -79,13 +92,6 @@ def _task_of(conn: sqlite3.Connection, goal_id: str | None, task_id: str) -> Tas
     if task is None or (goal_id is not None and task.goal_id != goal_id):
         raise TaskNotFound(task_id)
     return task
-
-
-def _goal(conn: sqlite3.Connection, goal_id: str) -> Goal:
-    record = goal_table.fetch(conn, goal_id)
-    if record is None:
-        raise GoalNotFound(goal_id)
-    return from_record(record)
 
 
 def _record_task(conn: sqlite3.Connection, ctx: Context, now: datetime, event_type: str,
@@ -101,7 +107,7 @@ def _record_task(conn: sqlite3.Connection, ctx: Context, now: datetime, event_ty
 
 def report_task(
     db: Database, ctx: Context, task_id: str, state: TaskState, *, evidence: Any = None,
-    reason: str | None = None, goal_id: str | None = None, max_attempts: int = 3,
+    reason: str | None = None, goal_id: str | None = None, max_attempts: int,
 ) -> Task:  # fmt: skip
     """The executor's report: running, succeeded (with evidence) or failed."""
     with db.write() as conn:
@@ -120,7 +126,7 @@ def report_task(
 
 def review_task(
     db: Database, ctx: Context, goal_id: str, task_id: str, action: str, *,
-    reason: str | None = None, max_attempts: int = 3,
+    reason: str | None = None, max_attempts: int,
 ) -> Task:  # fmt: skip
     """A reviewer verifies or rejects a succeeded task (a rejection is a failed attempt)."""
     with db.write() as conn:
@@ -138,7 +144,7 @@ def review_task(
 def _after_failed_attempt(
     conn: sqlite3.Connection, ctx: Context, now: datetime, goal_id: str, max_attempts: int
 ) -> None:
-    goal = _goal(conn, goal_id)
+    goal = live_goal(conn, goal_id, include_deleted=True)
     if goal.state != GoalState.EXECUTING or goal.is_deleted:
         return
     tasks = task_table.for_goal(conn, goal_id)
@@ -162,9 +168,7 @@ def satisfy_goal(
     failure: ResultInvalid | None = None
     with db.write() as conn:
         now = ctx.clock()
-        goal = _goal(conn, goal_id)
-        if goal.is_deleted:
-            raise GoalNotFound(goal_id)
+        goal = live_goal(conn, goal_id)
         if goal.state == GoalState.SATISFIED:
             return goal
         if goal.state != GoalState.EXECUTING:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from service.domain.beliefs import Belief
 from service.domain.goal import Goal
 from service.domain.vetting import (
     BeliefConsistencyChecker,
-    BuiltinChecker,
     Consistency,
     Verdict,
     VettingInputs,
@@ -23,8 +22,8 @@ from service.store import beliefs as belief_table
 class Vetting:
     """Which checker to ask and the severity that blocks."""
 
-    checker: BeliefConsistencyChecker = field(default_factory=BuiltinChecker)
-    threshold: float = 0.6
+    checker: BeliefConsistencyChecker
+    threshold: float  # GOALSTORE_VET_THRESHOLD
 
     def consult(self, goal: Goal, beliefs: list[Belief]) -> Consistency:
         """Ask the checker about a goal. Called outside any transaction: it may be HTTP."""

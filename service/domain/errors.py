@@ -1,13 +1,39 @@
-"""Domain exceptions. Only the edges (api/errors.py, cli.py) translate them."""
+"""Domain exceptions, each with its kind. Only the edges translate them.
+
+The kind is the one classification of an error: the API's problem mapping (HTTP
+status) and the CLI's exit codes are both tables keyed by it, so an error class
+cannot be a 404 on one edge and a "conflict" on the other. `code` names the
+problem type (`urn:goalstore:problem:{code}`), `title` its short summary, and
+`fields()` what a client needs beyond the message (ids, versions, counts).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorKind(StrEnum):
+    NOT_FOUND = "not_found"  # the thing named does not exist (or is deleted)
+    CONFLICT = "conflict"  # the current state refuses the change: retry after reading it
+    INVALID = "invalid"  # the input itself is wrong: do not retry it as it is
+    PRECONDITION = "precondition"  # the change must name the version it is based on
+    UNAVAILABLE = "unavailable"  # a collaborator (checker, Redis, a queue) does not answer
+    CONFIGURATION = "configuration"  # this deployment lacks what the command needs
 
 
 class GoalStoreError(Exception):
     """Base of every error a command can raise on purpose."""
+
+    kind: ClassVar[ErrorKind]
+    code: ClassVar[str]
+    title: ClassVar[str]
+    retry_after_s: ClassVar[int] = 5  # what an UNAVAILABLE error asks a client to wait
+
+    def fields(self) -> dict[str, Any]:
+        """What a client needs besides the message, e.g. the goal id and versions."""
+        return {}
 
 
 @dataclass
@@ -24,7 +50,14 @@ class FieldError:
 
 @dataclass
 class GoalNotFound(GoalStoreError):
+    kind = ErrorKind.NOT_FOUND
+    code = "goal-not-found"
+    title = "Goal not found"
+
     goal_id: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id}
 
     def __str__(self) -> str:
         return f"goal {self.goal_id!r} does not exist"
@@ -32,7 +65,14 @@ class GoalNotFound(GoalStoreError):
 
 @dataclass
 class BeliefNotFound(GoalStoreError):
+    kind = ErrorKind.NOT_FOUND
+    code = "belief-not-found"
+    title = "Belief not found"
+
     belief_id: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"belief_id": self.belief_id}
 
     def __str__(self) -> str:
         return f"belief {self.belief_id!r} does not exist"
@@ -40,7 +80,14 @@ class BeliefNotFound(GoalStoreError):
 
 @dataclass
 class DecisionNotFound(GoalStoreError):
+    kind = ErrorKind.NOT_FOUND
+    code = "decision-not-found"
+    title = "Decision not found"
+
     decision_id: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"decision_id": self.decision_id}
 
     def __str__(self) -> str:
         return f"decision {self.decision_id!r} is not registered"
@@ -48,7 +95,14 @@ class DecisionNotFound(GoalStoreError):
 
 @dataclass
 class GoalAlreadyExists(GoalStoreError):
+    kind = ErrorKind.CONFLICT
+    code = "goal-exists"
+    title = "Goal already exists"
+
     goal_id: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id}
 
     def __str__(self) -> str:
         return f"goal {self.goal_id!r} already exists"
@@ -56,9 +110,20 @@ class GoalAlreadyExists(GoalStoreError):
 
 @dataclass
 class VersionConflict(GoalStoreError):
+    kind = ErrorKind.CONFLICT
+    code = "version-conflict"
+    title = "Version conflict"
+
     goal_id: str
     expected_version: int
     current_version: int
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "goal_id": self.goal_id,
+            "current_version": self.current_version,
+            "expected_version": self.expected_version,
+        }
 
     def __str__(self) -> str:
         return (
@@ -71,8 +136,15 @@ class VersionConflict(GoalStoreError):
 class PreconditionRequired(GoalStoreError):
     """A change that must name the version it was based on did not."""
 
+    kind = ErrorKind.PRECONDITION
+    code = "precondition-required"
+    title = "Expected version required"
+
     goal_id: str
     action: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id}
 
     def __str__(self) -> str:
         return (
@@ -83,9 +155,16 @@ class PreconditionRequired(GoalStoreError):
 
 @dataclass
 class IllegalTransition(GoalStoreError):
+    kind = ErrorKind.CONFLICT
+    code = "illegal-transition"
+    title = "Illegal state transition"
+
     goal_id: str
     current_state: str
     action: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, "current_state": self.current_state, "action": self.action}
 
     def __str__(self) -> str:
         return f"cannot {self.action} goal {self.goal_id!r}: it is {self.current_state}"
@@ -95,7 +174,14 @@ class IllegalTransition(GoalStoreError):
 class InvalidInput(GoalStoreError):
     """Arguments a command cannot act on, each with its field path."""
 
+    kind = ErrorKind.INVALID
+    code = "invalid-input"
+    title = "Invalid input"
+
     errors: list[FieldError] = field(default_factory=list)
+
+    def fields(self) -> dict[str, Any]:
+        return {"errors": [e.as_dict() for e in self.errors]}
 
     def __str__(self) -> str:
         return "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in self.errors)
@@ -103,3 +189,20 @@ class InvalidInput(GoalStoreError):
 
 class InvalidGoal(InvalidInput):
     """Field values that are each well-formed but do not make a valid goal together."""
+
+    code = "invalid-goal"
+    title = "Invalid goal"
+
+
+@dataclass
+class RedisRequired(GoalStoreError):
+    """The command needs Redis (the ranking cache, a queue) and none is configured."""
+
+    kind = ErrorKind.CONFIGURATION
+    code = "redis-required"
+    title = "Redis required"
+
+    what: str
+
+    def __str__(self) -> str:
+        return f"GOALSTORE_REDIS_URL is unset: {self.what} needs Redis"

@@ -1,4 +1,4 @@
-"""Size limits on everything a client can send. One place, documented in the README."""
+"""Size limits on everything a client can send. One place, documented in docs/api.md (Limits)."""
 
 MAX_ID_LENGTH = 128
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"  # no "/": ids are URL path segments

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from service.domain.errors import GoalStoreError
+from service.domain.errors import ErrorKind, GoalStoreError
 
 
 class TaskState(StrEnum):
@@ -62,9 +62,16 @@ class Task:
 
 @dataclass
 class IllegalTaskTransition(GoalStoreError):
+    kind = ErrorKind.CONFLICT
+    code = "illegal-task-transition"
+    title = "Illegal task transition"
+
     task_id: str
     current_state: str
     action: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "current_state": self.current_state, "action": self.action}
 
     def __str__(self) -> str:
         return f"cannot {self.action} task {self.task_id!r}: it is {self.current_state}"
@@ -72,7 +79,14 @@ class IllegalTaskTransition(GoalStoreError):
 
 @dataclass
 class TaskNotFound(GoalStoreError):
+    kind = ErrorKind.NOT_FOUND
+    code = "task-not-found"
+    title = "Task not found"
+
     task_id: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"task_id": self.task_id}
 
     def __str__(self) -> str:
         return f"task {self.task_id!r} does not exist"

@@ -7,11 +7,36 @@ transaction holds the write lock from its first statement (no upgrade deadlocks)
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from service.domain.errors import ErrorKind, GoalStoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoreBusy(GoalStoreError):
+    """Another writer held the database past the busy timeout: nothing was written."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "database-busy"
+    title = "Database busy"
+    retry_after_s = 1  # the lock is held for milliseconds
+
+    detail: str
+
+    def __str__(self) -> str:
+        return f"the database stayed locked past the busy timeout; retry ({self.detail})"
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class Database:
@@ -65,10 +90,14 @@ class Database:
         if depth:
             yield from self._savepoint(conn, depth)
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusy(str(exc)) from exc
+            raise
         finally:
             # After a failed statement or COMMIT (disk full, I/O error) the transaction
             # may still be open, holding the write lock: never leave it so. SQLite may
@@ -113,6 +142,15 @@ class Database:
         finally:
             if conn.in_transaction:
                 conn.rollback()  # nothing was written: ending the snapshot is all it does
+
+    def answers(self) -> bool:
+        """Whether the database answers a read of the schema (readiness)."""
+        try:
+            self.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+        except sqlite3.Error:
+            log.exception("readiness check: SQLite does not answer")
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:

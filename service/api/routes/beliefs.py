@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from service import commands
-from service.api.deps import DB, Reader, Writer
+from service.api.deps import GS, Reader, Writer
 from service.api.middleware import StrictJsonRoute
 from service.api.schemas import BeliefPublic, BeliefsPublic, Problem
 from service.domain.beliefs import BeliefPut
@@ -18,24 +17,24 @@ _P: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": 
 
 
 @router.get("")
-def list_beliefs(_: Reader, db: DB, active: bool | None = None) -> BeliefsPublic:
+def list_beliefs(_: Reader, gs: GS, active: bool | None = None) -> BeliefsPublic:
     """Every belief, or only the active (or inactive) ones."""
-    beliefs = commands.list_beliefs(db, active)
+    beliefs = gs.list_beliefs(active)
     return BeliefsPublic(data=[BeliefPublic.of(b) for b in beliefs], count=len(beliefs))
 
 
 @router.get("/{belief_id}", responses={404: _P})
-def get_belief(belief_id: str, _: Reader, db: DB) -> BeliefPublic:
+def get_belief(belief_id: str, _: Reader, gs: GS) -> BeliefPublic:
     """One belief."""
-    return BeliefPublic.of(commands.get_belief(db, belief_id))
+    return BeliefPublic.of(gs.get_belief(belief_id))
 
 
 @router.put("/{belief_id}", responses={400: _P, 413: _P, 422: _P})
 def put_belief(
-    belief_id: Identifier, spec: BeliefPut, ctx: Writer, db: DB, response: Response
+    belief_id: Identifier, spec: BeliefPut, ctx: Writer, gs: GS, response: Response
 ) -> BeliefPublic:
     """Create or update a belief (201 when new). Activating one re-ranks the goals it touches."""
-    belief, changed = commands.put_belief(db, ctx, belief_id, spec)
+    belief, changed = gs.put_belief(ctx, belief_id, spec)
     if changed and belief.version == 1:
         response.status_code = 201
     return BeliefPublic.of(belief)

@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from service import commands
-from service.api.deps import DB, Reader, Writer, require
+from service.api.deps import GS, Reader, Writer, require
 from service.api.middleware import StrictJsonRoute
 from service.api.schemas import DecisionPublic, OutcomePublic, OutcomesPublic, Problem
 from service.auth import Scope
@@ -20,32 +19,32 @@ Admin = Annotated[Context, require(Scope.ADMIN)]
 
 
 @router.get("/{decision_id}", responses={404: _P})
-def get_decision(decision_id: str, _: Reader, db: DB) -> DecisionPublic:
+def get_decision(decision_id: str, _: Reader, gs: GS) -> DecisionPublic:
     """A decision's parameters: current value, range and step of each weight."""
-    return DecisionPublic.of(commands.get_decision(db, decision_id))
+    return DecisionPublic.of(gs.get_decision(decision_id))
 
 
 @router.put("/{decision_id}", responses={404: _P, 422: _P})
-def change_decision(decision_id: str, change: DecisionChange, ctx: Admin, db: DB) -> DecisionPublic:
+def change_decision(decision_id: str, change: DecisionChange, ctx: Admin, gs: GS) -> DecisionPublic:
     """Set new current values (in range, on step; admin scope). Every goal is re-ranked."""
-    decision, _ = commands.change_decision(db, ctx, decision_id, change)
+    decision, _ = gs.change_decision(ctx, decision_id, change)
     return DecisionPublic.of(decision)
 
 
 @router.post("/{decision_id}/outcomes", status_code=201, responses={404: _P, 422: _P})
-def record_outcome(decision_id: str, outcome: OutcomeCreate, ctx: Writer, db: DB) -> OutcomePublic:
+def record_outcome(decision_id: str, outcome: OutcomeCreate, ctx: Writer, gs: GS) -> OutcomePublic:
     """Record values of the decision's success metrics after a selection played out."""
-    return OutcomePublic(**commands.record_outcome(db, ctx, decision_id, outcome))
+    return OutcomePublic(**gs.record_outcome(ctx, decision_id, outcome))
 
 
 @router.get("/{decision_id}/outcomes", responses={404: _P})
 def list_outcomes(
     decision_id: str,
     _: Reader,
-    db: DB,
+    gs: GS,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OutcomesPublic:
     """Recorded outcomes, oldest first."""
-    rows = commands.list_outcomes(db, decision_id, after=after, limit=limit)
+    rows = gs.list_outcomes(decision_id, after=after, limit=limit)
     return OutcomesPublic(data=[OutcomePublic(**row) for row in rows])

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from service import commands
 from service.api.deps import (
     ANY_VERSION,
-    DB,
+    GS,
     IfMatch,
     Reader,
-    Svc,
     Writer,
     etag,
     expected_version,
@@ -31,8 +28,10 @@ from service.api.schemas import (
     ScorePublic,
     VersionPrecondition,
 )
+from service.commands import MAX_PAGE, Change, Context
 from service.domain.goal import Goal, GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
+from service.usecases import GoalStore
 
 router = APIRouter(prefix="/v1/goals", tags=["goals"], route_class=StrictJsonRoute)
 
@@ -54,11 +53,11 @@ def _with_etag(response: Response, goal: Goal) -> GoalPublic:
 def create_goal(
     spec: Annotated[GoalCreate, Body(openapi_examples={"seed": {"value": EXAMPLE_GOAL}})],
     ctx: Writer,
-    db: DB,
+    gs: GS,
     response: Response,
 ) -> GoalPublic:
     """Propose a goal. It starts `proposed`, at version 1, owned by the caller."""
-    goal = commands.create_goal(db, ctx, spec)
+    goal = gs.create_goal(ctx, spec)
     response.headers["Location"] = f"/v1/goals/{goal.id}"
     return _with_etag(response, goal)
 
@@ -66,16 +65,15 @@ def create_goal(
 @router.get("", responses=_READ_ERRORS)
 def list_goals(
     _: Reader,
-    db: DB,
+    gs: GS,
     state: GoalState | None = None,
     category: GoalCategory | None = None,
     include_deleted: bool = False,
-    limit: Annotated[int, Query(ge=1, le=commands.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> GoalsPublic:
     """List goals in creation order, filtered by state and category, a page at a time."""
-    page = commands.list_goals(
-        db,
+    page = gs.list_goals(
         state=state,
         category=category,
         include_deleted=include_deleted,
@@ -93,8 +91,8 @@ def list_goals(
 @router.get("/prioritized", response_model=PrioritizedPublic, responses=_READ_ERRORS)
 def prioritized(
     _: Reader,
-    services: Svc,
-    limit: Annotated[int, Query(ge=1, le=commands.MAX_PAGE)] = 20,
+    gs: GS,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     category: GoalCategory | None = None,
     include_blocked: bool = False,
 ) -> Response:
@@ -104,10 +102,7 @@ def prioritized(
     (`source: sqlite`, with the reason) when Redis is unset, down, restarted empty,
     or more than GOALSTORE_CACHE_MAX_LAG_S behind the outbox.
     """
-    view = commands.ranked_view(
-        services.db,
-        services.cache,
-        max_lag=timedelta(seconds=services.settings.cache_max_lag_s),
+    view = gs.ranked_view(
         limit=limit,
         category=category,
         include_blocked=include_blocked,
@@ -124,28 +119,26 @@ def prioritized(
         fallback_reason=view.reason,
     )  # fmt: skip
     # Serialized here, in the endpoint's worker thread: a model returned to FastAPI from
-    # a sync endpoint is validated again in a second thread-pool hop (~1 ms under load
-    # on this hot read). The model was just built and validated, so nothing is lost.
+    # a sync endpoint is validated again in a second thread-pool hop, on this hot read.
+    # The model was just built and validated, so nothing is lost.
     return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{goal_id}", responses=_READ_ERRORS)
 def get_goal(
-    goal_id: str, _: Reader, db: DB, response: Response, include_deleted: bool = False
+    goal_id: str, _: Reader, gs: GS, response: Response, include_deleted: bool = False
 ) -> GoalPublic:
     """One goal, with its version as the ETag."""
-    return _with_etag(response, commands.get_goal(db, goal_id, include_deleted=include_deleted))
+    return _with_etag(response, gs.get_goal(goal_id, include_deleted=include_deleted))
 
 
 @router.patch("/{goal_id}", responses={**_WRITE_ERRORS, 400: _P, 428: _P})
 def update_goal(
-    goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, db: DB, response: Response
+    goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
     """Change some fields. Send the version you read (If-Match or expected_version)."""
     expected = expected_version(version, patch.expected_version)
-    change = commands.update_goal(
-        db, ctx, goal_id, patch, expected, any_version=version == ANY_VERSION
-    )
+    change = gs.update_goal(ctx, goal_id, patch, expected, any_version=version == ANY_VERSION)
     return _with_etag(response, change.goal)
 
 
@@ -153,16 +146,19 @@ def _expected(version: int | None, body: VersionPrecondition | None) -> int | No
     return expected_version(version, body.expected_version if body else None)
 
 
-def _state_route(action: str, command: Callable[..., commands.Change], summary: str) -> None:
+StateCommand = Callable[[GoalStore, Context, str, int | None], Change]
+
+
+def _state_route(action: str, command: StateCommand, summary: str) -> None:
     def route(
         goal_id: str,
         version: IfMatch,
         ctx: Writer,
-        db: DB,
+        gs: GS,
         response: Response,
         body: VersionPrecondition | None = None,
     ) -> GoalPublic:
-        return _with_etag(response, command(db, ctx, goal_id, _expected(version, body)).goal)
+        return _with_etag(response, command(gs, ctx, goal_id, _expected(version, body)).goal)
 
     router.add_api_route(
         f"/{{goal_id}}/{action}",
@@ -179,7 +175,7 @@ def adopt_goal(
     goal_id: str,
     version: IfMatch,
     ctx: Writer,
-    services: Svc,
+    gs: GS,
     response: Response,
     body: VersionPrecondition | None = None,
 ) -> GoalPublic:
@@ -187,16 +183,14 @@ def adopt_goal(
     and belief (consistency severity at or above the threshold, an active `contradicts`
     belief, a passed deadline); 503 if the external checker does not answer. Unknown
     `aligns_with` ids come back as `warnings`. Adopting it again changes nothing."""
-    change = commands.adopt_goal(
-        services.db, ctx, goal_id, _expected(version, body), vetting=services.vetting
-    )
+    change = gs.adopt_goal(ctx, goal_id, _expected(version, body))
     response.headers["ETag"] = etag(change.goal.version)
     return GoalPublic.of(change.goal, change.warnings)
 
 
 _state_route(
     "abandon",
-    commands.abandon_goal,
+    GoalStore.abandon_goal,
     "Abandon a goal that is not finished. Abandoning it again changes nothing.",
 )
 
@@ -204,16 +198,16 @@ _state_route(
 @router.delete(
     "/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_WRITE_ERRORS, 400: _P}
 )
-def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, db: DB) -> Response:
+def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, gs: GS) -> Response:
     """Soft-delete a goal: it leaves lists and the ranking; its history stays."""
-    commands.delete_goal(db, ctx, goal_id, expected_version(version, None))
+    gs.delete_goal(ctx, goal_id, expected_version(version, None))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{goal_id}/score", responses=_READ_ERRORS)
-def goal_score(goal_id: str, _: Reader, db: DB) -> ScorePublic:
+def goal_score(goal_id: str, _: Reader, gs: GS) -> ScorePublic:
     """The goal's score now, term by term; for a blocked goal, every reason."""
-    goal, score = commands.goal_score(db, goal_id)
+    goal, score = gs.goal_score(goal_id)
     return ScorePublic.of(goal, score)
 
 
@@ -221,10 +215,10 @@ def goal_score(goal_id: str, _: Reader, db: DB) -> ScorePublic:
 def goal_history(
     goal_id: str,
     _: Reader,
-    db: DB,
+    gs: GS,
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> GoalHistoryPublic:
     """The goal's ledger events, oldest first: who did what, when, in which trace."""
-    rows = commands.goal_history(db, goal_id, after=after, limit=limit)
+    rows = gs.goal_history(goal_id, after=after, limit=limit)
     return GoalHistoryPublic(goal_id=goal_id, data=[LedgerEventPublic.of(r) for r in rows])

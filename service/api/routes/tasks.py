@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from service import commands
-from service.api.deps import DB, IfMatch, Reader, Svc, Writer, etag, expected_version
+from service.api.deps import GS, IfMatch, Reader, Writer, etag, expected_version
 from service.api.middleware import StrictJsonRoute
 from service.api.schemas import (
     GoalPublic,
@@ -29,13 +28,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P, 409: _P, 
 
 
 @router.post("/select", responses={**_ERRORS, 503: _P})
-def select_goal(ctx: Writer, services: Svc) -> SelectionPublic:
+def select_goal(ctx: Writer, gs: GS) -> SelectionPublic:
     """Claim the best selectable goal, re-vet it, start it and put its task on the
     scheduler queue (one RQ job, job id = task id, the caller's trace in `meta`).
     Concurrent calls never emit the same goal version twice. With `GOAL_SHADOW` on the
     answer names the goal that would have been selected and nothing is emitted; with
     `GOAL_SYSTEM` off nothing is selected."""
-    selection = services.selector.select(ctx)
+    selection = gs.select(ctx)
     return SelectionPublic(
         mode=selection.mode,
         goal=GoalPublic.of(selection.goal) if selection.goal else None,
@@ -45,32 +44,27 @@ def select_goal(ctx: Writer, services: Svc) -> SelectionPublic:
 
 
 @router.get("/{goal_id}/tasks", responses=_ERRORS)
-def list_tasks(goal_id: str, _: Reader, db: DB) -> TasksPublic:
+def list_tasks(goal_id: str, _: Reader, gs: GS) -> TasksPublic:
     """Every task of the goal, oldest attempt first, and its progress."""
-    tasks = commands.list_tasks(db, goal_id)
+    tasks = gs.list_tasks(goal_id)
     return TasksPublic(data=[TaskPublic.of(t) for t in tasks], progress=progress(tasks))
 
 
 @router.post("/{goal_id}/tasks/{task_id}/report", responses=_ERRORS)
-def report_task(
-    goal_id: str, task_id: str, body: TaskReport, ctx: Writer, services: Svc
-) -> TaskPublic:
+def report_task(goal_id: str, task_id: str, body: TaskReport, ctx: Writer, gs: GS) -> TaskPublic:
     """The executor's report. A failed task returns the goal to adopted for another
     attempt (up to GOALSTORE_MAX_ATTEMPTS, then the goal is abandoned)."""
-    task = commands.report_task(
-        services.db, ctx, task_id, TaskState(body.state), evidence=body.evidence,
-        reason=body.reason, goal_id=goal_id, max_attempts=services.settings.max_attempts,
+    task = gs.report_task(ctx, task_id, TaskState(body.state), evidence=body.evidence,
+        reason=body.reason, goal_id=goal_id
     )  # fmt: skip
     return TaskPublic.of(task)
 
 
 def _review_route(action: str, summary: str) -> None:
     def route(
-        goal_id: str, task_id: str, ctx: Writer, services: Svc, body: TaskReview | None = None
+        goal_id: str, task_id: str, ctx: Writer, gs: GS, body: TaskReview | None = None
     ) -> TaskPublic:
-        task = commands.review_task(
-            services.db, ctx, goal_id, task_id, action, reason=body.reason if body else None,
-            max_attempts=services.settings.max_attempts,
+        task = gs.review_task(ctx, goal_id, task_id, action, reason=body.reason if body else None
         )  # fmt: skip
         return TaskPublic.of(task)
 
@@ -84,13 +78,13 @@ _review_route("reject", "Refuse a succeeded task's evidence: a failed attempt.")
 
 @router.post("/{goal_id}/satisfy", responses=_ERRORS)
 def satisfy_goal(
-    goal_id: str, body: SatisfyBody, version: IfMatch, ctx: Writer, db: DB, response: Response
+    goal_id: str, body: SatisfyBody, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
     """The verification gate: every live task verified (else 409 with the counts) and a
     result valid for the goal's type (else 422 listing every error, kept in the goal's
     history as a GoalFailure). Satisfying again changes nothing."""
-    goal = commands.satisfy_goal(
-        db, ctx, goal_id, body.result, expected_version(version, body.expected_version)
+    goal = gs.satisfy_goal(
+        ctx, goal_id, body.result, expected_version(version, body.expected_version)
     )
     response.headers["ETag"] = etag(goal.version)
     return GoalPublic.of(goal)

@@ -1,0 +1,61 @@
+"""Response models (request bodies are the domain's GoalCreate / GoalUpdate), by resource."""
+
+from service.api.schemas.goals import (
+    GoalHistoryPublic,
+    GoalPublic,
+    GoalsPublic,
+    GoalTypePublic,
+    GoalTypesPublic,
+    LedgerEventPublic,
+    Problem,
+    VersionPrecondition,
+)
+from service.api.schemas.ranking import (
+    BeliefPublic,
+    BeliefsPublic,
+    BlockPublic,
+    DecisionPublic,
+    OutcomePublic,
+    OutcomesPublic,
+    ParameterPublic,
+    PrioritizedPublic,
+    RankedGoalPublic,
+    ScorePublic,
+)
+from service.api.schemas.tasks import (
+    SatisfyBody,
+    SelectionPublic,
+    SkippedPublic,
+    TaskPublic,
+    TaskReport,
+    TaskReview,
+    TasksPublic,
+)
+
+__all__ = [
+    "BeliefPublic",
+    "BeliefsPublic",
+    "BlockPublic",
+    "DecisionPublic",
+    "GoalHistoryPublic",
+    "GoalPublic",
+    "GoalTypePublic",
+    "GoalTypesPublic",
+    "GoalsPublic",
+    "LedgerEventPublic",
+    "OutcomePublic",
+    "OutcomesPublic",
+    "ParameterPublic",
+    "PrioritizedPublic",
+    "Problem",
+    "RankedGoalPublic",
+    "SatisfyBody",
+    "ScorePublic",
+    "SelectionPublic",
+    "SkippedPublic",
+    "TaskPublic",
+    "TaskReport",
+    "TaskReview",
+    "TasksPublic",
+    "VersionPrecondition",
+]

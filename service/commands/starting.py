@@ -1,0 +1,160 @@
+"""The store's side of a selection: re-vet and start goals in one transaction, or undo.
+
+A started goal is `executing` at the version the ranking showed, with its task, the
+`goal_selected_for_execution` ledger event and its outbox row; a goal that moved on,
+went away or fails re-vetting is not started, and the others are (a savepoint each).
+When the hand-off to the scheduler queue fails, undo_start puts the goal back.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from service.commands.base import Context, live_goal
+from service.commands.goals import move_goal
+from service.commands.ranking import ranking_inputs
+from service.commands.vetting import Vetting
+from service.domain.blocks import DEPENDENCY_UNSATISFIED, Block
+from service.domain.errors import ErrorKind, GoalNotFound, GoalStoreError, IllegalTransition
+from service.domain.goal import Goal, GoalState, from_record
+from service.domain.ranking import explain
+from service.domain.tasks import Task, TaskState
+from service.domain.vetting import Consistency, GoalBlocked, Verdict
+from service.store import beliefs as belief_table
+from service.store import goals as goal_table
+from service.store import ledger as ledger_table
+from service.store import tasks as task_table
+from service.store.db import Database
+
+
+def start_verdict(
+    conn: sqlite3.Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
+    now: datetime,
+) -> Verdict:  # fmt: skip
+    """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
+    verdict = vetting.verdict(conn, goal, consistency, now)
+    if not goal.depends_on:  # the ranking inputs are read only when they can matter
+        return verdict
+    unmet = tuple(
+        b.ref for b in explain(goal, ranking_inputs(conn, now)).blocked_by
+        if b.reason == DEPENDENCY_UNSATISFIED
+    )  # fmt: skip
+    if unmet:
+        block = Block(DEPENDENCY_UNSATISFIED, f"depends on unsatisfied goals: {', '.join(unmet)}")
+        verdict = replace(verdict, blocks=(*verdict.blocks, block))
+    return verdict
+
+
+class GoalMovedOn(GoalStoreError):
+    """The goal's version is not the one the ranking showed: another selector won.
+    Selection skips such a goal; it never reaches an edge."""
+
+    kind = ErrorKind.CONFLICT
+    code = "goal-moved"
+    title = "Goal moved on"
+
+
+class Started(NamedTuple):
+    goal: Goal  # now executing
+    task: Task
+    seq: int  # of the goal_selected_for_execution ledger event
+
+
+def start_goals(
+    db: Database, ctx: Context, versions: list[tuple[str, int]], vetting: Vetting
+) -> list[Started | GoalStoreError]:
+    """Re-vet each goal and move it adopted -> executing at the version given, with its
+    task, the ledger event and the outbox row: one transaction for all, a savepoint
+    each. For each, in the order given, what started or why it did not
+    (GoalBlocked, GoalNotFound, IllegalTransition, GoalMovedOn)."""
+    with db.read() as conn:
+        seen = goal_table.fetch_many(conn, [goal_id for goal_id, _ in versions])
+        beliefs = belief_table.listing(conn)
+    consulted: dict[str, Consistency] = {}
+    for goal_id, version in versions:  # the checker may be HTTP: no transaction open
+        record = seen.get(goal_id)
+        if record is not None and record["deleted_at"] is None and record["version"] == version:
+            consulted[goal_id] = vetting.consult(from_record(record), beliefs)
+    outcomes: list[Started | GoalStoreError] = []
+    with db.batch():
+        for goal_id, version in versions:
+            consistency = consulted.get(goal_id)
+            try:
+                if consistency is None:
+                    raise _not_startable(seen.get(goal_id), goal_id)
+                with db.write() as conn:
+                    outcomes.append(_start(conn, ctx, goal_id, version, vetting, consistency))
+            except (GoalBlocked, GoalNotFound, IllegalTransition, GoalMovedOn) as refused:
+                outcomes.append(refused)
+    return outcomes
+
+
+def _not_startable(record: dict[str, Any] | None, goal_id: str) -> GoalStoreError:
+    if record is None or record["deleted_at"] is not None:
+        return GoalNotFound(goal_id)
+    return GoalMovedOn()
+
+
+def _start(
+    conn: sqlite3.Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
+    consistency: Consistency,
+) -> Started:  # fmt: skip
+    now = ctx.clock()
+    goal = live_goal(conn, goal_id)
+    if goal.version != version:
+        raise GoalMovedOn()
+    if goal.state != GoalState.ADOPTED:
+        raise IllegalTransition(goal.id, goal.state.value, "start")
+    verdict = start_verdict(conn, vetting, goal, consistency, now)
+    if not verdict.allowed:
+        raise GoalBlocked(goal.id, verdict)
+    task_table.supersede_failed(conn, goal.id)
+    attempt = 1 + len(task_table.for_goal(conn, goal.id))
+    span = ctx.trace.child()
+    task = Task(
+        task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,
+        attempt=attempt, state=TaskState.QUEUED, trace_id=span.trace_id,
+        span_id=span.span_id, traceparent=span.traceparent, created_at=now, updated_at=now,
+    )  # fmt: skip
+    started = move_goal(conn, ctx, now, goal, "start", "goal_selected_for_execution",
+                        {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
+    task_table.insert(conn, task)
+    seq, _ = ledger_table.head(conn)  # the event move_goal just appended
+    return Started(started, task, seq)
+
+
+def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
+    """The emit failed: the goal goes back to adopted and the task is marked not emitted
+    (superseded: it never ran, so it is not an attempt)."""
+    with db.write() as conn:
+        now = ctx.clock()
+        record = goal_table.fetch(conn, task.goal_id)
+        if record is None:
+            return
+        goal = from_record(record)
+        if goal.state == GoalState.EXECUTING:
+            move_goal(conn, ctx, now, goal, "retry", "goal_retried",
+                      {"task": {"task_id": task.task_id, "reason": reason}})  # fmt: skip
+        failed = replace(task, state=TaskState.FAILED, reason=reason, superseded=True,
+                         updated_at=now)  # fmt: skip
+        task_table.save(conn, failed)
+
+
+def task_payload(goal: Goal, task: Task) -> dict[str, Any]:
+    """The scheduler job's one argument: JSON, everything an executor needs."""
+    return {
+        "task_id": task.task_id,
+        "goal_id": goal.id,
+        "goal_version": task.goal_version,
+        "attempt": task.attempt,
+        "text": goal.text,
+        "goal_type": goal.goal_type,
+        "success_metrics": goal.success_metrics,
+        "metadata": goal.metadata,
+        "trace_id": task.trace_id,
+        "traceparent": task.traceparent,
+    }

@@ -1,0 +1,257 @@
+"""The service as every entry point calls it: each use case bound to its collaborators.
+
+`GoalStore` is built once by the composition root (service/runtime.py) from
+Settings. REST, the CLI, scenarios and the workers call these methods rather than
+the command functions, so the collaborators a rule depends on (the checker and
+threshold of adoption, the attempt limit, the cache's lag limit, the flags) are
+chosen in one place and cannot differ by entry point. The command functions take
+every collaborator explicitly and default none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from service import commands as c
+from service.cache.ranking import RankingCache
+from service.commands import Context
+from service.commands.observe import RedisFigures, readiness, redis_figures
+from service.commands.tasks import JobProbe
+from service.domain.beliefs import Belief, BeliefPut
+from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
+from service.domain.errors import RedisRequired
+from service.domain.events import EventRef
+from service.domain.goal import Goal
+from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.ledger import ChainReport, Checkpoint, LedgerRow
+from service.domain.ranking import Score
+from service.domain.tasks import Task, TaskState
+from service.store.db import Database
+from service.store.migrate import ensure_schema, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The limits the rules read, from Settings (see service/config.py)."""
+
+    max_attempts: int  # failed attempts before a goal is abandoned
+    max_lag: timedelta  # rank from the store while the cache is further behind
+    task_stale_after: timedelta  # an open task untouched this long is checked
+    redeliver_after: timedelta  # a relayed event not applied by then is sent again
+    outbox_retention: timedelta  # applied outbox rows are kept this long
+    events_batch: int  # most events in one RQ job
+
+    @property
+    def relay_limit(self) -> int:
+        """Most events one pass of the relay takes from the outbox."""
+        return self.events_batch * 4
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What health and metrics read besides the store: Redis, its counts, the queues."""
+
+    redis: Redis | None
+    metrics_key: str
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GoalStore:
+    db: Database
+    cache: RankingCache | None
+    vetting: c.Vetting
+    selector: c.Selector
+    policy: Policy
+    observed: Observed
+
+    def require_cache(self, what: str) -> RankingCache:
+        """The Redis ranking cache, or RedisRequired naming what needed it."""
+        if self.cache is None:
+            raise RedisRequired(what)
+        return self.cache
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; the names applied."""
+        return migrate(self.db)
+
+    def ensure_schema(self) -> None:
+        """MigrationError unless every migration is applied (commands other than
+        migrate refuse to run on an old schema)."""
+        ensure_schema(self.db)
+
+    # --- goals ---------------------------------------------------------------------
+
+    def create_goal(self, ctx: Context, spec: GoalCreate) -> Goal:
+        return c.create_goal(self.db, ctx, spec)
+
+    def get_goal(self, goal_id: str, *, include_deleted: bool = False) -> Goal:
+        return c.get_goal(self.db, goal_id, include_deleted=include_deleted)
+
+    def list_goals(
+        self, *, state: str | None = None, category: str | None = None,
+        include_deleted: bool = False, cursor: int = 0, limit: int = 50,
+    ) -> c.GoalPage:  # fmt: skip
+        return c.list_goals(
+            self.db, state=state, category=category, include_deleted=include_deleted,
+            cursor=cursor, limit=limit,
+        )  # fmt: skip
+
+    def update_goal(
+        self, ctx: Context, goal_id: str, patch: GoalUpdate, expected_version: int | None,
+        *, any_version: bool = False,
+    ) -> c.Change:  # fmt: skip
+        return c.update_goal(self.db, ctx, goal_id, patch, expected_version,
+                             any_version=any_version)  # fmt: skip
+
+    def adopt_goal(
+        self, ctx: Context, goal_id: str, expected_version: int | None = None
+    ) -> c.Change:
+        return c.adopt_goal(self.db, ctx, goal_id, expected_version, vetting=self.vetting)
+
+    def abandon_goal(
+        self, ctx: Context, goal_id: str, expected_version: int | None = None
+    ) -> c.Change:
+        return c.abandon_goal(self.db, ctx, goal_id, expected_version)
+
+    def delete_goal(
+        self, ctx: Context, goal_id: str, expected_version: int | None = None
+    ) -> c.Change:
+        return c.delete_goal(self.db, ctx, goal_id, expected_version)
+
+    def goal_history(self, goal_id: str, *, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
+        return c.goal_history(self.db, goal_id, after=after, limit=limit)
+
+    # --- ranking and selection -----------------------------------------------------
+
+    def goal_score(self, goal_id: str) -> tuple[Goal, Score]:
+        return c.goal_score(self.db, goal_id)
+
+    def ranked_view(
+        self, *, limit: int = 20, category: str | None = None, include_blocked: bool = False
+    ) -> c.RankedView:
+        return c.ranked_view(self.db, self.cache, max_lag=self.policy.max_lag, limit=limit,
+                             category=category, include_blocked=include_blocked)  # fmt: skip
+
+    def select(self, ctx: Context) -> c.Selection:
+        return self.selector.select(ctx)
+
+    def select_many(self, ctx: Context, want: int) -> list[c.Selection]:
+        return self.selector.select_many(ctx, want)
+
+    def rebuild_cache(self) -> dict[str, int]:
+        return c.rebuild_cache(self.db, self.require_cache("the cache rebuild"))
+
+    def refresh_cache(self) -> dict[str, Any]:
+        return c.refresh_cache(self.db, self.require_cache("the cache refresh"))
+
+    def apply_events(self, events: list[EventRef]) -> dict[str, Any]:
+        return c.apply_events(self.db, self.require_cache("the events worker"), events)
+
+    # --- the outbox ----------------------------------------------------------------
+
+    def relay_outbox(self, send: Callable[[list[EventRef]], None]) -> int:
+        """Send up to `policy.relay_limit` pending events, `events_batch` a job."""
+        p = self.policy
+        return c.relay_outbox(self.db, send, limit=p.relay_limit, batch=p.events_batch)
+
+    def redeliver_stale(self) -> dict[str, int]:
+        p = self.policy
+        return c.redeliver_stale(self.db, after=p.redeliver_after, retention=p.outbox_retention)
+
+    def cache_backlog(self) -> dict[str, Any]:
+        return c.cache_backlog(self.db)
+
+    # --- tasks and the gate --------------------------------------------------------
+
+    def list_tasks(self, goal_id: str) -> list[Task]:
+        return c.list_tasks(self.db, goal_id)
+
+    def report_task(
+        self, ctx: Context, task_id: str, state: TaskState, *, evidence: Any = None,
+        reason: str | None = None, goal_id: str | None = None,
+    ) -> Task:  # fmt: skip
+        return c.report_task(self.db, ctx, task_id, state, evidence=evidence, reason=reason,
+                             goal_id=goal_id, max_attempts=self.policy.max_attempts)  # fmt: skip
+
+    def review_task(
+        self, ctx: Context, goal_id: str, task_id: str, action: str, *, reason: str | None = None
+    ) -> Task:
+        return c.review_task(self.db, ctx, goal_id, task_id, action, reason=reason,
+                             max_attempts=self.policy.max_attempts)  # fmt: skip
+
+    def satisfy_goal(
+        self, ctx: Context, goal_id: str, result: Any, expected_version: int | None = None
+    ) -> Goal:
+        return c.satisfy_goal(self.db, ctx, goal_id, result, expected_version)
+
+    def sweep_tasks(self, ctx: Context, probe: JobProbe) -> list[Task]:
+        return c.sweep_tasks(self.db, ctx, probe, stale_after=self.policy.task_stale_after,
+                             max_attempts=self.policy.max_attempts)  # fmt: skip
+
+    # --- beliefs and decisions -----------------------------------------------------
+
+    def put_belief(self, ctx: Context, belief_id: str, spec: BeliefPut) -> tuple[Belief, bool]:
+        return c.put_belief(self.db, ctx, belief_id, spec)
+
+    def get_belief(self, belief_id: str) -> Belief:
+        return c.get_belief(self.db, belief_id)
+
+    def list_beliefs(self, active: bool | None = None) -> list[Belief]:
+        return c.list_beliefs(self.db, active)
+
+    def get_decision(self, decision_id: str) -> Decision:
+        return c.get_decision(self.db, decision_id)
+
+    def change_decision(
+        self, ctx: Context, decision_id: str, change: DecisionChange
+    ) -> tuple[Decision, bool]:
+        return c.change_decision(self.db, ctx, decision_id, change)
+
+    def record_outcome(
+        self, ctx: Context, decision_id: str, outcome: OutcomeCreate
+    ) -> dict[str, Any]:
+        return c.record_outcome(self.db, ctx, decision_id, outcome)
+
+    def list_outcomes(
+        self, decision_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return c.list_outcomes(self.db, decision_id, after=after, limit=limit)
+
+    # --- the ledger and health -----------------------------------------------------
+
+    def verify_ledger(self, checkpoint: Checkpoint | None = None) -> ChainReport:
+        return c.verify_ledger(self.db, checkpoint)
+
+    def ledger_checkpoint(self) -> Checkpoint:
+        return c.ledger_checkpoint(self.db)
+
+    def replay_check(self) -> c.ReplayReport:
+        return c.replay_check(self.db)
+
+    def store_figures(self, now: datetime) -> c.StoreFigures:
+        return c.store_figures(self.db, now)
+
+    def redis_figures(self) -> RedisFigures | None:
+        """Counts, queue depths and cache meta; None without Redis or when it does not
+        answer (logged), so a scrape still serves the store's figures."""
+        o = self.observed
+        if o.redis is None:
+            return None
+        try:
+            return redis_figures(o.redis, o.metrics_key, o.queues, self.cache)
+        except RedisError as exc:
+            log.warning("metrics: Redis does not answer (%s); serving the store's only", exc)
+            return None
+
+    def readiness(self) -> dict[str, str]:
+        return readiness(self.db, self.observed.redis)
