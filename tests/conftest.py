@@ -43,10 +43,21 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.close()
 
 
+# The tests' Redis: a database number of their own on the machine's server.
+TEST_REDIS_URL = os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Where the tests' Redis is (GOALSTORE_TEST_REDIS_URL); use with redis_client to have
+    it flushed around the test."""
+    return TEST_REDIS_URL
+
+
 @pytest.fixture
 def redis_client() -> Iterator[Redis]:
     """A real Redis: its own database number, flushed before and after each test."""
-    client = Redis.from_url(os.environ.get("GOALSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    client = Redis.from_url(TEST_REDIS_URL)
     client.flushdb()
     yield client
     client.flushdb()

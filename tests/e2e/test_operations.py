@@ -3,7 +3,6 @@ one-command embedded start ranks, selects and executes with nothing else running
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -12,27 +11,19 @@ from typing import Any
 import httpx
 import pytest
 
-from service.testing import goal_spec
-from tests.e2e.test_processes import BIN, stop, wait_ready
-from tests.e2e.test_worker_processes import Stack, wait_for
-from tests.integration.conftest import free_port
-from tests.integration.test_metrics_api import one, scrape
+from service.testing import (
+    free_port,
+    metric,
+    post_adopted_goal,
+    post_goal,
+    scrape_metrics,
+    wait_for,
+)
+from tests.e2e.conftest import BIN, Stack, process_env, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 
 ON = {"GOAL_SYSTEM": "on", "GOAL_SHADOW": "off"}
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Any:
-    s = Stack(tmp_path)
-    yield s
-    s.close()
-
-
-def create(client: httpx.Client, goal_id: str, **fields: Any) -> None:
-    response = client.post("/v1/goals", json=goal_spec(id=goal_id, **fields))
-    assert 201 == response.status_code, response.text
 
 
 def task_states(client: httpx.Client, goal_id: str) -> list[str]:
@@ -51,17 +42,16 @@ def test_metrics_from_web_worker_scheduler_and_the_cli_reach_the_web_s_metrics(
     scripted run that creates, adopts, blocks and selects; the web's /metrics shows the
     counts each process made (the CLI's selection, the worker's applied events and
     prioritizing, the scheduler's finished tasks) and the store's exact figures."""
-    port = free_port()
-    wait_ready(f"http://127.0.0.1:{port}", stack.spawn("web", PORT=str(port), **ON))
+    http = stack.serve(**ON)
     stack.worker(**ON)
     stack.spawn("scheduler", **ON)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with http:
         belief = {"statement": "Never delete user data", "active": True}
         assert 201 == http.put("/v1/beliefs/safety.data", json=belief).status_code
-        create(http, "g-1", value=0.9)
-        create(http, "g-2", value=0.7)
-        create(http, "g-3", value=0.1, category="exploration")
-        create(http, "g-x", contradicts=["safety.data"])
+        post_goal(http, id="g-1", value=0.9)
+        post_goal(http, id="g-2", value=0.7)
+        post_goal(http, id="g-3", value=0.1, category="exploration")
+        post_goal(http, id="g-x", contradicts=["safety.data"])
         for goal_id in ("g-1", "g-2", "g-3"):
             assert 200 == http.post(f"/v1/goals/{goal_id}/adopt").status_code
         assert 409 == http.post("/v1/goals/g-x/adopt").status_code
@@ -69,35 +59,35 @@ def test_metrics_from_web_worker_scheduler_and_the_cli_reach_the_web_s_metrics(
                  lambda: stack.redis.client().zcard("goalstore:ranked") == 3)  # fmt: skip
 
         assert "emitted" == http.post("/v1/goals/select").json()["mode"]  # the web process
-        cli = subprocess.run(
-            [str(BIN / "goalstore"), "select"], env=stack.env(**ON),
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        cli = stack.goalstore("select", **ON)
         assert 0 == cli.returncode, cli.stderr
         for goal_id in ("g-1", "g-2"):
             wait_for(f"{goal_id}'s task to succeed",
                      lambda g=goal_id: task_states(http, g) == ["succeeded"])  # type: ignore[misc]  # fmt: skip
         wait_for("every event applied", lambda: stack.unapplied() == 0)
-        samples = scrape(http)
+        samples = scrape_metrics(http)
 
     with sqlite3.connect(stack.database) as conn:
         outbox_rows = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    assert 3 == one(samples, "goals_adopted_total")
-    assert 2 == one(samples, "goal_selected_total")  # one by the web, one by the CLI process
-    assert 1 == one(samples, "goal_blocked_by_belief_total", belief_id="safety.data")
-    assert 2 == one(samples, "goal_select_latency_seconds_count")
-    assert 2 == one(samples, "goalstore_tasks_finished_total", state="succeeded")  # scheduler
-    assert outbox_rows == one(samples, "goalstore_events_applied_total")  # the events worker
-    assert 1 <= one(samples, "goal_prioritize_latency_seconds_count")
-    assert 2 == one(samples, "goals_by_state", state="executing")
-    assert 1 == one(samples, "goals_total", category="exploration", state="adopted")
-    assert 1 == one(samples, "goals_total", category="maintenance", state="proposed")
-    assert 2 == one(samples, "goalstore_tasks", state="succeeded")
-    assert 0 == one(samples, "goalstore_queue_depth", queue="scheduler")
-    assert (0, 0) == (one(samples, "goalstore_outbox_pending"),
-                      one(samples, "goalstore_outbox_lag_seconds"))  # fmt: skip
-    assert (1, 1) == (one(samples, "goalstore_redis_up"), one(samples, "goalstore_cache_warm"))
-    assert 0 <= one(samples, "goalstore_cache_staleness_seconds") < 60
+    assert 3 == metric(samples, "goals_adopted_total")
+    assert 2 == metric(samples, "goal_selected_total")  # one by the web, one by the CLI process
+    assert 1 == metric(samples, "goal_blocked_by_belief_total", belief_id="safety.data")
+    assert 2 == metric(samples, "goal_select_latency_seconds_count")
+    assert 2 == metric(samples, "goalstore_tasks_finished_total", state="succeeded")  # scheduler
+    assert outbox_rows == metric(samples, "goalstore_events_applied_total")  # the events worker
+    assert 1 <= metric(samples, "goal_prioritize_latency_seconds_count")
+    assert 2 == metric(samples, "goals_by_state", state="executing")
+    assert 1 == metric(samples, "goals_total", category="exploration", state="adopted")
+    assert 1 == metric(samples, "goals_total", category="maintenance", state="proposed")
+    assert 2 == metric(samples, "goalstore_tasks", state="succeeded")
+    assert 0 == metric(samples, "goalstore_queue_depth", queue="scheduler")
+    assert (0, 0) == (metric(samples, "goalstore_outbox_pending"),
+                      metric(samples, "goalstore_outbox_lag_seconds"))  # fmt: skip
+    assert (1, 1) == (
+        metric(samples, "goalstore_redis_up"),
+        metric(samples, "goalstore_cache_warm"),
+    )
+    assert 0 <= metric(samples, "goalstore_cache_staleness_seconds") < 60
 
 
 def test_the_embedded_start_ranks_selects_and_executes_with_nothing_else(
@@ -107,8 +97,7 @@ def test_the_embedded_start_ranks_selects_and_executes_with_nothing_else(
     says it is embedded; a goal is ranked from the in-process Redis, selected, executed
     by the in-process scheduler worker, and counted; SQLite is under ./data."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
-    env.update(PORT=str(port), GOALSTORE_TICK_SECONDS="1", **ON)
+    env = process_env(PORT=str(port), GOALSTORE_TICK_SECONDS="1", **ON)
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [str(BIN / "goalstore"), "serve"], env=env, cwd=tmp_path, stdout=log,
@@ -117,15 +106,14 @@ def test_the_embedded_start_ranks_selects_and_executes_with_nothing_else(
     try:
         wait_ready(f"http://127.0.0.1:{port}", process)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            create(http, "g-1")
-            assert 200 == http.post("/v1/goals/g-1/adopt").status_code
+            post_adopted_goal(http, id="g-1")
             body = wait_for("the goal ranked from the embedded Redis", lambda: from_redis(http))
             assert ["g-1"] == [item["goal_id"] for item in body["data"]]
             selected = http.post("/v1/goals/select").json()
             assert ("emitted", "g-1") == (selected["mode"], selected["goal"]["id"])
             wait_for("the embedded scheduler's report",
                      lambda: task_states(http, "g-1") == ["succeeded"])  # fmt: skip
-            samples = scrape(http)
+            samples = scrape_metrics(http)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -135,16 +123,15 @@ def test_the_embedded_start_ranks_selects_and_executes_with_nothing_else(
     assert "EMBEDDED MODE" in output
     assert "GOALSTORE_REDIS_URL" in output
     assert (tmp_path / "data" / "goalstore.db").exists()
-    assert 1 == one(samples, "goal_selected_total")
-    assert 1 == one(samples, "goalstore_tasks_finished_total", state="succeeded")
-    assert 1 == one(samples, "goalstore_redis_up")
+    assert 1 == metric(samples, "goal_selected_total")
+    assert 1 == metric(samples, "goalstore_tasks_finished_total", state="succeeded")
+    assert 1 == metric(samples, "goalstore_redis_up")
 
 
 def test_the_embedded_server_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM stops the API and its worker threads: exit as uvicorn does, no traceback."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
-    env.update(PORT=str(port))
+    env = process_env(PORT=str(port))
     process = subprocess.Popen(
         [str(BIN / "goalstore"), "serve"], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.testing import goal_spec
-from tests.integration.conftest import free_port
+from service.testing import free_port, goal_spec, post_adopted_goal
+from tests.e2e.conftest import REPO, goalstore, process_env, procfile, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def procfile() -> dict[str, str]:
-    entries = {}
-    for line in (REPO / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and not line.startswith("#"):
-            entries[name.strip()] = command.strip()
-    return entries
-
 
 def environment(tmp_path: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        GOALSTORE_DATABASE=str(tmp_path / "e2e.db"),
-        PORT=str(port),
-    )
-    return env
+    return process_env(GOALSTORE_DATABASE=str(tmp_path / "e2e.db"), PORT=str(port))
 
 
 def run_procfile(name: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
@@ -54,41 +32,10 @@ def run_procfile(name: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not become ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> str:
-    """SIGTERM, as a process manager sends it; the server's output once it has exited."""
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=20)
-    # uvicorn re-raises the signal after a graceful shutdown, so it exits "killed by SIGTERM".
-    assert process.returncode in (0, -signal.SIGTERM), output
-    return output.decode()
-
-
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     port = free_port()
     yield f"http://127.0.0.1:{port}", environment(tmp_path, port), tmp_path
-
-
-def goalstore(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "goalstore"), *args], env=env, cwd=cwd, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
 
 
 def test_procfile_release_then_web_serves_and_goals_survive_a_restart(
@@ -107,10 +54,8 @@ def test_procfile_release_then_web_serves_and_goals_survive_a_restart(
 
     first = run_procfile("web", env, cwd)
     wait_ready(url, first)
-    created = httpx.post(f"{url}/v1/goals", json=goal_spec(text="survive a restart"))
-    assert 201 == created.status_code
-    goal_id = created.json()["id"]
-    assert 200 == httpx.post(f"{url}/v1/goals/{goal_id}/adopt").status_code
+    with httpx.Client(base_url=url, timeout=10) as http:
+        goal_id = post_adopted_goal(http, text="survive a restart")
     assert "Application shutdown complete" in stop(first)
 
     second = run_procfile("web", env, cwd)

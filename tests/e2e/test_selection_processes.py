@@ -8,32 +8,20 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from service import commands
-from service.domain.inputs import GoalCreate
 from service.store.db import Database
-from service.testing import goal_spec, make_context
-from tests.e2e.test_processes import BIN, wait_ready
-from tests.e2e.test_worker_processes import Stack, adopt, wait_for
-from tests.integration.conftest import free_port
+from service.testing import adopted_goal, make_context, post_adopted_goal, wait_for
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
 ON = {"GOAL_SYSTEM": "on", "GOAL_SHADOW": "off", "GOALSTORE_TASK_STALE_S": "1"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Any:
-    s = Stack(tmp_path)
-    yield s
-    s.close()
 
 
 def tasks(client: httpx.Client, goal_id: str) -> list[dict[str, Any]]:
@@ -54,11 +42,11 @@ def ranked(stack: Stack, goal_id: str) -> bool:
 def test_select_execute_verify_satisfy_with_one_trace(stack: Stack) -> None:
     """REST select with a traceparent -> the scheduler process runs the reference
     executor -> the task report carries that trace id -> verify -> satisfy."""
-    port = _serve(stack)
+    http = stack.serve(**ON)
     stack.worker(**ON)
     stack.spawn("scheduler", **ON)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        goal_id = adopt(http, goal_spec(text="Summarise the incident log"))
+    with http:
+        goal_id = post_adopted_goal(http, text="Summarise the incident log")
         wait_for("the goal in the Redis ranking", lambda: ranked(stack, goal_id))
 
         selected = http.post("/v1/goals/select", headers={"traceparent": TRACEPARENT})
@@ -92,23 +80,16 @@ def test_select_execute_verify_satisfy_with_one_trace(stack: Stack) -> None:
         assert ("satisfied", 200) == (satisfied.json()["state"], satisfied.status_code)
 
 
-def _serve(stack: Stack) -> int:
-    """The Procfile's `web` with the selection flags on."""
-    port = free_port()
-    wait_ready(f"http://127.0.0.1:{port}", stack.spawn("web", PORT=str(port), **ON))
-    return port
-
-
 def test_a_sigkilled_scheduler_worker_s_task_is_noticed_and_the_goal_retried(
     stack: Stack,
 ) -> None:
     """The task's worker dies mid-job (SIGKILL): another scheduler process notices (its
     worker process is gone), reports the task failed, and the goal is adopted again."""
-    port = _serve(stack)
+    http = stack.serve(**ON)
     stack.worker(**ON)
     victim = stack.spawn("scheduler", **ON)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        goal_id = adopt(http, goal_spec(metadata={"executor": {"sleep_s": 120}}))
+    with http:
+        goal_id = post_adopted_goal(http, metadata={"executor": {"sleep_s": 120}})
         wait_for("the goal in the Redis ranking", lambda: ranked(stack, goal_id))
         task_id = http.post("/v1/goals/select").json()["task"]["task_id"]
         wait_for("the task to run", lambda: in_state(http, goal_id, "running"))
@@ -142,17 +123,17 @@ print(json.dumps(emitted))
 
 
 def test_eight_selector_processes_emit_each_of_200_goals_once(stack: Stack) -> None:
+    """Eight processes select from one Redis ranking until nothing is left: each of the 200
+    adopted goals is emitted exactly once, with one job and one task each."""
     db = Database(stack.database)
     ctx = make_context()
     with db.batch():
         for n in range(200):
-            spec = goal_spec(id=f"g-{n:03d}", value=(n % 17) / 17)
-            commands.create_goal(db, ctx, GoalCreate.model_validate(spec))
-            commands.adopt_goal(db, ctx, spec["id"])
+            adopted_goal(db, ctx, id=f"g-{n:03d}", value=(n % 17) / 17)
     db.close()
+    rebuilt = stack.goalstore("cache", "rebuild", **ON)
+    assert 0 == rebuilt.returncode, rebuilt.stderr
     env = stack.env(**ON)
-    subprocess.run([str(BIN / "goalstore"), "cache", "rebuild"], env=env, check=True,
-                   capture_output=True, timeout=60)  # fmt: skip
 
     procs = [
         subprocess.Popen([sys.executable, "-c", _SELECT_LOOP], env=env, stdout=subprocess.PIPE,

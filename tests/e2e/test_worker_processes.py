@@ -3,136 +3,23 @@ and a redis-server of the test's own, which the tests kill and restart empty."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from redis import Redis
 from rq import Worker
 from rq.suspension import resume, suspend
 
 from service.store import outbox
-from service.testing import goal_spec, migrated_database, wait_for
-from tests.e2e.test_processes import BIN, procfile, wait_ready
-from tests.integration.conftest import free_port
+from service.testing import goal_spec, post_adopted_goal, wait_for
+from tests.e2e.conftest import Stack
 from tests.ranking_oracle import DEFAULT_WEIGHTS, independent_score, is_blocked
 
 pytestmark = pytest.mark.e2e
-
-
-class RedisServer:
-    """A redis-server on a free port, keeping nothing on disk: killed, it comes back empty."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed (make test installs it via .ci/run)"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = self.client()
-        wait_for("redis-server", lambda: _pings(client), seconds=10)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def client(self) -> Redis:
-        return Redis(port=self.port, socket_timeout=2)
-
-
-def _pings(client: Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-
-
-class Stack:
-    """One SQLite file, one Redis, and the processes started over them."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.redis = RedisServer(tmp_path)
-        self.redis.start()
-        self.database = tmp_path / "loop.db"
-        migrated_database(self.database).close()
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.url = ""
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
-        env.update(
-            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            GOALSTORE_DATABASE=str(self.database),
-            GOALSTORE_REDIS_URL=self.redis.url,
-            GOALSTORE_TICK_SECONDS="1",
-            GOALSTORE_REDELIVER_AFTER_S="1",
-            GOALSTORE_RELAY_INTERVAL_MS="10",
-            **extra,
-        )
-        return env
-
-    def spawn(self, entry: str, **env: str) -> subprocess.Popen[bytes]:
-        """Start a Procfile entry through the shell, as a process manager does."""
-        log = open(self.tmp_path / f"{entry}-{len(self.processes)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {procfile()[entry]}"], env=self.env(**env),
-            cwd=self.tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.processes.append(process)
-        return process
-
-    def serve(self) -> httpx.Client:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        wait_ready(self.url, self.spawn("web", PORT=str(port)))
-        return httpx.Client(base_url=self.url, timeout=10)
-
-    def worker(self, **env: str) -> subprocess.Popen[bytes]:
-        process = self.spawn("worker", **env)
-        client = self.redis.client()
-        wait_for(
-            "the worker's start-up rebuild",
-            lambda: client.hexists("goalstore:meta", "rebuilt_seq"),
-        )
-        return process
-
-    def unapplied(self) -> int:
-        with sqlite3.connect(self.database) as conn:
-            conn.row_factory = sqlite3.Row
-            return int(outbox.backlog(conn)["unapplied"])
-
-    def close(self) -> None:
-        for process in self.processes:  # SIGTERM, as a process manager stops them
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=20)
-        if self.redis.process and self.redis.process.poll() is None:
-            self.redis.kill()
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    yield s
-    s.close()
 
 
 def redis_cli_ranking(port: int, key: str = "goalstore:ranked") -> list[tuple[str, float]]:
@@ -149,14 +36,6 @@ def prioritized(client: httpx.Client) -> dict[str, Any]:
     assert 200 == response.status_code, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def adopt(client: httpx.Client, spec: dict[str, Any]) -> str:
-    created = client.post("/v1/goals", json=spec)
-    assert 201 == created.status_code, created.text
-    goal_id: str = created.json()["id"]
-    assert 200 == client.post(f"/v1/goals/{goal_id}/adopt").status_code
-    return goal_id
 
 
 def converged(stack: Stack, client: httpx.Client) -> dict[str, Any] | None:
@@ -215,7 +94,7 @@ def test_rest_changes_reach_redis_through_the_worker(stack: Stack) -> None:
             contradicts=rnd.sample(["b.b", "b.d"], 1) if rnd.random() < 0.15 else [],
         )  # fmt: skip
         specs.append(spec)
-        adopt(client, spec)
+        post_adopted_goal(client, **spec)
     check_against_oracle(stack, client, specs, DEFAULT_WEIGHTS, active)
 
     # Belief activation: goals contradicting b.b leave the ranking, aligned ones gain.
@@ -248,13 +127,13 @@ def test_redis_lost_and_back_empty_converges_with_nothing_lost(stack: Stack) -> 
     rnd = random.Random(5)
     specs = [goal_spec(id=f"before-{n}", value=round(rnd.random(), 4)) for n in range(5)]
     for spec in specs:
-        adopt(client, spec)
+        post_adopted_goal(client, **spec)
     check_against_oracle(stack, client, specs, DEFAULT_WEIGHTS, set())
 
     stack.redis.kill()
     during = [goal_spec(id=f"during-{n}", value=round(rnd.random(), 4)) for n in range(5)]
     for spec in during:
-        adopt(client, spec)  # asserts 201 and 200: the outbox holds the events
+        post_adopted_goal(client, **spec)  # asserts 201 and 200: the outbox holds the events
     assert 204 == client.delete("/v1/goals/before-0", headers={"If-Match": '"2"'}).status_code
     fallback = prioritized(client)
     assert ("sqlite", "redis_unavailable") == (fallback["source"], fallback["fallback_reason"])
@@ -265,10 +144,7 @@ def test_redis_lost_and_back_empty_converges_with_nothing_lost(stack: Stack) -> 
     stack.redis.start()  # same port, empty
     check_against_oracle(stack, client, live, DEFAULT_WEIGHTS, set())
     assert all(process.poll() is None for process in stack.processes), "a process died"
-    verify = subprocess.run(
-        [str(BIN / "goalstore"), "ledger", "verify"], env=stack.env(), cwd=stack.tmp_path,
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    verify = stack.goalstore("ledger", "verify")
     assert 0 == verify.returncode, verify.stdout
 
 
@@ -287,14 +163,14 @@ def test_a_worker_killed_mid_batch_loses_no_event(stack: Stack) -> None:
     suspend(redis)  # workers finish what they hold, then take nothing new
     first = [goal_spec(id=f"warm-{n}") for n in range(4)]
     for spec in first:
-        adopt(client, spec)
+        post_adopted_goal(client, **spec)
     wait_for(
         "both workers to be suspended",
         lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["suspended"] * 2,
     )
     rest = [goal_spec(id=f"g-{n:02d}", value=round(0.01 * n, 2)) for n in range(20)]
     for spec in rest:
-        adopt(client, spec)
+        post_adopted_goal(client, **spec)
     wait_for("every event relayed", lambda: _all_relayed(stack.database))
 
     lock = sqlite3.connect(stack.database, isolation_level=None)

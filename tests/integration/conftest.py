@@ -1,27 +1,28 @@
-"""A real server for HTTP tests: uvicorn on a free loopback port, in a thread of this process."""
+"""The integration tier's runners: a real server for HTTP tests (uvicorn on a free loopback
+port, in a thread of this process), the `goalstore` CLI, called in this process, and the
+ranking cache on the tests' Redis."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
+from redis import Redis
 
+from service import cli
 from service.api.app import create_app
+from service.cache.keys import Keys
+from service.cache.ranking import RankingCache
 from service.config import Settings
 from service.runtime import Services, build_services
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from service.testing import free_port
 
 
 class LiveServer:
@@ -47,6 +48,11 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+    def client(self, **options: Any) -> httpx.Client:
+        """An HTTP client of this server (close it, or use it in a `with`)."""
+        options.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.url, **options)
 
 
 ServerFactory = Callable[..., LiveServer]
@@ -75,5 +81,29 @@ def server(start_server: ServerFactory) -> LiveServer:
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
+    with server.client() as http:
         yield http
+
+
+CliRunner = Callable[..., tuple[int, Any]]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """`run_cli(database, *argv)`: `goalstore --database DATABASE ARGV...` in this process,
+    its exit code and the JSON it printed on stdout."""
+
+    def run(database: Path, *argv: str) -> tuple[int, Any]:
+        code = cli.main(["--database", str(database), *argv])
+        return code, orjson.loads(capsys.readouterr().out)
+
+    return run
+
+
+KEYS = Keys("goalstore-test:")  # the prefix of the tests' keys in their Redis
+
+
+@pytest.fixture
+def cache(redis_client: Redis) -> RankingCache:
+    """The ranking cache on the tests' Redis (flushed around the test), under KEYS."""
+    return RankingCache(redis_client, KEYS)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.testing import goal_spec
+from service.testing import goal_spec, post_goal, row_counts
 from tests.integration.conftest import LiveServer, ServerFactory
 from tests.seed import SEED_EXAMPLE_JSON
 
@@ -20,20 +20,12 @@ JSON = {"content-type": "application/json"}
 PROBLEM = "application/problem+json"
 
 
-def stored(server: LiveServer) -> tuple[int, int, int]:
-    """(goals, ledger rows, outbox rows) as the SQLite file holds them now."""
-    conn = server.services.db.connection()
-    return tuple(  # type: ignore[return-value]
-        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("goals", "ledger", "outbox")
-    )
+NOTHING = {"goals": 0, "ledger": 0, "outbox": 0}
 
 
-def create(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
-    response = client.post("/v1/goals", json=goal_spec(**overrides))
-    assert 201 == response.status_code, response.text
-    body: dict[str, Any] = response.json()
-    return body
+def stored(server: LiveServer) -> dict[str, int]:
+    """The goals, ledger and outbox rows the server's SQLite file holds now."""
+    return row_counts(server.services.db.connection())
 
 
 def test_seed_example_is_accepted_as_written(client: httpx.Client) -> None:
@@ -67,7 +59,7 @@ def test_creating_the_same_id_again_is_a_conflict(client: httpx.Client, server: 
 
 def test_minted_ids_have_the_documented_shape(client: httpx.Client) -> None:
     """Without an id, the server mints g- and 16 hex characters."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
 
     assert goal_id.startswith("g-")
     assert 18 == len(goal_id)
@@ -169,7 +161,7 @@ def test_a_chunked_two_megabyte_body_is_cut_off_at_the_limit(
     response = client.post("/v1/goals", content=chunks(), headers=JSON)
 
     assert 413 == response.status_code
-    assert (0, 0, 0) == stored(server)
+    assert NOTHING == stored(server)
 
 
 UNKNOWN_ID_CALLS = [
@@ -192,12 +184,12 @@ def test_unknown_ids_are_404_problems(
     assert 404 == response.status_code
     assert PROBLEM == response.headers["content-type"]
     assert "g-missing" == response.json()["goal_id"]
-    assert (0, 0, 0) == stored(server)
+    assert NOTHING == stored(server)
 
 
 def test_patch_with_if_match_advances_the_version(client: httpx.Client) -> None:
     """A PATCH at the current ETag applies and returns the next ETag."""
-    goal = create(client, value=0.3)
+    goal = post_goal(client, value=0.3)
 
     response = client.patch(
         f"/v1/goals/{goal['id']}", json={"value": 0.9}, headers={"If-Match": '"1"'}
@@ -212,7 +204,7 @@ def test_a_stale_patch_is_a_conflict_recorded_in_the_ledger(
     client: httpx.Client, server: LiveServer
 ) -> None:
     """A stale version is a 409 naming the current one, plus a goal_conflict_detected event."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
     client.patch(f"/v1/goals/{goal_id}", json={"value": 0.1, "expected_version": 1})
 
     stale = client.patch(f"/v1/goals/{goal_id}", json={"value": 0.2}, headers={"If-Match": '"1"'})
@@ -229,7 +221,7 @@ def test_a_stale_patch_is_a_conflict_recorded_in_the_ledger(
 
 def test_patch_without_a_version_is_428(client: httpx.Client, server: LiveServer) -> None:
     """A blind PATCH is refused: it would silently overwrite someone else's change."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
     before = stored(server)
 
     response = client.patch(f"/v1/goals/{goal_id}", json={"value": 0.1})
@@ -240,7 +232,7 @@ def test_patch_without_a_version_is_428(client: httpx.Client, server: LiveServer
 
 def test_a_malformed_if_match_is_400(client: httpx.Client) -> None:
     """If-Match must be an ETag as the server sent it."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
 
     response = client.patch(f"/v1/goals/{goal_id}", json={"value": 0.1}, headers={"If-Match": "v1"})
 
@@ -249,7 +241,7 @@ def test_a_malformed_if_match_is_400(client: httpx.Client) -> None:
 
 def test_patch_rejects_nulls_and_unknown_fields(client: httpx.Client) -> None:
     """Only horizon_max_min may be cleared with null; unknown fields are refused."""
-    goal_id = create(client, horizon_max_min=60)["id"]
+    goal_id = post_goal(client, horizon_max_min=60)["id"]
 
     null_text = client.patch(f"/v1/goals/{goal_id}", json={"text": None, "expected_version": 1})
     unknown = client.patch(f"/v1/goals/{goal_id}", json={"state": "adopted", "expected_version": 1})
@@ -266,13 +258,13 @@ def test_sixteen_concurrent_patches_at_one_version_one_wins(
     client: httpx.Client, server: LiveServer
 ) -> None:
     """16 PATCHes racing at version 1: exactly one succeeds, 15 are 409."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
     barrier = threading.Barrier(16)
     statuses: list[int] = []
     lock = threading.Lock()
 
     def patch(n: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as own:
+        with server.client(timeout=30) as own:
             barrier.wait()
             response = own.patch(
                 f"/v1/goals/{goal_id}",
@@ -296,7 +288,7 @@ def test_sixteen_concurrent_patches_at_one_version_one_wins(
 
 def test_adopt_and_abandon_are_idempotent(client: httpx.Client, server: LiveServer) -> None:
     """Repeating adopt or abandon is a 200 that changes nothing."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
 
     first = client.post(f"/v1/goals/{goal_id}/adopt")
     after_first = stored(server)
@@ -316,7 +308,7 @@ def test_an_illegal_transition_names_the_current_state(
     client: httpx.Client, server: LiveServer
 ) -> None:
     """Adopting an abandoned goal is a 409 with the state it is in, and changes nothing."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
     client.post(f"/v1/goals/{goal_id}/abandon")
     before = stored(server)
 
@@ -329,7 +321,7 @@ def test_an_illegal_transition_names_the_current_state(
 
 def test_a_stale_adopt_is_a_conflict(client: httpx.Client) -> None:
     """adopt honours If-Match like any other change."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
     client.patch(f"/v1/goals/{goal_id}", json={"value": 0.2, "expected_version": 1})
 
     response = client.post(f"/v1/goals/{goal_id}/adopt", headers={"If-Match": '"1"'})
@@ -340,7 +332,7 @@ def test_a_stale_adopt_is_a_conflict(client: httpx.Client) -> None:
 
 def test_soft_delete_hides_the_goal_but_keeps_its_history(client: httpx.Client) -> None:
     """DELETE is 204 (twice), the goal leaves reads and lists, its history remains."""
-    goal_id = create(client)["id"]
+    goal_id = post_goal(client)["id"]
 
     assert 204 == client.delete(f"/v1/goals/{goal_id}").status_code
     assert 204 == client.delete(f"/v1/goals/{goal_id}").status_code
@@ -354,9 +346,9 @@ def test_soft_delete_hides_the_goal_but_keeps_its_history(client: httpx.Client) 
 
 def test_lists_filter_and_paginate(client: httpx.Client) -> None:
     """state and category filters combine; cursors walk every match exactly once."""
-    ids = {create(client, category="exploration")["id"] for _ in range(7)}
-    create(client, category="maintenance")
-    adopted = create(client, category="exploration")["id"]
+    ids = {post_goal(client, category="exploration")["id"] for _ in range(7)}
+    post_goal(client, category="maintenance")
+    adopted = post_goal(client, category="exploration")["id"]
     client.post(f"/v1/goals/{adopted}/adopt")
 
     seen: list[str] = []
@@ -440,7 +432,7 @@ def secured(start_server: ServerFactory) -> LiveServer:
 
 def test_without_a_key_requests_are_401(secured: LiveServer) -> None:
     """With keys configured, a request without one (or with a wrong one) is refused."""
-    with httpx.Client(base_url=secured.url) as anonymous:
+    with secured.client() as anonymous:
         missing = anonymous.get("/v1/goals")
         wrong = anonymous.get("/v1/goals", headers={"Authorization": "Bearer nope-nope-nope-nope"})
 
@@ -452,18 +444,18 @@ def test_without_a_key_requests_are_401(secured: LiveServer) -> None:
 def test_a_read_key_cannot_write(secured: LiveServer) -> None:
     """Scopes are enforced: read may list, not create."""
     headers = {"X-API-Key": "viewer-key-0123456789"}
-    with httpx.Client(base_url=secured.url, headers=headers) as viewer:
+    with secured.client(headers=headers) as viewer:
         assert 200 == viewer.get("/v1/goals").status_code
         refused = viewer.post("/v1/goals", json=goal_spec())
 
     assert 403 == refused.status_code
-    assert (0, 0, 0) == stored(secured)
+    assert NOTHING == stored(secured)
 
 
 def test_the_keys_actor_owns_the_goal_and_signs_the_ledger(secured: LiveServer) -> None:
     """The actor of the key becomes the owner and the ledger's actor."""
     headers = {"Authorization": "Bearer alice-key-0123456789"}
-    with httpx.Client(base_url=secured.url, headers=headers) as alice:
+    with secured.client(headers=headers) as alice:
         goal = alice.post("/v1/goals", json=goal_spec()).json()
         alice.post(f"/v1/goals/{goal['id']}/adopt")
         history = alice.get(f"/v1/goals/{goal['id']}/history").json()["data"]
@@ -474,6 +466,6 @@ def test_the_keys_actor_owns_the_goal_and_signs_the_ledger(secured: LiveServer) 
 
 def test_health_needs_no_key(secured: LiveServer) -> None:
     """Probes stay open so orchestrators can reach them."""
-    with httpx.Client(base_url=secured.url) as anonymous:
+    with secured.client() as anonymous:
         assert 200 == anonymous.get("/livez").status_code
         assert 200 == anonymous.get("/readyz").status_code

@@ -9,20 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from service.testing import goal_spec, wait_for
+from service.testing import goal_spec, post_goal, wait_for
 from tests.integration.conftest import ServerFactory
-
-
-def create(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
-    response = client.post("/v1/goals", json=goal_spec(**overrides))
-    assert 201 == response.status_code, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def test_a_patch_from_1_to_true_is_a_change(client: httpx.Client) -> None:
     """JSON 1 and true differ: the change is stored, versioned and readable afterwards."""
-    goal = create(client, metadata={"flag": 1})
+    goal = post_goal(client, metadata={"flag": 1})
 
     patched = client.patch(
         f"/v1/goals/{goal['id']}", json={"metadata": {"flag": True}}, headers={"If-Match": '"1"'}
@@ -45,7 +38,7 @@ def test_ids_that_would_collide_with_routes_are_refused(goal_id: str, client: ht
 
 def test_if_match_star_allows_a_deliberate_blind_patch(client: httpx.Client) -> None:
     """If-Match: * applies the change at whatever version the goal is."""
-    goal = create(client)
+    goal = post_goal(client)
     client.patch(f"/v1/goals/{goal['id']}", json={"value": 0.1, "expected_version": 1})
 
     response = client.patch(
@@ -69,7 +62,7 @@ def test_ambiguous_preconditions_are_400(
     headers: dict[str, str], body: dict[str, Any], client: httpx.Client
 ) -> None:
     """A weak ETag, or an If-Match that contradicts expected_version, is refused unapplied."""
-    goal = create(client)
+    goal = post_goal(client)
 
     response = client.patch(f"/v1/goals/{goal['id']}", json=body, headers=headers)
 
@@ -83,7 +76,7 @@ def test_ambiguous_preconditions_are_400(
 )  # fmt: skip
 def test_huge_integers_in_queries_are_422(path: str, client: httpx.Client) -> None:
     """A number past SQLite's integers is a validation error, not a 500."""
-    create(client, id="g-1")
+    post_goal(client, id="g-1")
 
     assert 422 == client.get(path).status_code
 
@@ -91,7 +84,7 @@ def test_huge_integers_in_queries_are_422(path: str, client: httpx.Client) -> No
 def test_a_locked_database_is_a_503_with_retry_after(start_server: ServerFactory) -> None:
     """When another writer holds the lock past the busy timeout, the API says retry."""
     server = start_server(busy_timeout_ms=100)
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         assert 200 == client.get("/readyz").status_code  # migrated
         blocker = sqlite3.connect(server.services.db.path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")

@@ -10,20 +10,11 @@ import pytest
 
 from service import commands
 from service.domain.beliefs import BeliefPut
-from service.domain.inputs import GoalCreate
-from service.testing import goal_spec
+from service.testing import adopted_goal, goal_spec, post_adopted_goal
 from tests.integration.conftest import LiveServer, ServerFactory
 from tests.ranking_oracle import DEFAULT_WEIGHTS, independent_score
 
 PROBLEM = "application/problem+json"
-
-
-def adopt(client: httpx.Client, **overrides: Any) -> str:
-    created = client.post("/v1/goals", json=goal_spec(**overrides))
-    assert 201 == created.status_code, created.text
-    goal_id: str = created.json()["id"]
-    assert 200 == client.post(f"/v1/goals/{goal_id}/adopt").status_code
-    return goal_id
 
 
 def ranking(client: httpx.Client, **params: Any) -> list[tuple[str, float, bool]]:
@@ -108,8 +99,8 @@ def test_out_of_range_or_off_step_weights_are_422(
 
 def test_a_weight_change_reorders_the_ranking(client: httpx.Client) -> None:
     """With value weighted down and effort up, the easy goal overtakes the valuable one."""
-    valuable = adopt(client, value=0.9, effort=0.9, risk=0.2)
-    easy = adopt(client, value=0.3, effort=0.0, risk=0.2)
+    valuable = post_adopted_goal(client, value=0.9, effort=0.9, risk=0.2)
+    easy = post_adopted_goal(client, value=0.3, effort=0.0, risk=0.2)
     assert [valuable, easy] == [goal_id for goal_id, _, _ in ranking(client)]
 
     changed = client.put(
@@ -126,8 +117,8 @@ def test_activating_a_belief_takes_contradicting_goals_out_of_the_ranking(
 ) -> None:
     """A goal contradicting a belief is ranked until the belief is active, then blocked."""
     client.put("/v1/beliefs/core.rest", json={"statement": "Rest at night", "active": False})
-    night = adopt(client, contradicts=["core.rest"])
-    day = adopt(client)
+    night = post_adopted_goal(client, contradicts=["core.rest"])
+    day = post_adopted_goal(client)
     assert {night, day} == {goal_id for goal_id, _, _ in ranking(client)}
 
     client.put("/v1/beliefs/core.rest", json={"statement": "Rest at night", "active": True})
@@ -141,8 +132,8 @@ def test_activating_a_belief_takes_contradicting_goals_out_of_the_ranking(
 def test_a_blocked_goal_s_score_explains_why(client: httpx.Client) -> None:
     """The score names the active belief and the unsatisfied dependency (the belief became
     active after adoption: vetting refuses to adopt against an active one)."""
-    first = adopt(client)
-    goal_id = adopt(client, contradicts=["core.rest"], depends_on=[first])
+    first = post_adopted_goal(client)
+    goal_id = post_adopted_goal(client, contradicts=["core.rest"], depends_on=[first])
     client.put("/v1/beliefs/core.rest", json={"statement": "Rest at night"})
 
     score = client.get(f"/v1/goals/{goal_id}/score").json()
@@ -157,8 +148,8 @@ def test_a_blocked_goal_s_score_explains_why(client: httpx.Client) -> None:
 
 def test_prioritized_filters_by_category_and_limits(client: httpx.Client) -> None:
     """category narrows the list; limit cuts it; proposed goals are not ranked."""
-    explore = [adopt(client, category="exploration", value=v) for v in (0.2, 0.8, 0.5)]
-    adopt(client, category="maintenance")
+    explore = [post_adopted_goal(client, category="exploration", value=v) for v in (0.2, 0.8, 0.5)]
+    post_adopted_goal(client, category="maintenance")
     client.post("/v1/goals", json=goal_spec(category="exploration"))  # proposed: not ranked
 
     top_two = ranking(client, category="exploration", limit=2)
@@ -189,13 +180,12 @@ def test_a_few_hundred_random_goals_rank_as_the_seed_formula_says(
             horizon_max_min=rnd.choice([None, 60 * 24 * 30]),  # none, or 30 days out
         )
         specs.append(spec)
-        commands.create_goal(db, ctx, GoalCreate.model_validate(spec))
-        commands.adopt_goal(db, ctx, spec["id"])
+        adopted_goal(server.services, ctx, **spec)
     for belief in sorted(active):
         commands.put_belief(db, ctx, belief, BeliefPut(statement=belief, active=True))
     weights = DEFAULT_WEIGHTS
 
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         served = ranking(client, include_blocked=True)
 
     expected = {spec["id"]: independent_score(spec, weights, active) for spec in specs}
@@ -208,7 +198,7 @@ def test_a_few_hundred_random_goals_rank_as_the_seed_formula_says(
 
 def test_outcomes_record_metrics_with_the_weights_in_force(client: httpx.Client) -> None:
     """An outcome keeps the parameter values of its time; unknown metrics or goals are refused."""
-    goal_id = adopt(client)
+    goal_id = post_adopted_goal(client)
     recorded = client.post(
         "/v1/decisions/goal_selected/outcomes",
         json={"goal_id": goal_id, "metrics": {"goal_satisfaction": 1.0, "coherence": 0.7}},
@@ -234,7 +224,7 @@ def test_changing_weights_needs_the_admin_scope(start_server: ServerFactory) -> 
     """A write key may record outcomes but not retune the weights."""
     server = start_server(api_keys="w:write:write-key-0123456789,a:admin:admin-key-0123456789")
     body = {"parameters": {"value_weight": 0.4}}
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         writer = client.put(
             "/v1/decisions/goal_selected", json=body, headers={"X-API-Key": "write-key-0123456789"}
         )

@@ -7,14 +7,14 @@ import random
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service import cli, commands
-from service.cache.keys import Keys
+from service import commands
 from service.cache.ranking import CacheLost, RankingCache
 from service.commands import Context
 from service.domain.beliefs import BeliefPut
@@ -25,20 +25,16 @@ from service.domain.goal import GoalCategory
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.domain.ranking import RankingInputs, snapshot
 from service.store.db import Database
-from service.testing import FrozenClock, goal_spec, make_context
-
-KEYS = Keys("goalstore-test:")
-
-
-@pytest.fixture
-def cache(redis_client: Redis) -> RankingCache:
-    return RankingCache(redis_client, KEYS)
-
-
-def adopted(db: Database, ctx: Context, **overrides: Any) -> str:
-    goal = commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(**overrides)))
-    commands.adopt_goal(db, ctx, goal.id)
-    return goal.id
+from service.testing import (
+    RELAY,
+    FrozenClock,
+    adopted_goal,
+    default_vetting,
+    goal_spec,
+    make_context,
+    new_goal,
+)
+from tests.integration.conftest import KEYS, CliRunner
 
 
 def dump(redis: Redis) -> dict[str, Any]:
@@ -60,8 +56,8 @@ def test_rebuild_puts_the_sqlite_ranking_in_redis(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """After a rebuild, ZREVRANGE of the ranked ZSET is the prioritized order from SQLite."""
-    ids = [adopted(db, ctx, value=v) for v in (0.3, 0.9, 0.6)]
-    commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(id="g-proposed")))
+    ids = [adopted_goal(db, ctx, value=v) for v in (0.3, 0.9, 0.6)]
+    new_goal(db, ctx, id="g-proposed")
     now = ctx.clock()
 
     summary = commands.rebuild_cache(db, cache, now=now)
@@ -83,7 +79,7 @@ def test_snapshots_carry_the_explanation(
 ) -> None:
     """HGETALL goalstore:goal:{id} shows version, state, placement and, in its explanation,
     the blocking belief; the hash holds exactly the documented fields."""
-    goal_id = adopted(db, ctx, contradicts=["core.rest"])
+    goal_id = adopted_goal(db, ctx, contradicts=["core.rest"])
     commands.put_belief(db, ctx, "core.rest", BeliefPut(statement="rest"))
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
@@ -110,7 +106,7 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """A snapshot computed at an earlier ledger seq is ignored by the guarded write."""
-    goal_id = adopted(db, ctx, value=0.2)
+    goal_id = adopted_goal(db, ctx, value=0.2)
     old = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()
     commands.update_goal(db, ctx, goal_id, GoalUpdate(value=0.9), 2)
     new = commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()
@@ -129,7 +125,7 @@ def test_a_category_change_moves_the_goal_between_category_rankings(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """The per-category ZSETs follow a goal whose category changes."""
-    goal_id = adopted(db, ctx, category="exploration")
+    goal_id = adopted_goal(db, ctx, category="exploration")
     commands.rebuild_cache(db, cache, now=ctx.clock())
     commands.update_goal(db, ctx, goal_id, GoalUpdate(category="maintenance"), 2)
 
@@ -145,7 +141,7 @@ def test_equal_scores_keep_the_documented_tie_order_at_the_cut(
     """Ties at the limit are resolved by creation time, not by Redis' member order."""
     ids = []
     for name in ("g-z", "g-y", "g-x"):  # created in this order, one minute apart
-        ids.append(adopted(db, ctx, id=name))
+        ids.append(adopted_goal(db, ctx, id=name))
         clock.advance(minutes=1)
     commands.rebuild_cache(db, cache, now=clock())
 
@@ -156,7 +152,7 @@ def test_a_rebuild_drops_goals_sqlite_does_not_have(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """Snapshots of goals unknown to SQLite (e.g. from another database) are removed."""
-    goal_id = adopted(db, ctx)
+    goal_id = adopted_goal(db, ctx)
     commands.rebuild_cache(db, cache, now=ctx.clock())
     stray = replace(commands.get_goal(db, goal_id), id="g-stray")
     cache.write([snapshot(stray, RankingInputs(now=ctx.clock()), seq=1)])
@@ -199,7 +195,7 @@ def test_incremental_writes_equal_a_rebuild_on_random_histories(
                 )
                 ids.append(commands.create_goal(db, ctx, GoalCreate.model_validate(spec)).id)
             elif choice < 0.6:
-                commands.adopt_goal(db, ctx, rnd.choice(ids))
+                commands.adopt_goal(db, ctx, rnd.choice(ids), vetting=default_vetting())
             elif choice < 0.7:
                 commands.abandon_goal(db, ctx, rnd.choice(ids))
             elif choice < 0.75:
@@ -213,7 +209,7 @@ def test_incremental_writes_equal_a_rebuild_on_random_histories(
                 commands.change_decision(db, ctx, "goal_selected", change)
         except GoalStoreError:
             pass  # an illegal step in a random history: nothing changed
-        delivered += commands.relay_outbox(db, queued.append, batch=rnd.randint(1, 4))
+        delivered += commands.relay_outbox(db, queued.append, batch=rnd.randint(1, 4), limit=2000)
         rnd.shuffle(queued)
         while queued and rnd.random() < 0.6:  # some batches wait, and leave out of order
             batch = queued.pop() if rnd.random() < 0.8 else rnd.choice(queued)  # or repeat
@@ -243,7 +239,7 @@ def test_an_emptied_redis_is_not_warm_until_rebuilt(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """Losing Redis' data shows as a cold cache; a rebuild restores the same ranking."""
-    ids = [adopted(db, ctx, value=v) for v in (0.4, 0.8)]
+    ids = [adopted_goal(db, ctx, value=v) for v in (0.4, 0.8)]
     commands.rebuild_cache(db, cache, now=ctx.clock())
     before = dump(redis_client)
 
@@ -256,27 +252,26 @@ def test_an_emptied_redis_is_not_warm_until_rebuilt(
 
 
 def test_cli_cache_rebuild(
-    tmp_path: Any, redis_client: Redis, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
+    tmp_path: Path, redis_client: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    run_cli: CliRunner,
+) -> None:  # fmt: skip
     """`goalstore cache rebuild` fills Redis from the database; without a Redis URL it says so."""
     database = tmp_path / "cli.db"
     monkeypatch.delenv("GOALSTORE_REDIS_URL", raising=False)
-    assert 2 == cli.main(["--database", str(database), "cache", "rebuild"])
-    assert "GOALSTORE_REDIS_URL is unset" in json.loads(capsys.readouterr().out)["detail"]
+    code, out = run_cli(database, "cache", "rebuild")
+    assert 2 == code
+    assert "GOALSTORE_REDIS_URL is unset" in out["detail"]
 
     (tmp_path / "g.json").write_text(json.dumps(goal_spec(id="g-cli")))
-    cli.main(["--database", str(database), "goals", "create", str(tmp_path / "g.json")])
-    cli.main(["--database", str(database), "goals", "adopt", "g-cli"])
-    capsys.readouterr()
-    monkeypatch.setenv("GOALSTORE_REDIS_URL", "redis://127.0.0.1:6379/15")
+    run_cli(database, "goals", "create", str(tmp_path / "g.json"))
+    run_cli(database, "goals", "adopt", "g-cli")
+    monkeypatch.setenv("GOALSTORE_REDIS_URL", redis_url)
     monkeypatch.setenv("GOALSTORE_REDIS_PREFIX", KEYS.prefix)
 
-    code = cli.main(["--database", str(database), "cache", "rebuild"])
+    code, out = run_cli(database, "cache", "rebuild")
 
     assert 0 == code
-    assert {"goals": 1, "ranked": 1, "blocked": 0} == {
-        k: v for k, v in json.loads(capsys.readouterr().out).items() if k != "seq"
-    }
+    assert {"goals": 1, "ranked": 1, "blocked": 0} == {k: v for k, v in out.items() if k != "seq"}
     assert [b"g-cli"] == redis_client.zrange(KEYS.ranked, 0, -1)
 
 
@@ -284,8 +279,8 @@ def test_deadlines_are_indexed_for_the_urgency_sweep(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """Goals with a deadline are listed with it, so time can re-score them."""
-    with_deadline = adopted(db, ctx, horizon_max_min=90)
-    adopted(db, ctx)
+    with_deadline = adopted_goal(db, ctx, horizon_max_min=90)
+    adopted_goal(db, ctx)
     commands.rebuild_cache(db, cache, now=ctx.clock())
 
     created = ctx.clock().timestamp()  # the frozen clock has not moved since creation
@@ -298,9 +293,9 @@ def test_a_rebuild_keeps_a_goal_created_while_it_ran(
 ) -> None:
     """The rebuild read SQLite before the goal existed; the worker then wrote its snapshot.
     The rebuild does not find it in what it read, but must not drop it as stale."""
-    old = adopted(db, ctx)
+    old = adopted_goal(db, ctx)
     read = commands.ranking_state(db, now=ctx.clock())  # the rebuild's read, at seq S
-    new = adopted(db, ctx)  # created after S...
+    new = adopted_goal(db, ctx)  # created after S...
     cache.write([commands.ranking_state(db, [new], now=ctx.clock()).snapshots()])  # ...applied
 
     cache.rebuild([read.snapshots()], read.inputs.active_beliefs, read.inputs.weights,
@@ -325,7 +320,7 @@ def test_a_rebuild_leaves_a_goal_it_did_not_write_where_the_newer_write_put_it(
 ) -> None:
     """The worker wrote a newer snapshot before the rebuild's write reached it: the guard
     keeps the newer hash, and the rebuild must not place its older score either."""
-    ids = [adopted(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
+    ids = [adopted_goal(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
     read = commands.ranking_state(db, now=ctx.clock())  # the rebuild's read, at seq S
     commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
     newer = commands.ranking_state(db, [ids[0]], now=ctx.clock()).snapshots()
@@ -348,7 +343,7 @@ def test_a_rebuild_places_no_goal_rewritten_after_its_write(
     """Between writing every snapshot and placing them, the worker rewrites one goal (and
     places it, and blocks another): the rebuild places the rest, not its older view of
     those two."""
-    ids = [adopted(db, ctx, value=v, horizon_max_min=90) for v in (0.2, 0.4, 0.6, 0.8)]
+    ids = [adopted_goal(db, ctx, value=v, horizon_max_min=90) for v in (0.2, 0.4, 0.6, 0.8)]
     read = commands.ranking_state(db, now=ctx.clock())
     commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
     commands.update_goal(db, ctx, ids[1], GoalUpdate(contradicts=["b.x"]), 2)
@@ -386,7 +381,7 @@ def test_a_rebuild_alone_places_goals_without_reading_them_back(
     """Nobody else wrote while it ran: the rebuild places every goal without a read of its
     snapshot (the per-goal check is for races only) and finds no stale goal to compare."""
     for v in (0.2, 0.4, 0.6):
-        adopted(db, ctx, value=v, horizon_max_min=90)
+        adopted_goal(db, ctx, value=v, horizon_max_min=90)
     place = RankingCache._place
     replies: list[Any] = []
 
@@ -412,12 +407,12 @@ def test_a_rebuild_cut_short_leaves_every_placed_goal_where_its_snapshot_says(
     """The rebuild dies after writing the snapshots (a timeout, the worker killed): the
     goals Redis had are already placed with their new snapshot (one rescored, one now
     blocked); the rankings never disagree with the hashes of the goals they hold."""
-    ids = [adopted(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
+    ids = [adopted_goal(db, ctx, value=v, category="exploration") for v in (0.2, 0.4, 0.6)]
     commands.rebuild_cache(db, cache, now=ctx.clock())
     commands.update_goal(db, ctx, ids[0], GoalUpdate(value=0.95), 2)
     commands.update_goal(db, ctx, ids[1], GoalUpdate(contradicts=["b.x"]), 2)
     commands.put_belief(db, ctx, "b.x", BeliefPut(statement="x"))
-    late = adopted(db, ctx, value=0.5, category="exploration")  # new to Redis
+    late = adopted_goal(db, ctx, value=0.5, category="exploration")  # new to Redis
 
     def dies(self: RankingCache, *args: Any) -> Any:
         raise RedisConnectionError("connection reset between the two steps")
@@ -437,7 +432,8 @@ def test_a_rebuild_cut_short_leaves_every_placed_goal_where_its_snapshot_says(
     assert 0 < commands.cache_backlog(db)["unapplied"]  # ...its events still to apply
 
     monkeypatch.undo()  # the worker goes on: relays the pending events, applies them
-    commands.relay_outbox(db, lambda batch: commands.apply_events(db, cache, batch, ctx.clock()))
+    apply = lambda batch: commands.apply_events(db, cache, batch, ctx.clock())  # noqa: E731
+    commands.relay_outbox(db, apply, **RELAY)
     assert late in _scores(redis_client, KEYS.ranked)
     assert late in _scores(redis_client, KEYS.ranked_in("exploration"))
 
@@ -449,7 +445,7 @@ def test_a_rebuild_during_which_redis_lost_its_data_leaves_the_cache_cold(
     """Redis restarts empty after the snapshots were written: marked warm, the half-empty
     cache would never be rebuilt. The rebuild says so and leaves it cold; the next
     refresh rebuilds it whole."""
-    ids = [adopted(db, ctx, value=v) for v in (0.2, 0.4)]
+    ids = [adopted_goal(db, ctx, value=v) for v in (0.2, 0.4)]
     backlog = commands.cache_backlog(db)["unapplied"]
     place = RankingCache._place
 
@@ -478,7 +474,7 @@ def test_a_rebuild_places_nothing_once_redis_lost_its_data_though_the_count_came
     """Redis restarts empty between the two steps, and one write brings meta's `writes`
     back to where the rebuild's own write left it: that is not "nobody wrote", and the
     goals whose snapshots are gone must not be placed."""
-    ids = [adopted(db, ctx, value=v) for v in (0.2, 0.4)]
+    ids = [adopted_goal(db, ctx, value=v) for v in (0.2, 0.4)]
     place = RankingCache._place
     restarted: list[int] = []
     once = threading.Lock()
@@ -508,9 +504,9 @@ def test_a_refused_write_places_the_goal_a_rebuild_cut_short_left_unplaced(
     of an older view of that goal is refused (Redis holds newer), and it marks the goal's
     events applied: unless the refused write places the goal where the held snapshot
     says, nothing ever will."""
-    adopted(db, ctx)
+    adopted_goal(db, ctx)
     commands.rebuild_cache(db, cache, now=clock())  # warm
-    late = adopted(db, ctx, value=0.7, horizon_max_min=90)
+    late = adopted_goal(db, ctx, value=0.7, horizon_max_min=90)
     worker_read = commands.ranking_state(db, [late], now=clock()).snapshots()
     clock.advance(seconds=1)  # the rebuild reads the same seq, later
 
@@ -539,7 +535,7 @@ def test_a_rebuild_places_nothing_after_redis_restarted_with_its_data_reloaded(
     """A Redis that restarts and reloads its data from disk brings the marker back, and an
     older `writes` count: the marker holds the run id of the Redis process that took it,
     so the rebuild sees the restart and places nothing."""
-    adopted(db, ctx, value=0.2)
+    adopted_goal(db, ctx, value=0.2)
     place = RankingCache._place
 
     def restarted_from_disk(self: RankingCache, *args: Any) -> Any:
@@ -561,7 +557,7 @@ def test_a_rebuild_whose_redis_restarts_after_placing_still_leaves_it_cold(
 ) -> None:  # fmt: skip
     """The last moment Redis can be lost: every goal placed, the cache not yet marked
     rebuilt. The mark is refused (the marker is gone), the cache stays cold."""
-    adopted(db, ctx)
+    adopted_goal(db, ctx)
     set_inputs = RankingCache.set_inputs
 
     def restarted_first(self: RankingCache, *args: Any) -> None:
@@ -580,7 +576,7 @@ def test_a_rebuild_refuses_snapshots_of_two_reads(
 ) -> None:
     """A rebuild places its goals by the one seq and time its snapshots were computed at:
     batches from two reads are a programming error, refused before they are written."""
-    first, second = adopted(db, ctx), adopted(db, ctx)
+    first, second = adopted_goal(db, ctx), adopted_goal(db, ctx)
     one = commands.ranking_state(db, [first], now=clock())
     clock.advance(seconds=1)
     other = commands.ranking_state(db, [second], now=clock())
@@ -604,7 +600,7 @@ def test_a_rebuild_in_many_chunks_writes_every_goal_exactly(
     monkeypatch.setattr("service.cache.ranking.WRITE_CHUNK", 3)  # snapshots a script call
     rnd = random.Random(5)
     for _ in range(11):
-        adopted(db, ctx, value=rnd.random(), effort=rnd.random(), risk=rnd.random())
+        adopted_goal(db, ctx, value=rnd.random(), effort=rnd.random(), risk=rnd.random())
 
     report = commands.rebuild_cache(db, cache, now=ctx.clock())
 
@@ -621,7 +617,7 @@ def test_a_ranked_read_skips_a_goal_unplaced_between_its_two_reads(
 ) -> None:
     """top() reads the ZSET, then the snapshots: a goal whose snapshot was rewritten as
     not scored in between (it was just started) is left out, not a crash."""
-    kept, started = adopted(db, ctx, value=0.2), adopted(db, ctx, value=0.9)
+    kept, started = adopted_goal(db, ctx, value=0.2), adopted_goal(db, ctx, value=0.9)
     commands.rebuild_cache(db, cache, now=ctx.clock())
     redis_client.hset(KEYS.goal(started), mapping={"placement": "none", "score": "", "raw": ""})
 

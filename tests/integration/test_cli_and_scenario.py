@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from service import cli
-from service.testing import goal_spec
+from service.testing import goal_spec, row_counts
+from tests.integration.conftest import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCENARIO = "deploy/scenarios/goal_flow_001.json"
@@ -25,20 +25,18 @@ DEMO_SCENARIO = "deploy/scenarios/goal_flow_001.json"
 
 @dataclass
 class Cli:
+    """`goalstore` over this test's database: `run(*argv)` is its exit code and JSON."""
+
     database: Path
-    capsys: pytest.CaptureFixture[str]
+    run_cli: CliRunner
 
     def __call__(self, *argv: str) -> tuple[int, Any]:
-        code = cli.main(["--database", str(self.database), *argv])
-        return code, orjson.loads(self.capsys.readouterr().out)
+        return self.run_cli(self.database, *argv)
 
     def counts(self) -> dict[str, int]:
         conn = sqlite3.connect(self.database)
         try:
-            return {
-                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("goals", "ledger", "outbox")
-            }
+            return row_counts(conn)
         finally:
             conn.close()
 
@@ -47,8 +45,8 @@ NOTHING = {"goals": 0, "ledger": 0, "outbox": 0}
 
 
 @pytest.fixture
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path / "data" / "cli.db", capsys)
+def run(tmp_path: Path, run_cli: CliRunner) -> Cli:
+    return Cli(tmp_path / "data" / "cli.db", run_cli)
 
 
 def write_json(path: Path, value: Any) -> str:
@@ -100,8 +98,7 @@ def test_create_from_stdin_takes_the_actor_flag(run: Cli, monkeypatch: pytest.Mo
     body = orjson.dumps(goal_spec(id="G-stdin"))
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(body)))
 
-    code = cli.main(["--database", str(run.database), "--actor", "alice", "goals", "create", "-"])
-    out = orjson.loads(run.capsys.readouterr().out)
+    code, out = run("--actor", "alice", "goals", "create", "-")
 
     assert (0, "G-stdin", "alice") == (code, out["id"], out["owner"])
 
@@ -244,8 +241,7 @@ def test_update_without_expected_version_is_a_usage_error(run: Cli, tmp_path: Pa
     create(run, tmp_path, "G-1")
 
     with pytest.raises(SystemExit) as stopped:
-        cli.main(["--database", str(run.database), "goals", "update", "G-1",
-                  write_json(tmp_path / "p.json", {"value": 0.1})])  # fmt: skip
+        run("goals", "update", "G-1", write_json(tmp_path / "p.json", {"value": 0.1}))
 
     assert 2 == stopped.value.code
     assert {"goals": 1, "ledger": 1, "outbox": 1} == run.counts()

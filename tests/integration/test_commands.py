@@ -18,28 +18,24 @@ from service.domain.errors import (
     PreconditionRequired,
     VersionConflict,
 )
-from service.domain.goal import Goal
-from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.inputs import GoalUpdate
 from service.domain.ledger import LedgerRow
 from service.store import outbox
 from service.store.db import Database
-from service.testing import FrozenClock, goal_spec
+from service.testing import (
+    FrozenClock,
+    adopted_goal,
+    default_vetting,
+    new_goal,
+    row_counts,
+)
 
 START = "2026-01-01T12:00:00.000000Z"  # FrozenClock's default instant, in the stored form
 
 
-def create(db: Database, ctx: Context, goal_id: str, **overrides: Any) -> Goal:
-    return commands.create_goal(
-        db, ctx, GoalCreate.model_validate(goal_spec(id=goal_id, **overrides))
-    )
-
-
 def counts(db: Database) -> dict[str, int]:
-    conn = db.connection()
-    return {
-        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("goals", "ledger", "outbox")
-    }
+    """The goals, ledger and outbox rows the database holds now."""
+    return row_counts(db.connection())
 
 
 def goal_row(db: Database, goal_id: str) -> dict[str, Any] | None:
@@ -62,7 +58,7 @@ def force_state(db: Database, goal_id: str, state: str) -> None:
 
 def test_create_writes_row_one_event_and_one_outbox_row(db: Database, ctx: Context) -> None:
     """Creating a goal writes its row, one goal_created event and one outbox row for it."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
 
     row = goal_row(db, "g-1")
     assert row is not None
@@ -83,11 +79,11 @@ def test_create_writes_row_one_event_and_one_outbox_row(db: Database, ctx: Conte
 
 def test_create_with_duplicate_id_raises_and_writes_nothing(db: Database, ctx: Context) -> None:
     """A second create with a taken id raises GoalAlreadyExists and writes no row or event."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     before, row_before = counts(db), goal_row(db, "g-1")
 
     with pytest.raises(GoalAlreadyExists):
-        create(db, ctx, "g-1", text="a different goal")
+        new_goal(db, ctx, id="g-1", text="a different goal")
 
     assert before == counts(db)
     assert row_before == goal_row(db, "g-1")
@@ -95,11 +91,11 @@ def test_create_with_duplicate_id_raises_and_writes_nothing(db: Database, ctx: C
 
 def test_create_rejects_unknown_dependencies_and_writes_nothing(db: Database, ctx: Context) -> None:
     """depends_on naming a goal that does not exist is InvalidGoal, and nothing is written."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     before = counts(db)
 
     with pytest.raises(InvalidGoal) as caught:
-        create(db, ctx, "g-2", depends_on=["g-1", "g-missing"])
+        new_goal(db, ctx, id="g-2", depends_on=["g-1", "g-missing"])
 
     assert [("depends_on",)] == [e.loc for e in caught.value.errors]
     assert "g-missing" in caught.value.errors[0].msg
@@ -108,12 +104,12 @@ def test_create_rejects_unknown_dependencies_and_writes_nothing(db: Database, ct
 
 def test_create_rejects_a_dependency_on_a_deleted_goal(db: Database, ctx: Context) -> None:
     """A soft-deleted goal is not a live goal: depending on it is InvalidGoal."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     commands.delete_goal(db, ctx, "g-1")
     before = counts(db)
 
     with pytest.raises(InvalidGoal):
-        create(db, ctx, "g-2", depends_on=["g-1"])
+        new_goal(db, ctx, id="g-2", depends_on=["g-1"])
 
     assert before == counts(db)
 
@@ -125,7 +121,7 @@ def test_stale_update_records_conflict_and_leaves_goal_unchanged(
     db: Database, ctx: Context
 ) -> None:
     """A stale version raises VersionConflict, logs goal_conflict_detected, keeps the row."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.9), 1)
     before, row_before = counts(db), goal_row(db, "g-1")
 
@@ -144,7 +140,7 @@ def test_update_with_right_version_bumps_version_and_logs_the_change(
     db: Database, ctx: Context, clock: FrozenClock
 ) -> None:
     """An update at the current version applies, bumps the version and logs only what changed."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     clock.advance(minutes=5)
 
     change = commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.9, text="New text"), 1)
@@ -173,7 +169,7 @@ def test_update_with_right_version_bumps_version_and_logs_the_change(
 
 def test_update_without_a_version_is_refused(db: Database, ctx: Context) -> None:
     """An update naming no expected version raises PreconditionRequired and writes nothing."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     before, row_before = counts(db), goal_row(db, "g-1")
 
     with pytest.raises(PreconditionRequired):
@@ -185,7 +181,7 @@ def test_update_without_a_version_is_refused(db: Database, ctx: Context) -> None
 
 def test_update_takes_the_version_from_the_patch_body(db: Database, ctx: Context) -> None:
     """expected_version inside the patch stands in for the argument."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
 
     change = commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.9, expected_version=1), None)
 
@@ -194,7 +190,7 @@ def test_update_takes_the_version_from_the_patch_body(db: Database, ctx: Context
 
 def test_update_that_changes_nothing_writes_nothing(db: Database, ctx: Context) -> None:
     """Setting a field to the value it already has is unchanged: no version bump, no event."""
-    create(db, ctx, "g-1", value=0.6)
+    new_goal(db, ctx, id="g-1", value=0.6)
     before = counts(db)
 
     change = commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.6), 1)
@@ -208,11 +204,11 @@ def test_update_that_changes_nothing_writes_nothing(db: Database, ctx: Context) 
 
 def test_adopt_twice_second_is_unchanged_and_writes_no_event(db: Database, ctx: Context) -> None:
     """Adopting an adopted goal returns changed=False and writes nothing."""
-    create(db, ctx, "g-1")
-    first = commands.adopt_goal(db, ctx, "g-1", 1)
+    new_goal(db, ctx, id="g-1")
+    first = commands.adopt_goal(db, ctx, "g-1", 1, vetting=default_vetting())
     before = counts(db)
 
-    second = commands.adopt_goal(db, ctx, "g-1", 1)
+    second = commands.adopt_goal(db, ctx, "g-1", 1, vetting=default_vetting())
 
     assert (True, "adopted", 2) == (first.changed, first.goal.state, first.goal.version)
     assert (False, "adopted", 2) == (second.changed, second.goal.state, second.goal.version)
@@ -223,10 +219,10 @@ def test_adopt_twice_second_is_unchanged_and_writes_no_event(db: Database, ctx: 
 @pytest.mark.parametrize("state", ["proposed", "adopted", "executing"])
 def test_abandon_from_every_non_terminal_state(db: Database, ctx: Context, state: str) -> None:
     """abandon moves a proposed, adopted or executing goal to abandoned and logs goal_abandoned."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     version = 1
     if state in ("adopted", "executing"):
-        version = commands.adopt_goal(db, ctx, "g-1").goal.version
+        version = commands.adopt_goal(db, ctx, "g-1", vetting=default_vetting()).goal.version
     if state == "executing":
         force_state(db, "g-1", "executing")
     before = counts(db)
@@ -259,7 +255,7 @@ def test_illegal_transition_raises_and_writes_nothing(
     db: Database, ctx: Context, state: str, action: str
 ) -> None:
     """An action its current state does not allow raises IllegalTransition and changes nothing."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     if state == "abandoned":
         commands.abandon_goal(db, ctx, "g-1")
     else:
@@ -272,7 +268,7 @@ def test_illegal_transition_raises_and_writes_nothing(
         if action == "update":
             commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.1), row_before["version"])
         elif action == "adopt":
-            commands.adopt_goal(db, ctx, "g-1", row_before["version"])
+            commands.adopt_goal(db, ctx, "g-1", row_before["version"], vetting=default_vetting())
         else:
             commands.abandon_goal(db, ctx, "g-1", row_before["version"])
 
@@ -283,11 +279,11 @@ def test_illegal_transition_raises_and_writes_nothing(
 
 def test_stale_adopt_records_conflict_and_keeps_state(db: Database, ctx: Context) -> None:
     """adopt with a stale version raises VersionConflict, logs it, and leaves the goal proposed."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.9), 1)
 
     with pytest.raises(VersionConflict):
-        commands.adopt_goal(db, ctx, "g-1", 1)
+        commands.adopt_goal(db, ctx, "g-1", 1, vetting=default_vetting())
 
     row = goal_row(db, "g-1")
     assert row is not None
@@ -304,8 +300,8 @@ def test_soft_delete_hides_goal_from_get_and_list(
     db: Database, ctx: Context, clock: FrozenClock
 ) -> None:
     """A deleted goal is gone from get and list, and back with include_deleted=True."""
-    create(db, ctx, "g-1")
-    create(db, ctx, "g-2")
+    new_goal(db, ctx, id="g-1")
+    new_goal(db, ctx, id="g-2")
     clock.advance(minutes=1)
 
     change = commands.delete_goal(db, ctx, "g-1", 1)
@@ -324,7 +320,7 @@ def test_soft_delete_hides_goal_from_get_and_list(
 
 def test_repeated_delete_is_unchanged(db: Database, ctx: Context) -> None:
     """Deleting a deleted goal returns changed=False and writes no event."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     commands.delete_goal(db, ctx, "g-1")
     before, row_before = counts(db), goal_row(db, "g-1")
 
@@ -338,7 +334,7 @@ def test_repeated_delete_is_unchanged(db: Database, ctx: Context) -> None:
 @pytest.mark.parametrize("action", ["adopt", "abandon", "update"])
 def test_changes_to_a_deleted_goal_are_not_found(db: Database, ctx: Context, action: str) -> None:
     """adopt, abandon and update of a deleted goal raise GoalNotFound and write nothing."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     commands.delete_goal(db, ctx, "g-1")
     before = counts(db)
 
@@ -346,7 +342,7 @@ def test_changes_to_a_deleted_goal_are_not_found(db: Database, ctx: Context, act
         if action == "update":
             commands.update_goal(db, ctx, "g-1", GoalUpdate(value=0.1), 2)
         elif action == "adopt":
-            commands.adopt_goal(db, ctx, "g-1", 2)
+            commands.adopt_goal(db, ctx, "g-1", 2, vetting=default_vetting())
         else:
             commands.abandon_goal(db, ctx, "g-1", 2)
 
@@ -364,10 +360,10 @@ def test_update_that_makes_a_dependency_cycle_is_invalid(
     db: Database, ctx: Context, target: str, depends_on: list[str]
 ) -> None:
     """An update closing a cycle (g-c -> g-b -> g-a -> ...) is InvalidGoal and writes nothing."""
-    create(db, ctx, "g-a")
-    create(db, ctx, "g-b", depends_on=["g-a"])
-    create(db, ctx, "g-c", depends_on=["g-b"])
-    create(db, ctx, "g-x")
+    new_goal(db, ctx, id="g-a")
+    new_goal(db, ctx, id="g-b", depends_on=["g-a"])
+    new_goal(db, ctx, id="g-c", depends_on=["g-b"])
+    new_goal(db, ctx, id="g-x")
     before, row_before = counts(db), goal_row(db, target)
 
     with pytest.raises(InvalidGoal) as caught:
@@ -380,7 +376,7 @@ def test_update_that_makes_a_dependency_cycle_is_invalid(
 
 def test_update_to_unknown_dependency_is_invalid(db: Database, ctx: Context) -> None:
     """An update whose depends_on names an unknown goal is InvalidGoal and writes nothing."""
-    create(db, ctx, "g-a")
+    new_goal(db, ctx, id="g-a")
     before = counts(db)
 
     with pytest.raises(InvalidGoal):
@@ -391,9 +387,9 @@ def test_update_to_unknown_dependency_is_invalid(db: Database, ctx: Context) -> 
 
 def test_update_to_a_dependency_without_a_cycle_applies(db: Database, ctx: Context) -> None:
     """A new dependency that closes no cycle is accepted (the cycle check is not over-eager)."""
-    create(db, ctx, "g-a")
-    create(db, ctx, "g-b", depends_on=["g-a"])
-    create(db, ctx, "g-c")
+    new_goal(db, ctx, id="g-a")
+    new_goal(db, ctx, id="g-b", depends_on=["g-a"])
+    new_goal(db, ctx, id="g-c")
 
     change = commands.update_goal(db, ctx, "g-c", GoalUpdate(depends_on=["g-b", "g-a"]), 1)
 
@@ -412,9 +408,9 @@ def _listing_fixture(db: Database, ctx: Context) -> None:
         ("g-5", "maintenance"),
         ("g-6", "exploration"),
     ]:
-        create(db, ctx, goal_id, category=category)
+        new_goal(db, ctx, id=goal_id, category=category)
     for goal_id in ("g-2", "g-4", "g-5"):
-        commands.adopt_goal(db, ctx, goal_id)
+        commands.adopt_goal(db, ctx, goal_id, vetting=default_vetting())
     commands.abandon_goal(db, ctx, "g-6")
 
 
@@ -484,9 +480,9 @@ def test_list_pages_cover_every_goal_exactly_once(
 
 def test_goals_survive_closing_and_reopening_the_database(db: Database, ctx: Context) -> None:
     """A new Database on the same file sees every committed goal, version and event."""
-    create(db, ctx, "g-1")
-    create(db, ctx, "g-2")
-    commands.adopt_goal(db, ctx, "g-1", 1)
+    new_goal(db, ctx, id="g-1")
+    new_goal(db, ctx, id="g-2")
+    commands.adopt_goal(db, ctx, "g-1", 1, vetting=default_vetting())
     commands.delete_goal(db, ctx, "g-2", 1)
     db.close()
 
@@ -515,12 +511,12 @@ def test_failure_after_ledger_append_rolls_back_everything(
     monkeypatch.setattr("service.store.outbox.add", failing_add)
 
     with pytest.raises(RuntimeError, match="outbox unavailable"):
-        create(db, ctx, "g-1")
+        new_goal(db, ctx, id="g-1")
 
     assert [1] == appended  # the ledger row was written inside the transaction...
     assert {"goals": 0, "ledger": 0, "outbox": 0} == counts(db)  # ...and rolled back with it
     monkeypatch.undo()
-    create(db, ctx, "g-1")  # the connection is usable, and seq 1 is free again
+    new_goal(db, ctx, id="g-1")  # the connection is usable, and seq 1 is free again
     assert [1] == [e["seq"] for e in ledger_rows(db)]
 
 
@@ -528,7 +524,7 @@ def test_failed_update_leaves_the_goal_row_as_it_was(
     db: Database, ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after the row update and ledger append rolls the row back too."""
-    create(db, ctx, "g-1")
+    new_goal(db, ctx, id="g-1")
     before, row_before = counts(db), goal_row(db, "g-1")
 
     def failing_add(conn: sqlite3.Connection, event: LedgerRow) -> None:
@@ -548,8 +544,8 @@ def test_a_batch_commits_its_commands_together(db: Database, ctx: Context) -> No
     one by one."""
     with db.batch():
         for n in range(3):
-            create(db, ctx, f"g-{n}")
-        commands.adopt_goal(db, ctx, "g-1")
+            new_goal(db, ctx, id=f"g-{n}")
+        commands.adopt_goal(db, ctx, "g-1", vetting=default_vetting())
         other = Database(db.path)  # another connection sees nothing until the batch ends
         assert 0 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
     assert 3 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
@@ -574,10 +570,10 @@ def test_a_failed_command_in_a_batch_is_undone_alone(
 
     monkeypatch.setattr("service.store.outbox.add", second_fails)
     with db.batch():
-        create(db, ctx, "g-1")
+        new_goal(db, ctx, id="g-1")
         with pytest.raises(RuntimeError):
-            create(db, ctx, "g-2")  # goal row and ledger row written, then the failure
-        create(db, ctx, "g-3")
+            new_goal(db, ctx, id="g-2")  # goal row and ledger row written, then the failure
+        new_goal(db, ctx, id="g-3")
 
     assert ["g-1", "g-3"] == [r[0] for r in db.connection().execute("SELECT id FROM goals")]
     assert [1, 2] == [e["seq"] for e in ledger_rows(db)]  # g-2's seq 2 was rolled back
@@ -585,12 +581,14 @@ def test_a_failed_command_in_a_batch_is_undone_alone(
 
 
 def test_an_exception_leaving_a_batch_undoes_all_of_it(db: Database, ctx: Context) -> None:
+    """An exception raised inside batch() rolls back every command of the batch; the
+    connection is usable afterwards."""
     with pytest.raises(RuntimeError), db.batch():
-        create(db, ctx, "g-1")
+        new_goal(db, ctx, id="g-1")
         raise RuntimeError("the caller changed its mind")
 
     assert {"goals": 0, "ledger": 0, "outbox": 0} == counts(db)
-    create(db, ctx, "g-1")  # and the connection is usable afterwards
+    new_goal(db, ctx, id="g-1")  # and the connection is usable afterwards
 
 
 # --- the ledger at the SQL level ------------------------------------------------------
@@ -607,8 +605,7 @@ def test_an_exception_leaving_a_batch_undoes_all_of_it(db: Database, ctx: Contex
 )
 def test_ledger_is_append_only_in_sql(db: Database, ctx: Context, statement: str) -> None:
     """UPDATE and DELETE on the ledger are refused by triggers; the rows stay as written."""
-    create(db, ctx, "g-1")
-    commands.adopt_goal(db, ctx, "g-1")
+    adopted_goal(db, ctx, id="g-1")
     rows_before = ledger_rows(db)
 
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

@@ -11,37 +11,24 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import commands
-from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
 from service.commands import Context
 from service.domain.beliefs import BeliefPut
 from service.domain.events import EventRef
-from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.inputs import GoalUpdate
 from service.domain.ranking import URGENCY_WINDOW_S
 from service.metrics import RECORDER, read_samples
 from service.store.db import Database
-from service.testing import FrozenClock, goal_spec, make_context
-from tests.integration.conftest import free_port
+from service.testing import RELAY, FrozenClock, adopted_goal, free_port, make_context, new_goal
+from tests.integration.conftest import KEYS
 
-KEYS = Keys("goalstore-test:")
 LAG = timedelta(seconds=10)
-
-
-@pytest.fixture
-def cache(redis_client: Redis) -> RankingCache:
-    return RankingCache(redis_client, KEYS)
 
 
 @pytest.fixture
 def live_ctx() -> Context:
     """A clock at the real time: the ranked read compares event times with the wall clock."""
     return make_context("tester", FrozenClock(datetime.now(UTC)))
-
-
-def adopted(db: Database, ctx: Context, **overrides: Any) -> str:
-    goal = commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(**overrides)))
-    commands.adopt_goal(db, ctx, goal.id)
-    return goal.id
 
 
 def outbox_state(db: Database) -> list[tuple[int, bool, bool]]:
@@ -57,7 +44,9 @@ def outbox_state(db: Database) -> list[tuple[int, bool, bool]]:
 
 def deliver(db: Database, cache: RankingCache, now: datetime | None = None) -> int:
     """Relay everything pending straight into apply_events (the queue, without RQ)."""
-    return commands.relay_outbox(db, lambda batch: commands.apply_events(db, cache, batch, now))
+    return commands.relay_outbox(
+        db, lambda batch: commands.apply_events(db, cache, batch, now), **RELAY
+    )
 
 
 def test_relayed_events_reach_redis_and_are_marked_applied(
@@ -65,7 +54,7 @@ def test_relayed_events_reach_redis_and_are_marked_applied(
 ) -> None:
     """Created and adopted goals are ranked after one delivery; every outbox row is applied."""
     commands.rebuild_cache(db, cache, now=ctx.clock())
-    low, high = adopted(db, ctx, value=0.2), adopted(db, ctx, value=0.9)
+    low, high = adopted_goal(db, ctx, value=0.2), adopted_goal(db, ctx, value=0.9)
 
     assert 4 == deliver(db, cache, ctx.clock())
 
@@ -81,15 +70,15 @@ def test_events_applied_are_counted_once_whatever_the_redeliveries(
     redelivery) adds nothing, events a rebuild covered count when it covers them, and
     their batch arriving after the rebuild adds nothing."""
     RECORDER.bind(redis_client, KEYS.metrics)  # where every command in this process counts
-    adopted(db, ctx)
+    adopted_goal(db, ctx)
     early: list[EventRef] = []
-    commands.relay_outbox(db, early.extend)  # events 1, 2 on the queue
-    adopted(db, ctx)  # events 3, 4
+    commands.relay_outbox(db, early.extend, **RELAY)  # events 1, 2 on the queue
+    adopted_goal(db, ctx)  # events 3, 4
     commands.rebuild_cache(db, cache, now=ctx.clock())  # covers 1-4
     commands.apply_events(db, cache, early, ctx.clock())  # ...then 1, 2 arrive
-    adopted(db, ctx)  # events 5, 6
+    adopted_goal(db, ctx)  # events 5, 6
     batch: list[EventRef] = []
-    commands.relay_outbox(db, batch.extend)
+    commands.relay_outbox(db, batch.extend, **RELAY)
     commands.apply_events(db, cache, batch, ctx.clock())
     commands.apply_events(db, cache, batch, ctx.clock())  # delivered again
     RECORDER.bind(None, KEYS.metrics)
@@ -102,7 +91,7 @@ def test_a_failed_send_releases_what_it_did_not_send(db: Database, ctx: Context)
     """When the queue fails on the second batch, the first stays claimed, the rest is pending
     again, and the error reaches the caller; no row is lost or marked applied."""
     for n in range(5):
-        commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(id=f"g{n}")))
+        new_goal(db, ctx, id=f"g{n}")
     sent: list[list[EventRef]] = []
 
     def flaky(batch: list[EventRef]) -> None:
@@ -111,7 +100,7 @@ def test_a_failed_send_releases_what_it_did_not_send(db: Database, ctx: Context)
         sent.append(batch)
 
     with pytest.raises(RedisConnectionError):
-        commands.relay_outbox(db, flaky, batch=2)
+        commands.relay_outbox(db, flaky, batch=2, limit=2000)
 
     assert [[1, 2]] == [[e.seq for e in batch] for batch in sent]
     expected = [(1, True, False), (2, True, False)] + [(s, False, False) for s in (3, 4, 5)]
@@ -124,9 +113,9 @@ def test_claims_never_applied_are_sent_again(
     """A batch whose job was lost (an emptied queue, a killed worker) is released once it is
     older than the redelivery delay, sent again, and applied."""
     commands.rebuild_cache(db, cache, now=ctx.clock())
-    goal_id = adopted(db, ctx)
+    goal_id = adopted_goal(db, ctx)
     lost: list[list[EventRef]] = []
-    commands.relay_outbox(db, lost.append)  # on the queue... and then gone
+    commands.relay_outbox(db, lost.append, **RELAY)  # on the queue... and then gone
     assert 0 == deliver(db, cache)  # claimed: not sent twice while it may still arrive
 
     early = commands.redeliver_stale(db, after=timedelta(minutes=1), retention=timedelta(days=1))
@@ -135,7 +124,7 @@ def test_claims_never_applied_are_sent_again(
         now=datetime.now(UTC) + timedelta(minutes=2),
     )  # fmt: skip
     resent: list[list[EventRef]] = []
-    commands.relay_outbox(db, resent.append)
+    commands.relay_outbox(db, resent.append, **RELAY)
 
     assert {"released": 0, "pruned": 0} == early
     assert 2 == later["released"]
@@ -157,10 +146,10 @@ def test_a_rebuild_covers_the_backlog_with_one_watermark(
     """Events up to the rebuild's seq count as applied without a row written: none is sent
     or redelivered again, the backlog is empty, later events flow as before, and retention
     prunes the covered rows by age."""
-    first = adopted(db, ctx)  # events 1, 2
+    first = adopted_goal(db, ctx)  # events 1, 2
     claimed: list[EventRef] = []
-    commands.relay_outbox(db, claimed.extend)  # 1, 2 on the queue, not applied
-    adopted(db, ctx)  # events 3, 4: pending
+    commands.relay_outbox(db, claimed.extend, **RELAY)  # 1, 2 on the queue, not applied
+    adopted_goal(db, ctx)  # events 3, 4: pending
     written = [tuple(r) for r in db.connection().execute("SELECT * FROM outbox")]
 
     report = commands.rebuild_cache(db, cache, now=ctx.clock())
@@ -178,7 +167,7 @@ def test_a_rebuild_covers_the_backlog_with_one_watermark(
     assert [1, 2] == [e.seq for e in claimed]
     commands.update_goal(db, ctx, first, GoalUpdate(value=0.9), 2)  # event 5
     sent: list[EventRef] = []
-    commands.relay_outbox(db, sent.extend)
+    commands.relay_outbox(db, sent.extend, **RELAY)
     assert [5] == [e.seq for e in sent]
     pruned = commands.redeliver_stale(
         db, after=timedelta(minutes=1), retention=timedelta(0), now=later
@@ -193,9 +182,9 @@ def test_a_belief_event_reaches_the_goals_that_name_it(
     """Activating a belief takes the goals contradicting it out of the ranking and raises the
     alignment of goals aligned with it; goals not naming it keep their snapshot untouched."""
     commands.put_belief(db, ctx, "b.rest", BeliefPut(statement="rest", active=False))
-    against = adopted(db, ctx, contradicts=["b.rest"], value=0.9)
-    aligned = adopted(db, ctx, aligns_with=["b.rest"], value=0.5)
-    other = adopted(db, ctx, value=0.4)
+    against = adopted_goal(db, ctx, contradicts=["b.rest"], value=0.9)
+    aligned = adopted_goal(db, ctx, aligns_with=["b.rest"], value=0.5)
+    other = adopted_goal(db, ctx, value=0.4)
     commands.rebuild_cache(db, cache, now=ctx.clock())
     before = cache.snapshot(other)
 
@@ -216,8 +205,8 @@ def test_the_refresh_moves_urgency_with_time_and_blocks_a_passed_deadline(
     db: Database, ctx: Context, clock: FrozenClock, cache: RankingCache, redis_client: Redis
 ) -> None:
     """A goal due in 2 h: its cached urgency follows the clock; past the deadline it is blocked."""
-    due = adopted(db, ctx, horizon_max_min=120)
-    far = adopted(db, ctx, horizon_max_min=3 * 24 * 60)
+    due = adopted_goal(db, ctx, horizon_max_min=120)
+    far = adopted_goal(db, ctx, horizon_max_min=3 * 24 * 60)
     commands.rebuild_cache(db, cache, now=clock())
     deadline = clock() + timedelta(hours=2)
 
@@ -249,16 +238,15 @@ def test_a_cold_redis_is_rebuilt_whole(
     path: str, db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
     """Redis restarted empty: the next cron refresh, or the next batch, rebuilds everything."""
-    ids = [adopted(db, ctx, value=v) for v in (0.3, 0.8)]
+    ids = [adopted_goal(db, ctx, value=v) for v in (0.3, 0.8)]
     commands.rebuild_cache(db, cache, now=ctx.clock())
     redis_client.flushdb()
-    late = adopted(db, ctx, value=0.5)
+    late = adopted_goal(db, ctx, value=0.5)
 
     if path == "refresh":
-        result = commands.refresh_cache(db, cache, now=ctx.clock())
+        assert {"rebuilt": True, "goals": 3} == commands.refresh_cache(db, cache, now=ctx.clock())
     else:
-        result = deliver(db, cache, ctx.clock())
-    assert result
+        assert 2 == deliver(db, cache, ctx.clock())  # the late goal's create and adopt
 
     assert cache.is_warm()
     expected = [ids[1], late, ids[0]]
@@ -271,7 +259,7 @@ def test_the_ranked_read_says_where_it_came_from(
 ) -> None:
     """SQLite without Redis, or with a cold one; Redis once warm and current; SQLite again
     when the cache is behind the outbox by more than the allowed lag."""
-    ids = [adopted(db, live_ctx, value=v) for v in (0.3, 0.8, 0.5)]
+    ids = [adopted_goal(db, live_ctx, value=v) for v in (0.3, 0.8, 0.5)]
     expected = [ids[1], ids[2], ids[0]]
 
     def read(max_lag: timedelta = LAG, **kw: Any) -> tuple[str, str | None, list[str]]:
@@ -293,7 +281,7 @@ def test_the_ranked_read_falls_back_when_redis_does_not_answer(
     db: Database, live_ctx: Context
 ) -> None:
     """A Redis nobody listens on: the ranking still comes, from SQLite, saying why."""
-    goal_id = adopted(db, live_ctx)
+    goal_id = adopted_goal(db, live_ctx)
     dead = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
     view = commands.ranked_view(db, RankingCache(dead, KEYS), max_lag=LAG)
 

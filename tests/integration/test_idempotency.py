@@ -9,12 +9,14 @@ import orjson
 from redis import Redis
 
 from service.testing import goal_spec
+from tests.conftest import TEST_REDIS_URL
 from tests.integration.conftest import ServerFactory
 
-REDIS = {"redis_url": "redis://127.0.0.1:6379/15", "redis_prefix": "goalstore-test:"}
+REDIS = {"redis_url": TEST_REDIS_URL, "redis_prefix": "goalstore-test:"}
 
 
 def goals_created(client: httpx.Client) -> int:
+    """How many goals the server lists."""
     count: int = client.get("/v1/goals").json()["count"]
     return count
 
@@ -22,9 +24,11 @@ def goals_created(client: httpx.Client) -> int:
 def test_a_repeated_post_replays_the_first_response(
     start_server: ServerFactory, redis_client: Redis
 ) -> None:
+    """A POST repeated with the same Idempotency-Key gets the first response again (status,
+    body, ETag, Location, marked replayed), creates one goal, and the key lives a day."""
     server = start_server(**REDIS)
     body = goal_spec(text="write the weekly report")
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         first = client.post("/v1/goals", json=body, headers={"Idempotency-Key": "k-1"})
         again = client.post("/v1/goals", json=body, headers={"Idempotency-Key": "k-1"})
 
@@ -41,8 +45,10 @@ def test_a_repeated_post_replays_the_first_response(
 def test_a_key_reused_for_another_body_is_422_and_one_in_flight_is_409(
     start_server: ServerFactory, redis_client: Redis
 ) -> None:
+    """A key sent again with another body is 422 idempotency-key-reused; a key whose first
+    request is still running is 409; neither creates a goal."""
     server = start_server(**REDIS)
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         client.post("/v1/goals", json=goal_spec(text="one"), headers={"Idempotency-Key": "k-2"})
         other = client.post("/v1/goals", json=goal_spec(text="two"),
                             headers={"Idempotency-Key": "k-2"})  # fmt: skip
@@ -64,11 +70,12 @@ def test_a_key_reused_for_another_body_is_422_and_one_in_flight_is_409(
 def test_keys_are_per_actor_and_errors_are_replayed_too(
     start_server: ServerFactory, redis_client: Redis
 ) -> None:
+    """The same key from two actors is two requests; an error response is replayed too."""
     keys = "alice:read+write:alice-key-0123456789,bob:read+write:bob-key-0123456789ab"
     server = start_server(**REDIS, api_keys=keys)
     alice = {"Authorization": "Bearer alice-key-0123456789", "Idempotency-Key": "same"}
     bob = {"Authorization": "Bearer bob-key-0123456789ab", "Idempotency-Key": "same"}
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         a = client.post("/v1/goals", json=goal_spec(text="alice's"), headers=alice)
         b = client.post("/v1/goals", json=goal_spec(text="bob's"), headers=bob)
         assert (201, 201) == (a.status_code, b.status_code)
@@ -80,8 +87,10 @@ def test_keys_are_per_actor_and_errors_are_replayed_too(
 
 
 def test_without_redis_a_key_is_refused_not_ignored(start_server: ServerFactory) -> None:
+    """Without Redis a request with an Idempotency-Key is 503 and creates nothing (it is not
+    run unprotected); one without a key is served."""
     server = start_server()
-    with httpx.Client(base_url=server.url) as client:
+    with server.client() as client:
         refused = client.post("/v1/goals", json=goal_spec(), headers={"Idempotency-Key": "k"})
         assert 503 == refused.status_code
         assert 0 == goals_created(client)

@@ -17,13 +17,14 @@ from typing import Any
 import orjson
 import pytest
 
-from service import cli, commands
+from service import commands
 from service.commands import Context
 from service.domain.errors import VersionConflict
-from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.inputs import GoalUpdate
 from service.domain.ledger import Checkpoint
 from service.store.db import Database
-from service.testing import FrozenClock, goal_spec
+from service.testing import FrozenClock, default_vetting, new_goal
+from tests.integration.conftest import CliRunner
 
 EVENTS = 30  # what build_ledger writes, counted by hand below
 GENESIS = "0" * 64
@@ -34,13 +35,13 @@ def build_ledger(db: Database, ctx: Context, clock: FrozenClock) -> None:
     ids = [f"g-{n}" for n in range(1, 9)]
     for goal_id in ids:  # 8 goal_created
         clock.advance(seconds=1)
-        commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(id=goal_id)))
+        new_goal(db, ctx, id=goal_id)
     for goal_id in ids[:6]:  # 6 goal_updated: each goes to version 2
         clock.advance(seconds=1)
         commands.update_goal(db, ctx, goal_id, GoalUpdate(value=0.9, text=f"{goal_id} v2"), 1)
     for goal_id in ids[:6]:  # 6 goal_adopted: version 3
         clock.advance(seconds=1)
-        commands.adopt_goal(db, ctx, goal_id, 2)
+        commands.adopt_goal(db, ctx, goal_id, 2, vetting=default_vetting())
     for goal_id in ids[:3]:  # 3 goal_abandoned: version 4
         clock.advance(seconds=1)
         commands.abandon_goal(db, ctx, goal_id, 3)
@@ -212,7 +213,7 @@ def test_truncated_tail_is_found_only_with_a_checkpoint(ledger_db: Database) -> 
 def test_checkpoint_still_verifies_after_more_appends(ledger_db: Database, ctx: Context) -> None:
     """A checkpoint stays valid as the ledger grows past it."""
     checkpoint = commands.ledger_checkpoint(ledger_db)
-    commands.create_goal(ledger_db, ctx, GoalCreate.model_validate(goal_spec(id="g-late")))
+    new_goal(ledger_db, ctx, id="g-late")
 
     assert (True, None, None) == report_of(ledger_db, checkpoint)
 
@@ -241,7 +242,7 @@ def test_checkpoint_of_an_empty_ledger_verifies_later(db: Database, ctx: Context
     """A checkpoint taken before the first event (0:GENESIS) accepts any whole ledger."""
     checkpoint = commands.ledger_checkpoint(db)
     assert Checkpoint(0, GENESIS) == checkpoint
-    commands.create_goal(db, ctx, GoalCreate.model_validate(goal_spec(id="g-1")))
+    new_goal(db, ctx, id="g-1")
 
     assert (True, None, None) == report_of(db, checkpoint)
 
@@ -249,52 +250,41 @@ def test_checkpoint_of_an_empty_ledger_verifies_later(db: Database, ctx: Context
 # --- the CLI --------------------------------------------------------------------------
 
 
-def run_verify(db: Database, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, Any]:
-    code = cli.main(["--database", str(db.path), "ledger", "verify", *extra])
-    return code, orjson.loads(capsys.readouterr().out)
-
-
-def test_cli_verify_exits_0_on_a_whole_ledger(
-    ledger_db: Database, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_verify_exits_0_on_a_whole_ledger(ledger_db: Database, run_cli: CliRunner) -> None:
     """`goalstore ledger verify` prints ok and exits 0 on an untouched ledger."""
-    code, out = run_verify(ledger_db, capsys)
+    code, out = run_cli(ledger_db.path, "ledger", "verify")
 
     assert (0, True, EVENTS, EVENTS) == (code, out["ok"], out["rows"], out["head_seq"])
     assert "first_bad_seq" not in out
 
 
-def test_cli_verify_exits_1_and_names_the_bad_seq(
-    ledger_db: Database, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_verify_exits_1_and_names_the_bad_seq(ledger_db: Database, run_cli: CliRunner) -> None:
     """After an edit, `ledger verify` exits 1 and its JSON names first_bad_seq and the damage."""
     with tamper(ledger_db) as conn:
         conn.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 7")
 
-    code, out = run_verify(ledger_db, capsys)
+    code, out = run_cli(ledger_db.path, "ledger", "verify")
 
     assert (1, False, 7, "edited") == (code, out["ok"], out["first_bad_seq"], out["damage"])
 
 
 def test_cli_verify_with_checkpoint_reports_truncation(
-    ledger_db: Database, capsys: pytest.CaptureFixture[str]
+    ledger_db: Database, run_cli: CliRunner
 ) -> None:
     """`ledger verify --checkpoint SEQ:HASH` exits 1 after the tail was cut off."""
     checkpoint = str(commands.ledger_checkpoint(ledger_db))
     with tamper(ledger_db) as conn:
         conn.execute("DELETE FROM ledger WHERE seq = ?", (EVENTS,))
 
-    plain_code, _ = run_verify(ledger_db, capsys)
-    code, out = run_verify(ledger_db, capsys, "--checkpoint", checkpoint)
+    plain_code, _ = run_cli(ledger_db.path, "ledger", "verify")
+    code, out = run_cli(ledger_db.path, "ledger", "verify", "--checkpoint", checkpoint)
 
     assert 0 == plain_code
     assert (1, "truncated", EVENTS) == (code, out["damage"], out["first_bad_seq"])
 
 
-def test_cli_verify_rejects_a_malformed_checkpoint(
-    ledger_db: Database, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_verify_rejects_a_malformed_checkpoint(ledger_db: Database, run_cli: CliRunner) -> None:
     """A checkpoint that is not SEQ:HASH is invalid input (exit 5)."""
-    code, out = run_verify(ledger_db, capsys, "--checkpoint", "30:nothex")
+    code, out = run_cli(ledger_db.path, "ledger", "verify", "--checkpoint", "30:nothex")
 
     assert (5, "invalid") == (code, out["error"])

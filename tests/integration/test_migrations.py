@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from service import cli
 from service.store.db import Database
 from service.store.migrate import MigrationError, ensure_schema, migrate, migrations_dir
+from tests.integration.conftest import CliRunner
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ def test_misnamed_or_gapped_migrations_are_refused(
 
 
 def test_pending_migrations_stop_cli_commands_without_writing(
-    tmp_path: Path, shipped: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, shipped: Path, run_cli: CliRunner
 ) -> None:
     """An existing database behind the code is reported, not migrated behind the operator's back."""
     path = tmp_path / "old.db"
@@ -70,10 +69,10 @@ def test_pending_migrations_stop_cli_commands_without_writing(
     migrate(db, only_first)
     db.close()
 
-    code = cli.main(["--database", str(path), "goals", "list"])
+    code, out = run_cli(path, "goals", "list")
 
     assert 2 == code
-    assert "run `goalstore migrate`" in json.loads(capsys.readouterr().out)["detail"]
+    assert "run `goalstore migrate`" in out["detail"]
     check = Database(path)
     with pytest.raises(MigrationError):
         ensure_schema(check)
@@ -82,12 +81,12 @@ def test_pending_migrations_stop_cli_commands_without_writing(
 
 
 def test_configuration_errors_name_the_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner
 ) -> None:
     """A bad environment variable is exit 2 with its name, not a traceback."""
     monkeypatch.setenv("GOALSTORE_BUSY_TIMEOUT_MS", "soon")
 
-    code = cli.main(["--database", str(tmp_path / "x.db"), "goals", "list"])
+    code, out = run_cli(tmp_path / "x.db", "goals", "list")
 
     assert 2 == code
-    assert "GOALSTORE_BUSY_TIMEOUT_MS" in json.loads(capsys.readouterr().out)["detail"]
+    assert "GOALSTORE_BUSY_TIMEOUT_MS" in out["detail"]

@@ -28,7 +28,7 @@ from service.domain.errors import (
     VersionConflict,
 )
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.testing import goal_spec, make_context, migrated_database
+from service.testing import default_vetting, goal_spec, make_context, migrated_database
 
 GOAL_IDS = ("g-a", "g-b", "g-c")
 VALUES = (0.1, 0.6, 0.9)  # 0.6 is goal_spec's value: some updates change nothing
@@ -144,8 +144,12 @@ class GoalCommands(RuleBasedStateMachine):
             outcome = True
             goal.state, goal.version = target, goal.version + 1
             self.events += 1
-        command = commands.adopt_goal if action == "adopt" else commands.abandon_goal
-        self._check(outcome, lambda: command(self.db, self.ctx, goal_id, sent))
+        if action == "adopt":
+            vetting = default_vetting()
+            self._check(outcome, lambda: commands.adopt_goal(self.db, self.ctx, goal_id, sent,
+                                                             vetting=vetting))  # fmt: skip
+        else:
+            self._check(outcome, lambda: commands.abandon_goal(self.db, self.ctx, goal_id, sent))
 
     @rule(goal_id=st.sampled_from(GOAL_IDS), offset=OPTIONAL_OFFSETS)
     def delete(self, goal_id: str, offset: int | None) -> None:

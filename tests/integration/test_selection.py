@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -20,20 +19,24 @@ from service.commands import Context
 from service.config import Settings
 from service.domain.beliefs import BeliefPut
 from service.domain.goal import GoalState
-from service.domain.inputs import GoalCreate
 from service.domain.tasks import TaskState
 from service.domain.vetting import CheckerUnavailable, GoalBlocked
 from service.runtime import Services, build_services
-from service.testing import FrozenClock, goal_spec, make_context
-from tests.integration.conftest import free_port
+from service.testing import (
+    MAX_ATTEMPTS,
+    FakeChecker,
+    FrozenClock,
+    adopted_goal,
+    make_context,
+    new_goal,
+)
+from tests.conftest import TEST_REDIS_URL
 from workers.scheduler import RqJobProbe, top_up
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
-        "database": tmp_path / "sel.db", "redis_url": REDIS_URL,
+        "database": tmp_path / "sel.db", "redis_url": TEST_REDIS_URL,
         "redis_prefix": "goalstore-test:", "scheduler_queue": "scheduler-test",
         "GOAL_SYSTEM": True, "GOAL_SHADOW": False, "cache_max_lag_s": 3600,
     }  # fmt: skip
@@ -49,17 +52,6 @@ def services(tmp_path: Path, redis_client: Redis) -> Iterator[Services]:
     migrate(built.db)
     yield built
     built.close()
-
-
-def create(services: Services, ctx: Context, **fields: Any) -> str:
-    goal = commands.create_goal(services.db, ctx, GoalCreate.model_validate(goal_spec(**fields)))
-    return goal.id
-
-
-def adopted(services: Services, ctx: Context, **fields: Any) -> str:
-    goal_id = create(services, ctx, **fields)
-    commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
-    return goal_id
 
 
 def rebuild(services: Services) -> None:
@@ -81,7 +73,7 @@ def test_the_builtin_checker_blocks_a_goal_that_does_what_a_belief_forbids(
     naming the belief, a goal_blocked_by_belief event, and the goal still proposed."""
     commands.put_belief(services.db, ctx, "safety.data",
                         BeliefPut(statement="Never delete user data"))  # fmt: skip
-    goal_id = create(services, ctx, text="Delete stale user data from the archive")
+    goal_id = new_goal(services, ctx, text="Delete stale user data from the archive").id
 
     with pytest.raises(GoalBlocked) as raised:
         commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
@@ -97,9 +89,11 @@ def test_the_builtin_checker_blocks_a_goal_that_does_what_a_belief_forbids(
 def test_unrelated_text_passes_and_unknown_aligns_with_only_warns(
     services: Services, ctx: Context
 ) -> None:
+    """A goal no belief forbids is adopted; an aligns_with naming no belief is a warning on
+    the adoption, not a refusal."""
     commands.put_belief(services.db, ctx, "safety.data",
                         BeliefPut(statement="Never delete user data"))  # fmt: skip
-    goal_id = create(services, ctx, text="Summarise the weekly report", aligns_with=["b.nope"])
+    goal_id = new_goal(services, ctx, text="Summarise the weekly report", aligns_with=["b.nope"]).id
 
     change = commands.adopt_goal(services.db, ctx, goal_id, vetting=services.vetting)
 
@@ -110,8 +104,10 @@ def test_unrelated_text_passes_and_unknown_aligns_with_only_warns(
 def test_an_active_contradicted_belief_and_a_passed_deadline_each_block(
     services: Services, ctx: Context, clock: FrozenClock
 ) -> None:
+    """Contradicting an active belief and a deadline already passed are each a block, both
+    named in the verdict with the belief's id."""
     commands.put_belief(services.db, ctx, "core.rest", BeliefPut(statement="Rest at night"))
-    goal_id = create(services, ctx, contradicts=["core.rest"], horizon_max_min=10)
+    goal_id = new_goal(services, ctx, contradicts=["core.rest"], horizon_max_min=10).id
     clock.advance(minutes=11)
 
     with pytest.raises(GoalBlocked) as raised:
@@ -123,22 +119,6 @@ def test_an_active_contradicted_belief_and_a_passed_deadline_each_block(
     assert ["core.rest"] == raised.value.verdict.belief_ids
 
 
-class _Checker(http.server.BaseHTTPRequestHandler):
-    answer: bytes = b"{}"
-    seen: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        type(self).seen.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(type(self).answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
     tmp_path: Path, redis_client: Redis, ctx: Context
 ) -> None:
@@ -146,25 +126,17 @@ def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
     not answer refuses adoption (CheckerUnavailable), it never lets the goal through."""
     from service.store.migrate import migrate
 
-    port = free_port()
-    _Checker.answer = b'{"severity": 0.9, "belief_ids": ["kernel.b7"]}'
-    httpd = http.server.HTTPServer(("127.0.0.1", port), _Checker)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        live = build_services(settings(tmp_path, checker_url=f"http://127.0.0.1:{port}/check"))
+    with FakeChecker({"severity": 0.9, "belief_ids": ["kernel.b7"]}) as checker:
+        live = build_services(settings(tmp_path, checker_url=checker.url))
         migrate(live.db)
         commands.put_belief(live.db, ctx, "kernel.b7", BeliefPut(statement="Stay on task"))
-        goal_id = create(live, ctx, text="Explore the new dataset")
+        goal_id = new_goal(live, ctx, text="Explore the new dataset").id
         with pytest.raises(GoalBlocked) as raised:
             commands.adopt_goal(live.db, ctx, goal_id, vetting=live.vetting)
         assert ["kernel.b7"] == raised.value.verdict.belief_ids
-        assert "Explore the new dataset" == _Checker.seen[-1]["query"]
-        assert ["kernel.b7"] == [b["id"] for b in _Checker.seen[-1]["beliefs"]]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    silent = build_services(settings(tmp_path, checker_url=f"http://127.0.0.1:{port}/check",
-                                     checker_timeout_s=0.5))  # fmt: skip
+        assert "Explore the new dataset" == checker.seen[-1]["query"]
+        assert ["kernel.b7"] == [b["id"] for b in checker.seen[-1]["beliefs"]]
+    silent = build_services(settings(tmp_path, checker_url=checker.url, checker_timeout_s=0.5))
     with pytest.raises(CheckerUnavailable):
         commands.adopt_goal(silent.db, ctx, goal_id, vetting=silent.vetting)
     assert GoalState.PROPOSED == commands.get_goal(silent.db, goal_id).state
@@ -178,7 +150,9 @@ def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
 def test_flags_off_and_shadow_emit_nothing(
     tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
 ) -> None:
-    goal_id = adopted(services, ctx)
+    """GOAL_SYSTEM off selects nothing ("off"); GOAL_SHADOW picks the best goal but starts
+    nothing (the defaults shadow): the goal stays adopted, no job, no task."""
+    goal_id = adopted_goal(services, ctx)
     rebuild(services)
     off = build_services(settings(tmp_path, GOAL_SYSTEM=False))
     shadow = build_services(settings(tmp_path, GOAL_SHADOW=True))
@@ -203,7 +177,7 @@ def test_the_selector_loop_idles_in_shadow_mode(
 ) -> None:
     """`goalstore selector` with GOAL_SHADOW on selects nothing and counts nothing (a
     loop would shadow-pick the same goal every half second)."""
-    adopted(services, ctx)
+    adopted_goal(services, ctx)
     rebuild(services)
     shadow = build_services(settings(tmp_path, GOAL_SHADOW=True, scheduler_depth=5))
 
@@ -219,7 +193,7 @@ def test_the_selector_loop_fills_the_queue_to_its_depth_with_the_best_goals(
 ) -> None:
     """`goalstore selector` (live) selects what the queue lacks in one pass: the best 3
     of 5 goals for a depth of 3, then stops asking while the queue is full."""
-    ids = [adopted(services, ctx, value=v) for v in (0.1, 0.9, 0.3, 0.7, 0.5)]
+    ids = [adopted_goal(services, ctx, value=v) for v in (0.1, 0.9, 0.3, 0.7, 0.5)]
     rebuild(services)
     live = build_services(settings(tmp_path, scheduler_depth=3))
 
@@ -238,8 +212,8 @@ def test_selection_emits_one_job_with_the_callers_trace(
     """The best goal becomes executing with a queued task, and one RQ job whose id is
     the task id, JSON-serialized, with the caller's trace id in its meta."""
     ctx = make_context()
-    low = adopted(services, ctx, value=0.2)
-    best = adopted(services, ctx, value=0.9)
+    low = adopted_goal(services, ctx, value=0.2)
+    best = adopted_goal(services, ctx, value=0.9)
     rebuild(services)
 
     selection = services.selector.select(ctx)
@@ -265,7 +239,7 @@ def test_concurrent_selectors_emit_each_goal_once(
     """Threads select (one goal per call, or batches) until nothing is left: every
     adopted goal is emitted exactly once."""
     ctx = make_context()
-    goal_ids = {adopted(services, ctx, value=(i % 10) / 10) for i in range(goals)}
+    goal_ids = {adopted_goal(services, ctx, value=(i % 10) / 10) for i in range(goals)}
     rebuild(services)
     emitted: list[str] = []
     lock = threading.Lock()
@@ -298,8 +272,8 @@ def test_a_started_goal_leaves_the_redis_ranking_before_the_worker_applies_its_s
     """No events worker runs here: the selector itself takes the goal out of
     goalstore:ranked (and its category's ZSET), so other selectors do not walk past it."""
     ctx = make_context()
-    best = adopted(services, ctx, value=0.9, category="maintenance")
-    other = adopted(services, ctx, value=0.2, category="maintenance")
+    best = adopted_goal(services, ctx, value=0.9, category="maintenance")
+    other = adopted_goal(services, ctx, value=0.2, category="maintenance")
     rebuild(services)
 
     selection = services.selector.select(ctx)
@@ -316,7 +290,7 @@ def test_a_rebuild_from_an_older_read_cannot_put_a_started_goal_back(
     through the same guard as the worker: a rebuild that read SQLite before the start and
     writes after it (the worker's start-up rebuild, `goalstore cache rebuild`) loses."""
     ctx = make_context()
-    goal_id = adopted(services, ctx)
+    goal_id = adopted_goal(services, ctx)
     rebuild(services)
     assert services.cache is not None
     before = commands.ranking_state(services.db)  # a rebuild's read, taken before the start
@@ -330,8 +304,10 @@ def test_a_rebuild_from_an_older_read_cannot_put_a_started_goal_back(
 
 
 def test_a_claim_walks_past_goals_other_selectors_hold(services: Services) -> None:
+    """claim_first takes the first free goals in ranked order, skipping those another
+    selector holds, and takes none once all are held."""
     ctx = make_context()
-    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8, 0.7, 0.6)]
+    ids = [adopted_goal(services, ctx, value=v) for v in (0.9, 0.8, 0.7, 0.6)]
     assert services.selector.claims is not None
     claims = services.selector.claims
     versions = [(goal_id, 2) for goal_id in ids]
@@ -353,11 +329,11 @@ def test_select_many_starts_the_best_goals_and_skips_a_blocked_one(
     ctx = Context(actor="tester")  # the real clock: Redis is trusted, not "far behind"
     commands.put_belief(services.db, ctx, "core.rest",
                         BeliefPut(statement="Rest at night", active=False))  # fmt: skip
-    first = adopted(services, ctx, value=0.9)
-    blocked = adopted(services, ctx, value=0.8, contradicts=["core.rest"])
-    third = adopted(services, ctx, value=0.7)
-    fourth = adopted(services, ctx, value=0.6)
-    rest = adopted(services, ctx, value=0.1)
+    first = adopted_goal(services, ctx, value=0.9)
+    blocked = adopted_goal(services, ctx, value=0.8, contradicts=["core.rest"])
+    third = adopted_goal(services, ctx, value=0.7)
+    fourth = adopted_goal(services, ctx, value=0.6)
+    rest = adopted_goal(services, ctx, value=0.1)
     rebuild(services)  # ranked while core.rest is inactive...
     commands.put_belief(services.db, ctx, "core.rest",
                         BeliefPut(statement="Rest at night", active=True))  # fmt: skip
@@ -392,8 +368,10 @@ def queue_down(services: Services, monkeypatch: pytest.MonkeyPatch) -> pytest.Mo
 def test_a_failed_emit_of_a_batch_undoes_every_start(
     services: Services, redis_client: Redis, queue_down: pytest.MonkeyPatch
 ) -> None:
+    """The queue refuses the batch's emit: every goal of the batch is adopted again, its
+    claim released, and nothing is queued."""
     ctx = make_context()
-    ids = [adopted(services, ctx, value=v) for v in (0.9, 0.8)]
+    ids = [adopted_goal(services, ctx, value=v) for v in (0.9, 0.8)]
     rebuild(services)
 
     with pytest.raises(commands.SchedulerUnavailable):
@@ -408,8 +386,10 @@ def test_a_failed_emit_of_a_batch_undoes_every_start(
 def test_a_failed_emit_leaves_nothing_half_done(
     services: Services, redis_client: Redis, queue_down: pytest.MonkeyPatch
 ) -> None:
+    """The queue refuses the emit: the goal is adopted again, its task failed and superseded,
+    and once the queue is back the goal is selected as attempt 2."""
     ctx = make_context()
-    goal_id = adopted(services, ctx)
+    goal_id = adopted_goal(services, ctx)
     rebuild(services)
 
     with pytest.raises(commands.SchedulerUnavailable):
@@ -437,7 +417,7 @@ def test_the_gate_refuses_then_accepts(services: Services, ctx: Context) -> None
     """No verified task: GateClosed with counts. A metric_delta result missing a target
     and short of another: every error listed, recorded as a GoalFailure. Then satisfied,
     with an outcome for goal_selected."""
-    adopted(services, ctx, goal_type="metric_delta",
+    adopted_goal(services, ctx, goal_type="metric_delta",
             success_metrics={"coherence": 0.5, "recall": 0.8})  # fmt: skip
     goal_id, task_id = select(services, ctx)
     db = services.db
@@ -446,8 +426,10 @@ def test_the_gate_refuses_then_accepts(services: Services, ctx: Context) -> None
         commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.6, "recall": 0.9}})
     assert {"live": 1, "verified": 0, "unverified": 1} == closed.value.counts.as_dict()
 
-    commands.report_task(db, ctx, task_id, TaskState.SUCCEEDED, evidence={"url": "x"})
-    commands.review_task(db, ctx, goal_id, task_id, "verify")
+    commands.report_task(
+        db, ctx, task_id, TaskState.SUCCEEDED, evidence={"url": "x"}, max_attempts=MAX_ATTEMPTS
+    )
+    commands.review_task(db, ctx, goal_id, task_id, "verify", max_attempts=MAX_ATTEMPTS)
     with pytest.raises(commands.ResultInvalid) as invalid:
         commands.satisfy_goal(db, ctx, goal_id, {"achieved": {"coherence": 0.4}, "extra": 1})
     assert [
@@ -478,7 +460,7 @@ def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis)
     services = build_services(settings(tmp_path, max_attempts=2))
     migrate(services.db)
     ctx = make_context()
-    adopted(services, ctx)
+    adopted_goal(services, ctx)
     goal_id, first = select(services, ctx)
 
     commands.report_task(services.db, ctx, first, TaskState.FAILED, reason="tool crashed",
@@ -499,8 +481,10 @@ def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis)
 
 
 def test_the_sweep_fails_a_task_whose_job_vanished(services: Services, redis_client: Redis) -> None:
+    """A stale task whose RQ job no longer exists is failed by the sweep ("rq job missing")
+    and its goal goes back to adopted."""
     ctx = make_context()
-    adopted(services, ctx)
+    adopted_goal(services, ctx)
     goal_id, task_id = select(services, ctx)
     redis_client.delete(f"rq:job:{task_id}")  # e.g. Redis restarted empty
     later = Context(actor="sweeper", clock=lambda: ctx.clock() + timedelta(minutes=5))
@@ -520,7 +504,7 @@ def test_the_task_scheduler_tries_goalstore_first_then_its_fallback(
     from service.adapters.task_scheduler import TaskScheduler
 
     ctx = make_context()
-    goal_id = adopted(services, ctx)
+    goal_id = adopted_goal(services, ctx)
     rebuild(services)
     legacy = iter(["legacy-1", "legacy-2", "legacy-3"])
     on = TaskScheduler(services.selector, lambda: next(legacy))
@@ -554,10 +538,12 @@ def test_abandoning_an_executed_goal_records_an_outcome(services: Services) -> N
     """An executed goal abandoned by hand: goal_satisfaction 0; a goal never executed
     records none."""
     ctx = make_context()
-    never = adopted(services, ctx, value=0.1)
+    never = adopted_goal(services, ctx, value=0.1)
     goal_id, task_id = select(services, ctx)
-    commands.report_task(services.db, ctx, task_id, TaskState.SUCCEEDED, evidence="log")
-    commands.review_task(services.db, ctx, goal_id, task_id, "verify")
+    commands.report_task(
+        services.db, ctx, task_id, TaskState.SUCCEEDED, evidence="log", max_attempts=MAX_ATTEMPTS
+    )
+    commands.review_task(services.db, ctx, goal_id, task_id, "verify", max_attempts=MAX_ATTEMPTS)
 
     commands.abandon_goal(services.db, ctx, goal_id)
     commands.abandon_goal(services.db, ctx, never)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service.cli import build_parser
 from service.config import Settings
+from workers.cli import build_parser
 from workers.events import JOB_TIMEOUT_S as EVENTS_JOB_TIMEOUT_S
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

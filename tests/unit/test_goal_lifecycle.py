@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
 from service.domain.errors import IllegalTransition
 from service.domain.goal import (
-    Goal,
     GoalCategory,
     GoalState,
     from_record,
@@ -19,25 +17,10 @@ from service.domain.goal import (
     to_record,
     transition,
 )
+from service.testing import START, make_goal
 
-CREATED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+CREATED = START  # when make_goal's goals were created
 LATER = datetime(2026, 1, 1, 12, 5, 30, 250, tzinfo=UTC)
-
-
-def make_goal(**overrides: Any) -> Goal:
-    fields: dict[str, Any] = {
-        "id": "goal_001",
-        "text": "Conduct weekly self-reflection on identity coherence",
-        "category": GoalCategory.INTROSPECTION,
-        "value": 0.8,
-        "effort": 0.3,
-        "risk": 0.1,
-        "owner": "alice",
-        "created_at": CREATED,
-        "updated_at": CREATED,
-    }
-    fields.update(overrides)
-    return Goal(**fields)
 
 
 # --- allowed transitions -------------------------------------------------------
@@ -229,12 +212,12 @@ def test_to_record_gives_plain_json_values() -> None:
 
     expected = {
         "id": "goal_001",
-        "text": "Conduct weekly self-reflection on identity coherence",
-        "category": "introspection",
+        "text": "Summarise yesterday's failed tasks",
+        "category": "maintenance",
         "goal_type": "generic",
-        "value": 0.8,
-        "effort": 0.3,
-        "risk": 0.1,
+        "value": 0.6,
+        "effort": 0.4,
+        "risk": 0.2,
         "horizon_min_min": 0,
         "horizon_max_min": 10080,
         "aligns_with": ["core.ontological.consciousness"],
@@ -284,7 +267,7 @@ def test_record_round_trip_restores_types() -> None:
     """A record read back has enums, tuples and aware UTC datetimes, not strings and lists."""
     back = from_record(to_record(make_goal(aligns_with=("b1",))))
 
-    assert GoalCategory.INTROSPECTION is back.category
+    assert GoalCategory.MAINTENANCE is back.category
     assert GoalState.PROPOSED is back.state
     assert ("b1",) == back.aligns_with
     assert UTC == back.created_at.tzinfo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,7 +9,6 @@ from pydantic import BaseModel
 
 from service.domain import goal_types as registry
 from service.domain.errors import FieldError
-from service.domain.goal import Goal, GoalCategory
 from service.domain.goal_types import (
     GenericResult,
     MetricDeltaResult,
@@ -21,24 +19,7 @@ from service.domain.goal_types import (
     known_goal_type,
     validate_result,
 )
-
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def make_goal(**overrides: Any) -> Goal:
-    fields: dict[str, Any] = {
-        "id": "goal_001",
-        "text": "Raise coherence",
-        "category": GoalCategory.INTROSPECTION,
-        "value": 0.8,
-        "effort": 0.3,
-        "risk": 0.1,
-        "owner": "alice",
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    fields.update(overrides)
-    return Goal(**fields)
+from service.testing import make_goal
 
 
 def locs_and_types(problems: list[FieldError]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -10,44 +10,17 @@ import pytest
 from pydantic import ValidationError
 
 from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
-from service.domain.goal import Goal, GoalCategory, GoalState
+from service.domain.goal import GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
+from service.testing import START, goal_spec, make_goal
 from tests.seed import SEED_EXAMPLE_JSON
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+NOW = START  # when make_goal's goals were created
 LATER = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
-
-
-def spec(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "text": "Summarise yesterday's failed tasks",
-        "category": "maintenance",
-        "value": 0.6,
-        "effort": 0.4,
-        "risk": 0.2,
-    }
-    body.update(overrides)
-    return body
 
 
 def error_locs(exc: ValidationError) -> list[tuple[str | int, ...]]:
     return [tuple(err["loc"]) for err in exc.errors()]
-
-
-def make_goal(**overrides: Any) -> Goal:
-    fields: dict[str, Any] = {
-        "id": "goal_001",
-        "text": "Summarise yesterday's failed tasks",
-        "category": GoalCategory.MAINTENANCE,
-        "value": 0.6,
-        "effort": 0.4,
-        "risk": 0.2,
-        "owner": "alice",
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    fields.update(overrides)
-    return Goal(**fields)
 
 
 # --- the seed example -------------------------------------------------------------
@@ -83,7 +56,7 @@ def test_example_goal_constant_matches_the_seed() -> None:
 
 def test_build_mints_an_id_when_absent() -> None:
     """A body without an id gets a minted `g-` + 16 hex id."""
-    goal = GoalCreate.model_validate(spec()).build("alice", NOW)
+    goal = GoalCreate.model_validate(goal_spec()).build("alice", NOW)
 
     assert goal.id.startswith("g-")
     assert 18 == len(goal.id)
@@ -91,7 +64,7 @@ def test_build_mints_an_id_when_absent() -> None:
 
 def test_text_is_stripped() -> None:
     """Surrounding whitespace is stripped from the text."""
-    body = GoalCreate.model_validate(spec(text="  tidy the logs \n"))
+    body = GoalCreate.model_validate(goal_spec(text="  tidy the logs \n"))
 
     assert "tidy the logs" == body.text
 
@@ -104,7 +77,7 @@ def test_text_is_stripped() -> None:
 def test_scores_outside_unit_interval_are_rejected(field: str, bad: float) -> None:
     """value, effort and risk must lie in [0, 1]."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: bad}))
+        GoalCreate.model_validate(goal_spec(**{field: bad}))
 
     assert [(field,)] == error_locs(caught.value)
 
@@ -113,7 +86,7 @@ def test_scores_outside_unit_interval_are_rejected(field: str, bad: float) -> No
 @pytest.mark.parametrize("edge", [0.0, 1.0])
 def test_scores_at_the_bounds_are_accepted(field: str, edge: float) -> None:
     """0 and 1 themselves are valid scores."""
-    body = GoalCreate.model_validate(spec(**{field: edge}))
+    body = GoalCreate.model_validate(goal_spec(**{field: edge}))
 
     assert edge == getattr(body, field)
 
@@ -123,7 +96,7 @@ def test_scores_at_the_bounds_are_accepted(field: str, edge: float) -> None:
 def test_non_finite_scores_are_rejected(field: str, bad: float) -> None:
     """NaN and infinities are not scores."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: bad}))
+        GoalCreate.model_validate(goal_spec(**{field: bad}))
 
     assert [(field,)] == error_locs(caught.value)
 
@@ -131,7 +104,7 @@ def test_non_finite_scores_are_rejected(field: str, bad: float) -> None:
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_scores_in_json_are_rejected(literal: str) -> None:
     """NaN/Infinity written in a JSON body are rejected too."""
-    raw = json.dumps(spec()).replace('"value": 0.6', f'"value": {literal}')
+    raw = json.dumps(goal_spec()).replace('"value": 0.6', f'"value": {literal}')
 
     with pytest.raises(ValidationError) as caught:
         GoalCreate.model_validate_json(raw)
@@ -162,7 +135,7 @@ def test_non_finite_scores_in_json_are_rejected(literal: str) -> None:
 def test_wrong_types_are_rejected(field: str, bad: Any) -> None:
     """A field of the wrong JSON type is a validation error at that field."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: bad}))
+        GoalCreate.model_validate(goal_spec(**{field: bad}))
 
     assert field == error_locs(caught.value)[0][0]
 
@@ -170,7 +143,7 @@ def test_wrong_types_are_rejected(field: str, bad: Any) -> None:
 def test_naive_timestamps_are_rejected() -> None:
     """created_at without an offset is rejected (instants must be aware)."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(created_at="2025-11-08T12:00:00"))
+        GoalCreate.model_validate(goal_spec(created_at="2025-11-08T12:00:00"))
 
     assert [("created_at",)] == error_locs(caught.value)
 
@@ -179,7 +152,7 @@ def test_naive_timestamps_are_rejected() -> None:
 def test_unknown_category_is_rejected(category: str) -> None:
     """Only the four categories are accepted."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(category=category))
+        GoalCreate.model_validate(goal_spec(category=category))
 
     assert [("category",)] == error_locs(caught.value)
 
@@ -189,14 +162,14 @@ def test_unknown_category_is_rejected(category: str) -> None:
 )
 def test_each_known_category_is_accepted(category: str) -> None:
     """Each of the four categories is accepted."""
-    assert category == GoalCreate.model_validate(spec(category=category)).category.value
+    assert category == GoalCreate.model_validate(goal_spec(category=category)).category.value
 
 
 @pytest.mark.parametrize("goal_type", ["doc_written", "Generic", ""])
 def test_unknown_goal_type_is_rejected(goal_type: str) -> None:
     """A goal_type that is not registered is rejected at creation."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(goal_type=goal_type))
+        GoalCreate.model_validate(goal_spec(goal_type=goal_type))
 
     assert [("goal_type",)] == error_locs(caught.value)
 
@@ -205,7 +178,7 @@ def test_unknown_goal_type_is_rejected(goal_type: str) -> None:
 def test_state_other_than_proposed_is_rejected(state: str) -> None:
     """Goals are created proposed; any other state in the body is rejected."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(state=state))
+        GoalCreate.model_validate(goal_spec(state=state))
 
     assert [("state",)] == error_locs(caught.value)
 
@@ -224,7 +197,7 @@ def test_state_other_than_proposed_is_rejected(state: str) -> None:
 def test_unknown_fields_are_rejected(field: str, value: Any) -> None:
     """Fields clients may not set (version, owner, scores, ...) are rejected, not ignored."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: value}))
+        GoalCreate.model_validate(goal_spec(**{field: value}))
 
     assert [(field,)] == error_locs(caught.value)
     assert "extra_forbidden" == caught.value.errors()[0]["type"]
@@ -232,10 +205,10 @@ def test_unknown_fields_are_rejected(field: str, value: Any) -> None:
 
 def test_text_at_limit_is_accepted_and_beyond_is_rejected() -> None:
     """text may be 4000 characters, not 4001."""
-    assert 4000 == len(GoalCreate.model_validate(spec(text="x" * 4000)).text)
+    assert 4000 == len(GoalCreate.model_validate(goal_spec(text="x" * 4000)).text)
 
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(text="x" * 4001))
+        GoalCreate.model_validate(goal_spec(text="x" * 4001))
 
     assert [("text",)] == error_locs(caught.value)
 
@@ -244,7 +217,7 @@ def test_text_at_limit_is_accepted_and_beyond_is_rejected() -> None:
 def test_empty_text_is_rejected(text: str) -> None:
     """Text that is empty once stripped is rejected."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(text=text))
+        GoalCreate.model_validate(goal_spec(text=text))
 
     assert [("text",)] == error_locs(caught.value)
 
@@ -253,10 +226,10 @@ def test_empty_text_is_rejected(text: str) -> None:
 def test_id_lists_allow_64_items_and_reject_65(field: str) -> None:
     """Id lists hold at most 64 items."""
     ids = [f"b{i}" for i in range(65)]
-    assert 64 == len(getattr(GoalCreate.model_validate(spec(**{field: ids[:64]})), field))
+    assert 64 == len(getattr(GoalCreate.model_validate(goal_spec(**{field: ids[:64]})), field))
 
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: ids}))
+        GoalCreate.model_validate(goal_spec(**{field: ids}))
 
     assert [(field,)] == error_locs(caught.value)
 
@@ -266,7 +239,7 @@ def test_too_many_success_metrics_are_rejected() -> None:
     metrics = {f"m{i}": 0.1 for i in range(65)}
 
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(success_metrics=metrics))
+        GoalCreate.model_validate(goal_spec(success_metrics=metrics))
 
     assert [("success_metrics",)] == error_locs(caught.value)
 
@@ -275,7 +248,7 @@ def test_too_many_success_metrics_are_rejected() -> None:
 def test_non_finite_success_metric_is_rejected(bad: float) -> None:
     """A metric target must be a finite number."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(success_metrics={"coherence_delta": bad}))
+        GoalCreate.model_validate(goal_spec(success_metrics={"coherence_delta": bad}))
 
     assert [("success_metrics", "coherence_delta")] == error_locs(caught.value)
 
@@ -287,7 +260,7 @@ def test_non_finite_success_metric_is_rejected(bad: float) -> None:
 def test_bad_ids_are_rejected(bad_id: str) -> None:
     """Ids must match the id pattern and length limit."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(id=bad_id))
+        GoalCreate.model_validate(goal_spec(id=bad_id))
 
     assert [("id",)] == error_locs(caught.value)
 
@@ -297,13 +270,13 @@ def test_bad_ids_are_rejected(bad_id: str) -> None:
 )
 def test_good_ids_are_accepted(good_id: str) -> None:
     """Ids of letters, digits and . _ : @ - (not leading) up to 128 chars are accepted."""
-    assert good_id == GoalCreate.model_validate(spec(id=good_id)).id
+    assert good_id == GoalCreate.model_validate(goal_spec(id=good_id)).id
 
 
 def test_bad_id_in_a_list_is_reported_at_its_index() -> None:
     """A malformed belief id inside aligns_with is reported with its list index."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(aligns_with=["ok.one", "not ok"]))
+        GoalCreate.model_validate(goal_spec(aligns_with=["ok.one", "not ok"]))
 
     assert [("aligns_with", 1)] == error_locs(caught.value)
 
@@ -313,7 +286,7 @@ def test_bad_id_in_a_list_is_reported_at_its_index() -> None:
 def test_horizons_out_of_range_are_rejected(field: str, bad: int) -> None:
     """Horizons are whole minutes from 0 to ten years."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(**{field: bad}))
+        GoalCreate.model_validate(goal_spec(**{field: bad}))
 
     assert [(field,)] == error_locs(caught.value)
 
@@ -330,13 +303,13 @@ def test_shallow_metadata_is_accepted() -> None:
     """Metadata a few levels deep, with lists and finite numbers, is accepted."""
     metadata = {"source": "seed", "tags": ["a", "b"], "limits": {"max": 1.5, "n": [1, 2]}}
 
-    assert metadata == GoalCreate.model_validate(spec(metadata=metadata)).metadata
+    assert metadata == GoalCreate.model_validate(goal_spec(metadata=metadata)).metadata
 
 
 def test_metadata_nested_too_deep_is_rejected() -> None:
     """Metadata nested far past the depth limit is rejected."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(metadata=nested(20)))
+        GoalCreate.model_validate(goal_spec(metadata=nested(20)))
 
     assert [("metadata",)] == error_locs(caught.value)
     assert "nested deeper than 8 levels" in caught.value.errors()[0]["msg"]
@@ -349,7 +322,7 @@ def test_metadata_nested_in_lists_too_deep_is_rejected() -> None:
         value = [value]
 
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(metadata={"k": value}))
+        GoalCreate.model_validate(goal_spec(metadata={"k": value}))
 
     assert [("metadata",)] == error_locs(caught.value)
 
@@ -366,7 +339,7 @@ def test_metadata_nested_in_lists_too_deep_is_rejected() -> None:
 def test_non_finite_number_inside_metadata_is_rejected(metadata: dict[str, Any]) -> None:
     """A NaN or infinity anywhere inside metadata is rejected."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(metadata=metadata))
+        GoalCreate.model_validate(goal_spec(metadata=metadata))
 
     assert [("metadata",)] == error_locs(caught.value)
     assert "numbers must be finite" in caught.value.errors()[0]["msg"]
@@ -375,7 +348,7 @@ def test_non_finite_number_inside_metadata_is_rejected(metadata: dict[str, Any])
 @pytest.mark.parametrize("literal", ["NaN", "Infinity"])
 def test_non_finite_number_inside_json_metadata_is_rejected(literal: str) -> None:
     """NaN/Infinity inside a JSON body's metadata is rejected."""
-    raw = json.dumps(spec(metadata={"x": 0})).replace('"x": 0', f'"x": {literal}')
+    raw = json.dumps(goal_spec(metadata={"x": 0})).replace('"x": 0', f'"x": {literal}')
 
     with pytest.raises(ValidationError) as caught:
         GoalCreate.model_validate_json(raw)
@@ -396,7 +369,7 @@ def test_non_finite_number_inside_json_metadata_is_rejected(literal: str) -> Non
 def test_oversized_metadata_is_rejected(metadata: dict[str, Any]) -> None:
     """Metadata strings, keys, key counts and total size are bounded."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(metadata=metadata))
+        GoalCreate.model_validate(goal_spec(metadata=metadata))
 
     assert [("metadata",)] == error_locs(caught.value)
 
@@ -404,7 +377,7 @@ def test_oversized_metadata_is_rejected(metadata: dict[str, Any]) -> None:
 def test_every_bad_field_is_reported_at_once() -> None:
     """Several bad fields give one error each, not just the first."""
     with pytest.raises(ValidationError) as caught:
-        GoalCreate.model_validate(spec(value=2, risk=-1, category="fun", version=9))
+        GoalCreate.model_validate(goal_spec(value=2, risk=-1, category="fun", version=9))
 
     assert {("value",), ("risk",), ("category",), ("version",)} == set(error_locs(caught.value))
 
@@ -414,7 +387,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
 
 def test_horizon_max_below_min_is_invalid_goal() -> None:
     """horizon_max_min < horizon_min_min raises InvalidGoal at horizon_max_min."""
-    body = GoalCreate.model_validate(spec(horizon_min_min=60, horizon_max_min=30))
+    body = GoalCreate.model_validate(goal_spec(horizon_min_min=60, horizon_max_min=30))
 
     with pytest.raises(InvalidGoal) as caught:
         body.build("alice", NOW)
@@ -425,7 +398,7 @@ def test_horizon_max_below_min_is_invalid_goal() -> None:
 
 def test_horizon_max_equal_to_min_is_valid() -> None:
     """horizon_max_min == horizon_min_min is allowed."""
-    goal = GoalCreate.model_validate(spec(horizon_min_min=60, horizon_max_min=60)).build(
+    goal = GoalCreate.model_validate(goal_spec(horizon_min_min=60, horizon_max_min=60)).build(
         "alice", NOW
     )
 
@@ -434,7 +407,7 @@ def test_horizon_max_equal_to_min_is_valid() -> None:
 
 def test_self_dependency_is_invalid_goal() -> None:
     """A goal may not list its own id in depends_on."""
-    body = GoalCreate.model_validate(spec(id="goal_001", depends_on=["goal_000", "goal_001"]))
+    body = GoalCreate.model_validate(goal_spec(id="goal_001", depends_on=["goal_000", "goal_001"]))
 
     with pytest.raises(InvalidGoal) as caught:
         body.build("alice", NOW)
@@ -444,7 +417,7 @@ def test_self_dependency_is_invalid_goal() -> None:
 
 def test_metric_delta_without_success_metrics_is_invalid_goal() -> None:
     """A metric_delta goal needs at least one success metric target."""
-    body = GoalCreate.model_validate(spec(goal_type="metric_delta"))
+    body = GoalCreate.model_validate(goal_spec(goal_type="metric_delta"))
 
     with pytest.raises(InvalidGoal) as caught:
         body.build("alice", NOW)
@@ -455,7 +428,7 @@ def test_metric_delta_without_success_metrics_is_invalid_goal() -> None:
 def test_metric_delta_with_success_metrics_builds() -> None:
     """A metric_delta goal with a target builds."""
     body = GoalCreate.model_validate(
-        spec(goal_type="metric_delta", success_metrics={"coherence_delta": 0.05})
+        goal_spec(goal_type="metric_delta", success_metrics={"coherence_delta": 0.05})
     )
 
     assert "metric_delta" == body.build("alice", NOW).goal_type
@@ -464,7 +437,7 @@ def test_metric_delta_with_success_metrics_builds() -> None:
 def test_invalid_goal_reports_every_cross_field_problem() -> None:
     """All cross-field problems are reported together, each at its field."""
     body = GoalCreate.model_validate(
-        spec(
+        goal_spec(
             id="goal_001",
             goal_type="metric_delta",
             horizon_min_min=10,

@@ -128,6 +128,7 @@ def test_after_a_failure_redis_is_left_alone_for_a_while() -> None:
 
 
 def test_without_redis_counts_stay_in_the_process() -> None:
+    """A recorder bound to no Redis keeps its counts in the process and reads them back."""
     recorder = Recorder()
 
     recorder.inc(GOALS_ADOPTED, by=2)
@@ -148,6 +149,8 @@ def test_every_recorded_family_is_exposed_at_zero_before_anything_happened() -> 
 
 
 def test_recorded_counts_are_exposed_with_their_labels() -> None:
+    """Counts recorded with a label, and an observed latency, are exposed as samples carrying
+    that label and the right histogram buckets."""
     recorder, _ = recorder_on(fakeredis.FakeServer())
     recorder.inc(GOAL_BLOCKED_BY_BELIEF, belief_id="b-1")
     recorder.inc(GOAL_BLOCKED_BY_BELIEF, belief_id="b-1")
@@ -171,6 +174,8 @@ def test_sample_names_cover_the_seed_metrics() -> None:
 
 
 def test_binding_another_redis_drops_counts_meant_for_the_previous_one() -> None:
+    """Binding a Redis does not carry the counts kept before it into that Redis: it holds
+    only what was counted after the binding."""
     recorder = Recorder()
     recorder.inc(GOALS_ADOPTED)  # no Redis yet: kept in the process
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
