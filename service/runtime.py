@@ -48,9 +48,9 @@ class Services:
         return RankingCache(self.redis, self.keys)
 
     @cached_property
-    def goalstore(self) -> GoalStore:
+    def policy(self) -> Policy:
         s = self.settings
-        policy = Policy(
+        return Policy(
             max_attempts=s.max_attempts,
             max_lag=timedelta(seconds=s.cache_max_lag_s),
             task_stale_after=timedelta(seconds=s.task_stale_s),
@@ -58,8 +58,12 @@ class Services:
             outbox_retention=timedelta(hours=s.outbox_retention_hours),
             events_batch=s.events_batch,
         )
+
+    @cached_property
+    def goalstore(self) -> GoalStore:
+        s = self.settings
         observed = Observed(self.redis, self.keys.metrics, (s.events_queue, s.scheduler_queue))
-        return GoalStore(self.db, self.cache, self.vetting, self.selector, policy, observed)
+        return GoalStore(self.db, self.cache, self.vetting, self.selector, self.policy, observed)
 
     @cached_property
     def idempotency(self) -> IdempotencyRecords:
@@ -94,7 +98,7 @@ class Services:
             db=self.db, cache=self.cache, claims=claims, emitter=self.emitter,
             vetting=self.vetting,
             flags=Flags(s.goal_system, s.goal_shadow, s.canary_percent),
-            max_lag=timedelta(seconds=s.cache_max_lag_s),
+            max_lag=self.policy.max_lag,
         )  # fmt: skip
 
     @property

@@ -10,14 +10,12 @@ every collaborator explicitly and default none of them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
 
 from service import commands as c
 from service.cache.ranking import RankingCache
@@ -35,8 +33,6 @@ from service.domain.ranking import Score
 from service.domain.tasks import Task, TaskState
 from service.store.db import Database
 from service.store.migrate import ensure_schema, migrate
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -242,16 +238,8 @@ class GoalStore:
         return c.store_figures(self.db, now)
 
     def redis_figures(self) -> RedisFigures | None:
-        """Counts, queue depths and cache meta; None without Redis or when it does not
-        answer (logged), so a scrape still serves the store's figures."""
         o = self.observed
-        if o.redis is None:
-            return None
-        try:
-            return redis_figures(o.redis, o.metrics_key, o.queues, self.cache)
-        except RedisError as exc:
-            log.warning("metrics: Redis does not answer (%s); serving the store's only", exc)
-            return None
+        return redis_figures(o.redis, o.metrics_key, o.queues, self.cache)
 
     def readiness(self) -> dict[str, str]:
         return readiness(self.db, self.observed.redis)

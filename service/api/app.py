@@ -57,9 +57,12 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.state.services = services
     app.state.metrics_registry = registry_for(services)
     install_error_handlers(app)
-    app.add_middleware(TraceMiddleware)
-    app.add_middleware(IdempotencyMiddleware, services=services)  # inside the body limit
+    # The last added is the outermost: the trace first (every answer, a refusal of the
+    # body limit or of an Idempotency-Key too, carries its trace id), then the body
+    # limit, then idempotency (which reads bodies the limit has already bounded).
+    app.add_middleware(IdempotencyMiddleware, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(TraceMiddleware)
     app.include_router(meta.router)
     app.include_router(metrics_router)
     app.include_router(goals.router)

@@ -32,7 +32,8 @@ from service.runtime import Services
 
 log = logging.getLogger(__name__)
 
-_KEPT_HEADERS = {b"content-type", b"etag", b"location", b"traceparent"}
+# Not traceparent: a replay is answered in the trace of the request that asked for it.
+_KEPT_HEADERS = {b"content-type", b"etag", b"location"}
 
 
 class IdempotencyMiddleware:

@@ -65,12 +65,19 @@ class RedisFigures:
 
 
 def redis_figures(
-    redis: Redis, metrics_key: str, queues: Sequence[str], cache: RankingCache | None
-) -> RedisFigures:
-    """One scrape's reads of Redis; RedisError when it does not answer."""
-    recorded = read_samples(redis, metrics_key)
-    depths = {name: Queue(name, connection=redis).count for name in queues}
-    return RedisFigures(recorded, depths, cache.meta() if cache is not None else {})
+    redis: Redis | None, metrics_key: str, queues: Sequence[str], cache: RankingCache | None
+) -> RedisFigures | None:
+    """One scrape's reads of Redis: None without Redis or when it does not answer
+    (logged), so a scrape still serves the store's figures."""
+    if redis is None:
+        return None
+    try:
+        recorded = read_samples(redis, metrics_key)
+        depths = {name: Queue(name, connection=redis).count for name in queues}
+        return RedisFigures(recorded, depths, cache.meta() if cache is not None else {})
+    except RedisError as exc:
+        log.warning("metrics: Redis does not answer (%s); serving the store's only", exc)
+        return None
 
 
 def readiness(db: Database, redis: Redis | None) -> dict[str, str]:

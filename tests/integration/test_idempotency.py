@@ -95,3 +95,28 @@ def test_without_redis_a_key_is_refused_not_ignored(start_server: ServerFactory)
         assert 503 == refused.status_code
         assert 0 == goals_created(client)
         assert 201 == client.post("/v1/goals", json=goal_spec()).status_code  # no key: fine
+
+
+def test_refusals_before_any_route_carry_the_callers_trace(
+    start_server: ServerFactory, redis_client: Redis
+) -> None:
+    """A 413 of the body limit and a 422 of a reused Idempotency-Key are problems in the
+    caller's trace, like a route's errors; a replay answers in the replaying request's."""
+    server = start_server(**REDIS, max_body_bytes=1024)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    sent = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    with server.client() as client:
+        too_big = client.post("/v1/goals", content=b"x" * 2048, headers=sent)
+        client.post("/v1/goals", json=goal_spec(text="a"), headers={"Idempotency-Key": "k-t"})
+        reused = client.post("/v1/goals", json=goal_spec(text="b"),
+                             headers={**sent, "Idempotency-Key": "k-t"})  # fmt: skip
+        replay = client.post("/v1/goals", json=goal_spec(text="a"),
+                             headers={**sent, "Idempotency-Key": "k-t"})  # fmt: skip
+
+    assert [(413, trace), (422, trace)] == [
+        (r.status_code, r.json()["trace_id"]) for r in (too_big, reused)
+    ]
+    assert [trace] * 3 == [
+        r.headers["traceparent"].split("-")[1] for r in (too_big, reused, replay)
+    ]
+    assert "true" == replay.headers["idempotent-replayed"]
