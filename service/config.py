@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         description="`goalstore selector` keeps the scheduler queue this deep (0: off).",
     )
     executor: str = Field(
-        default="workers.scheduler.reference_executor",
+        default="workers.tasks.reference_executor",
         pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
         description="Import path of the function a scheduler job runs.",
     )

@@ -179,6 +179,11 @@ class GoalStore:
         return c.report_task(self.db, ctx, task_id, state, evidence=evidence, reason=reason,
                              goal_id=goal_id, max_attempts=self.policy.max_attempts)  # fmt: skip
 
+    def report_progress(
+        self, ctx: Context, task_id: str, note: str, fraction: float | None = None
+    ) -> Task:
+        return c.report_progress(self.db, ctx, task_id, note, fraction)
+
     def review_task(
         self, ctx: Context, goal_id: str, task_id: str, action: str, *, reason: str | None = None
     ) -> Task:

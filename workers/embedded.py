@@ -6,8 +6,8 @@ workers the Procfile runs, as threads of the API process:
 
 - the outbox relay, RQ's cron scheduler (the periodic refresh) and an RQ worker
   on the events queue (workers/events.py);
-- an RQ worker on the scheduler queue running the executor, and the task sweeper
-  (workers/scheduler.py).
+- an RQ worker on the scheduler queue running the tasks (workers/tasks.py), and the
+  dead-job sweeper (workers/sweeper.py).
 
 Nothing differs from production but where Redis lives and that the RQ workers run
 in threads (so the job timeout uses a timer, not SIGALRM, and the API process keeps
@@ -29,8 +29,9 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from service.runtime import Services
-from workers import events, scheduler
+from workers import events, tasks
 from workers.events import Cron, Loop, Relay, StoppableWorker
+from workers.sweeper import Sweeper, scheduler_queue
 
 log = logging.getLogger("goalstore.embedded")
 
@@ -80,7 +81,7 @@ class Embedded:
         self.stop_event = threading.Event()
         settings = services.settings
         events_queue = Queue(settings.events_queue, connection=connection)
-        tasks_queue = scheduler.scheduler_queue(services, connection)
+        tasks_queue = scheduler_queue(services, connection)
         stop = self.stop_event
 
         def events_worker() -> ThreadWorker:
@@ -94,14 +95,14 @@ class Embedded:
             Cron(connection, settings.events_queue, settings.tick_seconds, stop),
             Drain("events-worker", events_queue, events_worker, stop),
             Drain("scheduler-worker", tasks_queue, tasks_worker, stop),
-            scheduler.Sweeper(services, tasks_queue, stop),
+            Sweeper(services, tasks_queue, stop),
         ]
 
     def start(self) -> dict[str, Any]:
         """Rebuild the (empty) cache from SQLite and start the workers."""
         log.warning(BANNER.format(database=self.services.settings.database.resolve()))
         events.use(self.services)
-        scheduler.use(self.services)
+        tasks.use(self.services)
         try:
             summary = self.services.goalstore.rebuild_cache()
         except RedisError as exc:  # pragma: no cover - fakeredis does not go away
@@ -116,4 +117,4 @@ class Embedded:
         for thread in self.threads:
             thread.join(timeout=5)
         events.use(None)
-        scheduler.use(None)
+        tasks.use(None)

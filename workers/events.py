@@ -43,6 +43,8 @@ from service.domain.errors import RedisRequired
 from service.domain.events import EventRef
 from service.runtime import Services, build_services, connect_redis
 from service.usecases import GoalStore
+from workers import tasks
+from workers.sweeper import Sweeper, scheduler_queue
 
 JOB_TIMEOUT_S = 600  # a rebuild of 100k goals takes seconds; leave room on a slow disk
 RESULT_TTL_S = 300  # long enough for `rq info` and a look at the last results
@@ -203,6 +205,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     if settings.redis_url is None:  # an embedded Redis has no URL a second client can use
         raise RedisRequired("the events worker process")
     use(services)  # SimpleWorker runs jobs in this process: share the connections
+    tasks.use(services)  # the failure callbacks of dead scheduler jobs the sweeper finds
     connection = connect_redis(settings.redis_url, blocking=True)
     queue = Queue(settings.events_queue, connection=connection)
     try:
@@ -216,6 +219,9 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     threads = [
         Relay(services, queue, stop),
         Cron(connection, settings.events_queue, settings.tick_seconds, stop),
+        # Every deployment runs an events worker, whatever runs the scheduler's jobs (the
+        # stock `rq worker` has no sweeper): dead jobs are noticed here.
+        Sweeper(services, scheduler_queue(services, connection), stop),
     ]
     for thread in threads:
         thread.start()
@@ -227,6 +233,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
         for thread in threads:
             thread.join(timeout=5)
         use(None)
+        tasks.use(None)
     return {"stopped": True}
 
 
@@ -241,4 +248,5 @@ def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any
         if sent == 0:
             break
     use(None)
+    tasks.use(None)
     return {"relayed": relayed, **services.goalstore.cache_backlog()}

@@ -1,8 +1,10 @@
 """The scheduler's queue: one RQ job per task (DESIGN §7).
 
 Job id = task id; RQ's JSON serializer, so `redis-cli HGET rq:job:<id> meta` and the
-args are readable; `meta` carries `trace_id`, `span_id` and `traceparent`; the job
-runs the configured executor (an import path) with the task payload. Jobs are
+args are readable; `meta` carries `trace_id`, `span_id`, `traceparent` and the
+configured executor (an import path). The job runs `workers.tasks.run_task` with the
+task payload, which calls that executor; the job's success, failure and stopped
+callbacks record the outcome, so any RQ worker with GoalStore installed can run it. Jobs are
 written and queued in one MULTI (one round trip, however many). A task id is fresh
 for every start and emitted once: the exactly-once guarantee is SQLite's (a goal
 version starts once), so RQ's `unique=True` (a Lua check and a round trip per job,
@@ -19,7 +21,11 @@ from rq.serializers import JSONSerializer
 
 from service.domain.tasks import Task
 
-ON_FAILURE = "workers.scheduler.job_failed"  # RQ-level failures: timeout, exception
+# Names, not imports: the web process that emits does not load the worker side.
+RUN_TASK = "workers.tasks.run_task"
+ON_SUCCESS = Callback("workers.tasks.job_succeeded")
+ON_FAILURE = Callback("workers.tasks.job_failed")  # the executor raised, or timed out
+ON_STOPPED = Callback("workers.tasks.job_stopped")
 
 
 class RqEmitter:
@@ -32,16 +38,19 @@ class RqEmitter:
         pipe = self.queue.connection.pipeline()
         for task, payload in jobs:
             self.queue.enqueue(
-                self.executor,
+                RUN_TASK,
                 payload,
                 pipeline=pipe,
                 job_id=task.task_id,
                 meta={"trace_id": task.trace_id, "span_id": task.span_id,
-                      "traceparent": task.traceparent, "goal_id": task.goal_id},
+                      "traceparent": task.traceparent, "goal_id": task.goal_id,
+                      "executor": self.executor},
                 job_timeout=self.job_timeout_s,
                 result_ttl=24 * 3600,
                 failure_ttl=7 * 24 * 3600,
-                on_failure=Callback(ON_FAILURE),
+                on_success=ON_SUCCESS,
+                on_failure=ON_FAILURE,
+                on_stopped=ON_STOPPED,
                 description=f"goal {task.goal_id} attempt {task.attempt}",
             )  # fmt: skip
         pipe.execute()

@@ -22,7 +22,7 @@ from service.domain.blocks import DEPENDENCY_UNSATISFIED, Block
 from service.domain.errors import ErrorKind, GoalNotFound, GoalStoreError, IllegalTransition
 from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import explain
-from service.domain.tasks import Task, TaskState
+from service.domain.tasks import Task, TaskPayload, TaskState
 from service.domain.vetting import Consistency, GoalBlocked, Verdict
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
@@ -145,16 +145,10 @@ def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
 
 
 def task_payload(goal: Goal, task: Task) -> dict[str, Any]:
-    """The scheduler job's one argument: JSON, everything an executor needs."""
-    return {
-        "task_id": task.task_id,
-        "goal_id": goal.id,
-        "goal_version": task.goal_version,
-        "attempt": task.attempt,
-        "text": goal.text,
-        "goal_type": goal.goal_type,
-        "success_metrics": goal.success_metrics,
-        "metadata": goal.metadata,
-        "trace_id": task.trace_id,
-        "traceparent": task.traceparent,
-    }
+    """The scheduler job's one argument (the TaskPayload contract), as plain JSON."""
+    return TaskPayload(
+        task_id=task.task_id, goal_id=goal.id, goal_version=task.goal_version,
+        attempt=task.attempt, text=goal.text, goal_type=goal.goal_type,
+        success_metrics=dict(goal.success_metrics), metadata=dict(goal.metadata),
+        trace_id=task.trace_id, traceparent=task.traceparent,
+    ).model_dump(mode="json")  # fmt: skip

@@ -8,6 +8,7 @@ of the `goal_selected` decision.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from service.domain.errors import (
     FieldError,
     GoalStoreError,
     IllegalTransition,
+    InvalidInput,
     VersionConflict,
 )
 from service.domain.goal import Goal, GoalState
@@ -40,6 +42,8 @@ from service.domain.timefmt import format_ts
 from service.metrics import RECORDER, TASKS_FINISHED
 from service.store import tasks as task_table
 from service.store.db import Database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,10 +113,15 @@ def report_task(
     db: Database, ctx: Context, task_id: str, state: TaskState, *, evidence: Any = None,
     reason: str | None = None, goal_id: str | None = None, max_attempts: int,
 ) -> Task:  # fmt: skip
-    """The executor's report: running, succeeded (with evidence) or failed."""
+    """The executor's report: running, succeeded (with evidence) or failed. The same
+    report again changes nothing; a report for a superseded attempt (a retry has
+    started since) is logged and ignored: the callback and the sweeper may both report."""
     with db.write() as conn:
         now = ctx.clock()
         task = _task_of(conn, goal_id, task_id)
+        if task.superseded:
+            log.info("report %s for superseded task %s ignored", state.value, task_id)
+            return task
         updated = report(task, state, evidence, reason, now)
         if updated is task:
             return task
@@ -122,6 +131,27 @@ def report_task(
     if updated.state in (TaskState.SUCCEEDED, TaskState.FAILED):
         RECORDER.inc(TASKS_FINISHED, state=updated.state.value)
     return updated
+
+
+def report_progress(
+    db: Database, ctx: Context, task_id: str, note: str, fraction: float | None
+) -> Task:
+    """A running task's progress (a note, and how far it is in [0, 1] if it knows): a
+    `task_progress_reported` ledger event. The task's state does not change; a task that
+    is no longer open (or was superseded) has its progress logged and ignored."""
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise InvalidInput([FieldError(("fraction",), "must be between 0 and 1")])
+    with db.write() as conn:
+        task = _task_of(conn, None, task_id)
+        if task.superseded or task.state not in OPEN:
+            log.info("progress of task %s (%s) ignored", task_id, task.state.value)
+            return task
+        record_event(
+            conn, ctx, ctx.clock(), "task_progress_reported", task.goal_id,
+            {"task": {"task_id": task.task_id, "attempt": task.attempt},
+             "note": note[:2_000], "fraction": fraction},
+        )  # fmt: skip
+    return task
 
 
 def review_task(

@@ -34,7 +34,7 @@ class EventRef(NamedTuple):
 NO_RANKING_EFFECT = frozenset(
     {
         "goal_conflict_detected", "decision_outcome_recorded", "goal_blocked_by_belief",
-        "task_reported", "task_reviewed", "goal_failure_recorded",
+        "task_reported", "task_reviewed", "goal_failure_recorded", "task_progress_reported",
     }
 )  # fmt: skip
 # Goal events that only touch the goal itself. Any other goal event (goal_satisfied,

@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.errors import ErrorKind, GoalStoreError
 
@@ -148,3 +150,24 @@ def attempts(tasks: list[Task]) -> list[Task]:
 
 def failed_attempts(tasks: list[Task]) -> int:
     return sum(t.state in FAILED_ATTEMPT for t in attempts(tasks))
+
+
+class TaskPayload(BaseModel):
+    """The scheduler job's one argument: everything an executor needs, as JSON.
+
+    A published contract (GET /v1/schemas/task-payload, docs/executors.md): fields
+    are added, never renamed or removed, within a `payload_version`."""
+
+    model_config = ConfigDict(extra="forbid", title="GoalStore task payload")
+
+    payload_version: Literal[1] = Field(default=1, description="This contract's version.")
+    task_id: str = Field(description="The task (and RQ job) id; report it back with this.")
+    goal_id: str
+    goal_version: int = Field(ge=1, description="The goal's version when it was started.")
+    attempt: int = Field(ge=1, description="1 for the first attempt, then 2, 3, ...")
+    text: str = Field(description="What the goal asks for.")
+    goal_type: str = Field(description="The type its result is validated against.")
+    success_metrics: dict[str, Any] = Field(description="Named targets of the goal.")
+    metadata: dict[str, Any] = Field(description="The goal's free-form metadata.")
+    trace_id: str = Field(description="The trace of the selection that started the task.")
+    traceparent: str = Field(description="W3C traceparent: log and propagate it.")

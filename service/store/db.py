@@ -8,6 +8,7 @@ transaction holds the write lock from its first statement (no upgrade deadlocks)
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -46,8 +47,19 @@ class Database:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _forget_inherited(self) -> None:
+        """In a forked child (an RQ work horse): drop the parent's connections unclosed,
+        since a SQLite connection must not cross a fork; this process opens its own."""
+        self._local = threading.local()
+        self._opened = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def connection(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            self._forget_inherited()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._open()

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from redis import Redis
 from rq.job import Job
@@ -31,7 +32,9 @@ from service.testing import (
     new_goal,
 )
 from tests.conftest import TEST_REDIS_URL
-from workers.scheduler import RqJobProbe, top_up
+from tests.integration.conftest import ServerFactory
+from workers.scheduler import top_up
+from workers.sweeper import RqJobProbe
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -230,6 +233,36 @@ def test_selection_emits_one_job_with_the_callers_trace(
     assert ctx.trace.trace_id == meta["trace_id"]  # readable with redis-cli, as documented
     assert [selection.task.task_id.encode()] == redis_client.lrange("rq:queue:scheduler-test",
                                                                    0, -1)  # fmt: skip
+
+
+def test_the_emitted_job_keeps_the_published_contract(
+    services: Services, redis_client: Redis, start_server: ServerFactory
+) -> None:
+    """The job's payload validates against the schema GET /v1/schemas/task-payload serves
+    (checked by jsonschema, not by the model that wrote it); the job runs
+    workers.tasks.run_task with the configured executor in its meta and the three
+    outcome callbacks, which any RQ worker runs."""
+    ctx = make_context()
+    goal_id = adopted_goal(services, ctx, metadata={"repo": "goalstore"})
+    rebuild(services)
+    selection = services.selector.select(ctx)
+    assert selection.task is not None
+    job = Job.fetch(selection.task.task_id, connection=redis_client, serializer=JSONSerializer)
+    with start_server().client() as http:
+        schema = http.get("/v1/schemas/task-payload").json()
+
+    jsonschema.Draft202012Validator(schema).validate(job.args[0])
+    assert (goal_id, 1, {"repo": "goalstore"}) == (
+        job.args[0]["goal_id"], job.args[0]["payload_version"], job.args[0]["metadata"]
+    )  # fmt: skip
+    assert ("workers.tasks.run_task", services.settings.executor) == (
+        job.func_name, job.meta["executor"]
+    )  # fmt: skip
+    assert ["job_succeeded", "job_failed", "job_stopped"] == [
+        c.__name__ for c in (job.success_callback, job.failure_callback, job.stopped_callback)
+    ]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**job.args[0], "task_id": 7}, schema)
 
 
 @pytest.mark.parametrize(("threads", "per_call", "goals"), [(8, 1, 40), (4, 7, 60)])

@@ -1,6 +1,8 @@
-"""Health probes and the goal-type registry."""
+"""Health probes, the goal-type registry and the task payload's schema."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -8,6 +10,7 @@ from fastapi.responses import JSONResponse
 from service.api.deps import GS, Reader
 from service.api.schemas import GoalTypePublic, GoalTypesPublic
 from service.domain.goal_types import goal_types
+from service.domain.tasks import TaskPayload
 
 router = APIRouter()
 
@@ -38,3 +41,11 @@ def list_goal_types(_: Reader) -> GoalTypesPublic:
             for t in goal_types()
         ]
     )
+
+
+@router.get("/v1/schemas/task-payload", tags=["selection and tasks"])
+def task_payload_schema(_: Reader) -> dict[str, Any]:
+    """The JSON Schema of a scheduler job's payload: the contract an executor is written
+    against (docs/executors.md). Fields are added, never renamed or removed, within a
+    `payload_version`."""
+    return TaskPayload.model_json_schema()
