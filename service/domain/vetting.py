@@ -150,7 +150,7 @@ class VettingInputs:
     beliefs: Mapping[str, Belief]
     consistency: Consistency
     now: datetime
-    threshold: float = 0.6
+    threshold: float  # GOALSTORE_VET_THRESHOLD, from the composition root
 
 
 def vet(goal: Goal, inputs: VettingInputs) -> Verdict:

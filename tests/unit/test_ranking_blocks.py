@@ -46,7 +46,8 @@ def test_vetting_blocks_serve_reason_detail_and_beliefs() -> None:
     """Vetting's blocks are {"reason", "detail", "belief_ids"}, byte for byte as before."""
     belief = Belief("b.safety", "never do that", True, 1, NOW, NOW)
     verdict = vet(
-        blocked_goal(), VettingInputs({"b.safety": belief}, Consistency(0.7, ("b.safety",)), NOW)
+        blocked_goal(),
+        VettingInputs({"b.safety": belief}, Consistency(0.7, ("b.safety",)), NOW, 0.6),
     )
 
     assert (
