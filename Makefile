@@ -28,8 +28,8 @@ redis:
 	  echo "redis did not start on 127.0.0.1:6379" >&2; exit 1
 
 lint: $(STAMP)
-	$(BIN)/ruff check service workers tests
-	$(BIN)/ruff format --check service workers tests
+	$(BIN)/ruff check service workers tests examples
+	$(BIN)/ruff format --check service workers tests examples
 	$(BIN)/mypy
 
 # Lint, types, every test tier with coverage, then the per-part coverage floors.
