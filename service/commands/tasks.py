@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ from service.domain.timefmt import format_ts
 from service.metrics import RECORDER, TASKS_FINISHED
 from service.store import tasks as task_table
 from service.store.db import Database
+from service.tracing import parse_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ def sweep_tasks(
     db: Database, ctx: Context, probe: JobProbe, *, stale_after: timedelta, max_attempts: int
 ) -> list[Task]:
     """Open tasks untouched for `stale_after` whose job failed, was stopped or vanished
-    (a killed worker, a timeout) are reported failed, so their goals are retried."""
+    (a killed worker, a timeout) are reported failed, so their goals are retried. Each
+    report is written in its task's own trace, as the job's callbacks would have."""
     now = ctx.clock()
     with db.read() as conn:
         stale = task_table.open_tasks(conn, format_ts(now - stale_after))
@@ -246,10 +248,11 @@ def sweep_tasks(
         status = probe.status(task.task_id)
         if status is None:
             continue
+        in_its_trace = replace(ctx, trace=parse_traceparent(task.traceparent) or ctx.trace)
         failed.append(
             report_task(
                 db,
-                ctx,
+                in_its_trace,
                 task.task_id,
                 TaskState.FAILED,
                 reason=f"rq job {status}",

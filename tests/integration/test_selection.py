@@ -19,6 +19,7 @@ from service import commands
 from service.commands import Context
 from service.config import Settings
 from service.domain.beliefs import BeliefPut
+from service.domain.errors import InvalidInput
 from service.domain.goal import GoalState
 from service.domain.tasks import TaskState
 from service.domain.vetting import CheckerUnavailable, GoalBlocked
@@ -487,7 +488,8 @@ def test_the_gate_refuses_then_accepts(services: Services, ctx: Context) -> None
 
 def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis) -> None:
     """A failed task sends the goal back to adopted; the next selection is attempt 2 and
-    supersedes attempt 1; at max_attempts (2 here) the goal is abandoned."""
+    supersedes attempt 1 (a late report for attempt 1 is ignored: no event, no error); at
+    max_attempts (2 here) the goal is abandoned."""
     from service.store.migrate import migrate
 
     services = build_services(settings(tmp_path, max_attempts=2))
@@ -503,6 +505,11 @@ def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis)
     tasks = {t.task_id: t for t in commands.list_tasks(services.db, goal_id)}
     assert (True, 2) == (tasks[first].superseded, tasks[second].attempt)
 
+    events_before = len(events_of(services, goal_id))
+    late = commands.report_task(services.db, ctx, first, TaskState.SUCCEEDED, evidence="late",
+                                max_attempts=2)  # fmt: skip
+    assert (TaskState.FAILED, "tool crashed") == (late.state, late.reason)  # ignored
+    assert events_before == len(events_of(services, goal_id))
     commands.report_task(services.db, ctx, second, TaskState.RUNNING, max_attempts=2)
     commands.report_task(services.db, ctx, second, TaskState.FAILED, reason="again",
                          max_attempts=2)  # fmt: skip
@@ -585,3 +592,25 @@ def test_abandoning_an_executed_goal_records_an_outcome(services: Services) -> N
     assert (goal_id, {"goal_satisfaction": 0.0, "task_completion_rate": 1.0}) == (
         outcome["goal_id"], outcome["metrics"]
     )  # fmt: skip
+
+
+def test_progress_of_an_open_task_is_a_ledger_event_and_of_a_finished_one_ignored(
+    services: Services, redis_client: Redis
+) -> None:
+    """report_progress records task_progress_reported (note, fraction) while the task is
+    open, refuses a fraction outside [0, 1], and ignores progress once the task is done."""
+    ctx = make_context()
+    adopted_goal(services, ctx)
+    goal_id, task_id = select(services, ctx)
+    gs = services.goalstore
+
+    gs.report_progress(ctx, task_id, "read 3 of 4 logs", 0.75)
+    with pytest.raises(InvalidInput):
+        gs.report_progress(ctx, task_id, "too far", 1.5)
+    gs.report_task(ctx, task_id, TaskState.SUCCEEDED, evidence={"summary": "done"})
+    gs.report_progress(ctx, task_id, "after the end", 1.0)
+
+    history = commands.goal_history(services.db, goal_id)
+    progress = [e.payload for e in history if e.event_type == "task_progress_reported"]
+    assert [{"task": {"task_id": task_id, "attempt": 1}, "note": "read 3 of 4 logs",
+             "fraction": 0.75}] == progress  # fmt: skip
