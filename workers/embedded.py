@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from service.runtime import Services
-from workers import events, tasks
+from workers import jobs
 from workers.events import Cron, Loop, Relay, StoppableWorker
 from workers.sweeper import Sweeper, scheduler_queue
 
@@ -101,8 +101,7 @@ class Embedded:
     def start(self) -> dict[str, Any]:
         """Rebuild the (empty) cache from SQLite and start the workers."""
         log.warning(BANNER.format(database=self.services.settings.database.resolve()))
-        events.use(self.services)
-        tasks.use(self.services)
+        jobs.use(self.services)
         try:
             summary = self.services.goalstore.rebuild_cache()
         except RedisError as exc:  # pragma: no cover - fakeredis does not go away
@@ -116,5 +115,4 @@ class Embedded:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=5)
-        events.use(None)
-        tasks.use(None)
+        jobs.use(None)

@@ -41,9 +41,9 @@ from rq.worker import SimpleWorker
 
 from service.domain.errors import RedisRequired
 from service.domain.events import EventRef
-from service.runtime import Services, build_services, connect_redis
+from service.runtime import Services, connect_redis
 from service.usecases import GoalStore
-from workers import tasks
+from workers import jobs
 from workers.sweeper import Sweeper, scheduler_queue
 
 JOB_TIMEOUT_S = 600  # a rebuild of 100k goals takes seconds; leave room on a slow disk
@@ -51,20 +51,9 @@ RESULT_TTL_S = 300  # long enough for `rq info` and a look at the last results
 
 log = logging.getLogger("goalstore.worker")
 
-_services: Services | None = None
-
-
-def use(services: Services | None) -> None:
-    """Let jobs run in this process share the caller's services (None: build from env)."""
-    global _services
-    _services = services
-
 
 def _current() -> GoalStore:
-    global _services
-    if _services is None:
-        _services = build_services()
-    return _services.goalstore
+    return jobs.services().goalstore
 
 
 # --- job functions (what the queue names) -------------------------------------------
@@ -204,8 +193,9 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     gs.require_cache("the events worker")
     if settings.redis_url is None:  # an embedded Redis has no URL a second client can use
         raise RedisRequired("the events worker process")
-    use(services)  # SimpleWorker runs jobs in this process: share the connections
-    tasks.use(services)  # the failure callbacks of dead scheduler jobs the sweeper finds
+    # SimpleWorker runs jobs in this process, and the sweeper may run the failure
+    # callbacks of dead scheduler jobs: both share this process's connections.
+    jobs.use(services)
     connection = connect_redis(settings.redis_url, blocking=True)
     queue = Queue(settings.events_queue, connection=connection)
     try:
@@ -232,8 +222,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
         stop.set()
         for thread in threads:
             thread.join(timeout=5)
-        use(None)
-        tasks.use(None)
+        jobs.use(None)
     return {"stopped": True}
 
 
@@ -247,6 +236,5 @@ def _burst(services: Services, queue: Queue, connection: Redis) -> dict[str, Any
         )
         if sent == 0:
             break
-    use(None)
-    tasks.use(None)
+    jobs.use(None)
     return {"relayed": relayed, **services.goalstore.cache_backlog()}

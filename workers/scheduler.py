@@ -24,7 +24,7 @@ from service.commands.kinds import SelectionMode
 from service.commands.selection import SELECT_BATCH
 from service.domain.errors import RedisRequired
 from service.runtime import Services, connect_redis
-from workers import tasks
+from workers import jobs
 from workers.events import StoppableWorker, work_until_stopped
 from workers.sweeper import Sweeper, scheduler_queue
 from workers.tasks import reference_executor  # noqa: F401  # GOALSTORE_EXECUTOR's former path
@@ -36,7 +36,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
     settings = services.settings
     if settings.redis_url is None:
         raise RedisRequired("the scheduler worker")
-    tasks.use(services)
+    jobs.use(services)
     connection = connect_redis(settings.redis_url, blocking=True)
     queue = scheduler_queue(services, connection)
     stop = threading.Event()
@@ -57,7 +57,7 @@ def run(services: Services, *, burst: bool = False) -> dict[str, Any]:
         work_until_stopped(make, settings.log_level)
     finally:
         stop.set()
-        tasks.use(None)
+        jobs.use(None)
     return {"stopped": True}
 
 

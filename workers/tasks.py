@@ -34,26 +34,11 @@ from rq.job import Job, get_current_job
 from service.commands import Context
 from service.domain.tasks import IllegalTaskTransition, TaskNotFound, TaskState
 from service.logs import traced
-from service.runtime import Services, build_services
 from service.tracing import new_trace, parse_traceparent
+from workers import jobs
 
 log = logging.getLogger("goalstore.tasks")
 ACTOR = "scheduler"
-
-_services: Services | None = None
-
-
-def use(services: Services | None) -> None:
-    """Let jobs run in this process share the caller's services (None: build from env)."""
-    global _services
-    _services = services
-
-
-def _current() -> Services:
-    global _services
-    if _services is None:
-        _services = build_services()
-    return _services
 
 
 def job_context(meta: Mapping[str, Any] | None, actor: str = ACTOR) -> Context:
@@ -74,7 +59,7 @@ def _report(job: Job, state: TaskState, **fields: Any) -> None:
     ctx = job_context(job.meta)
     with traced(ctx.trace.trace_id):
         try:
-            _current().goalstore.report_task(ctx, job.id, state, **fields)
+            jobs.services().goalstore.report_task(ctx, job.id, state, **fields)
         except (IllegalTaskTransition, TaskNotFound) as exc:
             log.warning("report %s of task %s not applied: %s", state.value, job.id, exc)
 
@@ -87,9 +72,9 @@ def run_task(payload: dict[str, Any]) -> Any:
     job = get_current_job()
     meta = job.meta if job else {}
     ctx = job_context(meta)
-    path = meta.get("executor") or _current().settings.executor
+    path = meta.get("executor") or jobs.services().settings.executor
     with traced(ctx.trace.trace_id):
-        _current().goalstore.report_task(ctx, payload["task_id"], TaskState.RUNNING)
+        jobs.services().goalstore.report_task(ctx, payload["task_id"], TaskState.RUNNING)
         started = {"task_id": payload["task_id"], "goal_id": payload["goal_id"], "executor": path}
         log.info("task started", extra=started)
         result = _executor(path)(payload)
@@ -128,7 +113,7 @@ def report_progress(note: str, fraction: float | None = None) -> None:
         return
     ctx = job_context(job.meta)
     with traced(ctx.trace.trace_id):
-        _current().goalstore.report_progress(ctx, job.id, note, fraction)
+        jobs.services().goalstore.report_progress(ctx, job.id, note, fraction)
 
 
 # --- the reference executor -----------------------------------------------------------------
