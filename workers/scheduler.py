@@ -27,7 +27,10 @@ from service.runtime import Services, connect_redis
 from workers import jobs
 from workers.events import StoppableWorker, work_until_stopped
 from workers.sweeper import Sweeper, scheduler_queue
-from workers.tasks import reference_executor  # noqa: F401  # GOALSTORE_EXECUTOR's former path
+
+# The names that jobs emitted before executors became plain functions call (their
+# function, their failure callback); the sweeper records what such a job returns.
+from workers.tasks import job_failed, reference_executor  # noqa: F401
 
 log = logging.getLogger("goalstore.scheduler")
 

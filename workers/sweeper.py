@@ -15,7 +15,6 @@ import socket
 import threading
 
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -24,10 +23,16 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from service.commands import Context
+from service.commands.tasks import JobOutcome
+from service.domain.tasks import TaskState
 from service.runtime import Services
 
 log = logging.getLogger("goalstore.sweeper")
 ACTOR = "scheduler"
+
+
+def _failed(why: str) -> JobOutcome:
+    return JobOutcome(TaskState.FAILED, reason=f"rq job {why}")
 
 
 def scheduler_queue(services: Services, connection: Redis) -> Queue:
@@ -36,21 +41,24 @@ def scheduler_queue(services: Services, connection: Redis) -> Queue:
 
 
 class RqJobProbe:
-    """What RQ knows of a task's job: failed, stopped, gone, or run by a dead process."""
+    """What RQ knows of a task's job: finished, failed, stopped, gone, or run by a dead
+    process."""
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
 
-    def status(self, task_id: str) -> str | None:
+    def outcome(self, task_id: str) -> JobOutcome | None:
         try:
             job = Job.fetch(task_id, connection=self.connection, serializer=JSONSerializer)
         except NoSuchJobError:
-            return "missing"
+            return _failed("missing")
         status = job.get_status()
+        if status == JobStatus.FINISHED:  # its success callback did not reach the store
+            return JobOutcome(TaskState.SUCCEEDED, evidence=job.return_value())
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-            return str(status.value)
+            return _failed(str(status.value))
         if status == JobStatus.STARTED and job.worker_name and self._dead(job.worker_name):
-            return "abandoned (its worker process is gone)"
+            return _failed("abandoned (its worker process is gone)")
         return None
 
     def _dead(self, worker_name: str) -> bool:
@@ -79,15 +87,16 @@ class Sweeper(threading.Thread):
     def sweep(self) -> int:
         # Jobs whose worker stopped heart-beating: RQ runs their failure callback.
         StartedJobRegistry(queue=self.queue).cleanup()
-        failed = self.services.goalstore.sweep_tasks(Context(actor=ACTOR), self.probe)
-        for task in failed:
-            log.warning("task %s of goal %s failed: %s", task.task_id, task.goal_id, task.reason)
-        return len(failed)
+        reported = self.services.goalstore.sweep_tasks(Context(actor=ACTOR), self.probe)
+        for task in reported:
+            log.warning("task %s of goal %s reported %s by the sweep: %s", task.task_id,
+                        task.goal_id, task.state.value, task.reason)  # fmt: skip
+        return len(reported)
 
     def run(self) -> None:
         interval = max(1.0, self.services.settings.task_stale_s / 4)
         while not self.stop.wait(interval):
             try:
                 self.sweep()
-            except (RedisError, OSError) as exc:
-                log.warning("task sweep failed (%s); retrying", exc)
+            except Exception:  # a store or Redis hiccup must not end the only sweeper
+                log.exception("task sweep failed; retrying in %.0f s", interval)

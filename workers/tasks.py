@@ -10,12 +10,14 @@ scheduler` does:
   (anything else is kept as `{"result": value}`);
 - it raised: `failed`, the reason `ExceptionType: message` (the traceback goes to the
   log, under the task's trace id, not to the ledger); RQ's timeout is such a failure;
-- the job was stopped (`rq` stop command): `failed`, reason `stopped`.
+- the job was stopped (`rq` stop command; the stock forking worker only): `failed`,
+  reason `stopped`.
 
 A worker that dies mid-job reports nothing: the sweeper (workers/sweeper.py, run by
 the events worker and the scheduler) fails the task once its job is gone or its
-worker dead. Reports are idempotent: the same report twice changes nothing, and a
-report for a superseded attempt is ignored. Callbacks reach the store through the
+worker dead, and records a finished job's result if its callback could not write.
+Reports are idempotent: the same report twice changes nothing, and a report for a
+superseded attempt is ignored. Callbacks reach the store through the
 configuration of the process they run in (GOALSTORE_DATABASE, GOALSTORE_REDIS_URL).
 """
 
@@ -34,10 +36,12 @@ from rq.job import Job, get_current_job
 from service.commands import Context
 from service.domain.tasks import IllegalTaskTransition, TaskNotFound, TaskState
 from service.logs import traced
+from service.store.db import StoreBusy
 from service.tracing import new_trace, parse_traceparent
 from workers import jobs
 
 log = logging.getLogger("goalstore.tasks")
+BUSY_RETRIES_S = (0.5, 1.0, 2.0)  # well within RQ's callback timeout (60 s)
 ACTOR = "scheduler"
 
 
@@ -55,13 +59,23 @@ def _executor(path: str) -> Callable[[dict[str, Any]], Any]:
 
 def _report(job: Job, state: TaskState, **fields: Any) -> None:
     """Report the job's task; a report the task no longer takes is logged, not raised
-    (a callback racing the sweeper, a retried callback)."""
+    (a callback racing the sweeper, a retried callback). A store busy for a moment is
+    tried again a few times; if it stays busy the sweeper records the job's outcome."""
     ctx = job_context(job.meta)
     with traced(ctx.trace.trace_id):
-        try:
-            jobs.services().goalstore.report_task(ctx, job.id, state, **fields)
-        except (IllegalTaskTransition, TaskNotFound) as exc:
-            log.warning("report %s of task %s not applied: %s", state.value, job.id, exc)
+        for wait_s in BUSY_RETRIES_S:
+            try:
+                jobs.services().goalstore.report_task(ctx, job.id, state, **fields)
+                return
+            except (IllegalTaskTransition, TaskNotFound) as exc:
+                log.warning("report %s of task %s not applied: %s", state.value, job.id, exc)
+                return
+            except StoreBusy as exc:
+                log.warning("report %s of task %s: %s; again in %.1f s", state.value, job.id,
+                            exc, wait_s)  # fmt: skip
+                time.sleep(wait_s)
+        log.error("report %s of task %s left to the sweeper: the store stayed busy",
+                  state.value, job.id)  # fmt: skip
 
 
 # --- what RQ runs -----------------------------------------------------------------------

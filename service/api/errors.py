@@ -51,19 +51,20 @@ def problem_body(
     return body
 
 
-def _headers(status: int, retry_after_s: int = RETRY_AFTER_S) -> dict[str, str]:
+def _headers(status: int, retry_after_s: int | None = RETRY_AFTER_S) -> dict[str, str]:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
-    if status == 503:
+    if status == 503 and retry_after_s is not None:
         return {"Retry-After": str(retry_after_s)}
     return {}
 
 
 def problem(
     status: int, slug: str, title: str, detail: str | None, request: Request,
-    wait_s: int = RETRY_AFTER_S, **extra: Any,
+    wait_s: int | None = RETRY_AFTER_S, **extra: Any,
 ) -> JSONResponse:  # fmt: skip
-    """The problem as a response; a 503 asks the client to retry after `wait_s`."""
+    """The problem as a response; a 503 asks the client to retry after `wait_s` (None:
+    retrying will not help, e.g. the deployment lacks a part)."""
     body = problem_body(status, slug, title, detail, request.url.path, **extra)
     headers = _headers(status, wait_s)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -85,8 +86,8 @@ async def send_problem(
 def domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
     """Any command error as its problem: status from its kind, type and fields from it."""
     status = HTTP_STATUS[exc.kind]
-    return problem(status, exc.code, exc.title, str(exc), request, exc.retry_after_s,
-                   **exc.fields())  # fmt: skip
+    wait_s = exc.retry_after_s if exc.kind is ErrorKind.UNAVAILABLE else None
+    return problem(status, exc.code, exc.title, str(exc), request, wait_s, **exc.fields())
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from service.cli.output import (
     fail,
 )
 from service.config import Settings, settings_problems
-from service.domain.errors import GoalStoreError
+from service.domain.errors import ErrorKind, GoalStoreError
 from service.logs import configure_logging
 from service.runtime import build_services
 from service.scenario import UnsafePath
@@ -89,7 +89,9 @@ def main(argv: Sequence[str] | None = None, groups: Sequence[Group] = GROUPS) ->
                     errors=errors)  # fmt: skip
     except (UnsafePath, orjson.JSONDecodeError, ValueError) as exc:
         return fail(EXIT_INVALID, "invalid", str(exc))
-    except (OSError, MigrationError, RedisError, sqlite3.Error) as exc:
+    except RedisError as exc:  # e.g. `cache rebuild` with Redis down, or lost mid-way
+        return fail(EXIT_UNAVAILABLE, ErrorKind.UNAVAILABLE.value, str(exc))
+    except (OSError, MigrationError, sqlite3.Error) as exc:
         return fail(EXIT_USAGE, "error", str(exc))
     finally:
         services.close()

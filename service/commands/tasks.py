@@ -228,38 +228,48 @@ def satisfy_goal(
     raise failure
 
 
+@dataclass(frozen=True)
+class JobOutcome:
+    """What the queue knows of a task's job that its callbacks did not record."""
+
+    state: TaskState  # SUCCEEDED (the job finished) or FAILED
+    reason: str | None = None
+    evidence: Any = None
+
+
 class JobProbe(Protocol):
-    def status(self, task_id: str) -> str | None:
-        """The RQ status of the task's job if it failed or vanished, else None."""
+    def outcome(self, task_id: str) -> JobOutcome | None:
+        """The job's outcome if it ended (finished, failed, stopped, vanished, its worker
+        dead), else None (still queued or running)."""
         ...
 
 
 def sweep_tasks(
     db: Database, ctx: Context, probe: JobProbe, *, stale_after: timedelta, max_attempts: int
 ) -> list[Task]:
-    """Open tasks untouched for `stale_after` whose job failed, was stopped or vanished
-    (a killed worker, a timeout) are reported failed, so their goals are retried. Each
-    report is written in its task's own trace, as the job's callbacks would have."""
+    """Open tasks untouched for `stale_after` whose job ended without its callback's
+    report reaching the store are reported now: failed (the job failed, was stopped or
+    vanished, its worker died), so their goals are retried, or succeeded with the job's
+    result (a callback that could not write). Each report is written in its task's own
+    trace, as the callback would have; one task's error does not stop the others.
+    Returns the tasks reported."""
     now = ctx.clock()
     with db.read() as conn:
         stale = task_table.open_tasks(conn, format_ts(now - stale_after))
-    failed = []
+    reported = []
     for task in stale:
-        status = probe.status(task.task_id)
-        if status is None:
+        found = probe.outcome(task.task_id)
+        if found is None:
             continue
         in_its_trace = replace(ctx, trace=parse_traceparent(task.traceparent) or ctx.trace)
-        failed.append(
-            report_task(
-                db,
-                in_its_trace,
-                task.task_id,
-                TaskState.FAILED,
-                reason=f"rq job {status}",
-                max_attempts=max_attempts,
-            )
-        )
-    return [t for t in failed if t.state == TaskState.FAILED]
+        try:
+            reported.append(report_task(
+                db, in_its_trace, task.task_id, found.state, evidence=found.evidence,
+                reason=found.reason, max_attempts=max_attempts,
+            ))  # fmt: skip
+        except GoalStoreError as exc:
+            log.warning("sweep: task %s not reported (%s)", task.task_id, exc)
+    return [t for t in reported if t.state in (TaskState.FAILED, TaskState.SUCCEEDED)]
 
 
 def task_as_dict(task: Task) -> dict[str, Any]:

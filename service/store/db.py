@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.domain.errors import ErrorKind, GoalStoreError
 
@@ -36,8 +37,33 @@ class StoreBusy(GoalStoreError):
         return f"the database stayed locked past the busy timeout; retry ({self.detail})"
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+def _raise_if_busy(exc: sqlite3.OperationalError) -> None:
+    if "locked" in str(exc) or "busy" in str(exc):
+        raise StoreBusy(str(exc)) from exc
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements report a database held locked past the busy
+    timeout as StoreBusy (a 503 to retry), wherever they run: reads and writes alike."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            _raise_if_busy(exc)
+            raise
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            _raise_if_busy(exc)
+            raise
+
+
+# Connections a forked child inherited: kept referenced, never closed by the child
+# (closing a parent's SQLite connection in a child is as unsafe as using it).
+_INHERITED: list[sqlite3.Connection] = []
 
 
 class Database:
@@ -50,8 +76,10 @@ class Database:
         self._pid = os.getpid()
 
     def _forget_inherited(self) -> None:
-        """In a forked child (an RQ work horse): drop the parent's connections unclosed,
-        since a SQLite connection must not cross a fork; this process opens its own."""
+        """In a forked child (an RQ work horse): set the parent's connections aside,
+        unclosed, since a SQLite connection must not cross a fork; this process opens
+        its own."""
+        _INHERITED.extend(self._opened)
         self._local = threading.local()
         self._opened = []
         self._lock = threading.Lock()
@@ -73,6 +101,7 @@ class Database:
             timeout=self.busy_timeout_ms / 1000,
             isolation_level=None,  # transactions are explicit: see write() and read()
             check_same_thread=False,  # used by its own thread only; closed by close()
+            factory=_Connection,
         )
         conn.row_factory = sqlite3.Row
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -106,10 +135,6 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise StoreBusy(str(exc)) from exc
-            raise
         finally:
             # After a failed statement or COMMIT (disk full, I/O error) the transaction
             # may still be open, holding the write lock: never leave it so. SQLite may

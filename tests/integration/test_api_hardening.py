@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from service.store.db import Database, StoreBusy
+from service.store.migrate import migrate
 from service.testing import goal_spec, post_goal, wait_for
 from tests.integration.conftest import ServerFactory
 
@@ -98,6 +101,28 @@ def test_a_locked_database_is_a_503_with_retry_after(start_server: ServerFactory
     assert (503, "1") == (response.status_code, response.headers.get("retry-after"))
     assert "application/problem+json" == response.headers["content-type"]
     assert 201 == after.status_code
+
+
+def test_a_read_that_meets_a_lock_past_the_busy_timeout_is_store_busy(tmp_path: Path) -> None:
+    """Any statement, a read too, that meets a lock held past the busy timeout (an
+    exclusive-locking session) raises StoreBusy, which every edge serves as its 503 or
+    exit code 6, instead of a bare sqlite3 error (a 500)."""
+    db = Database(tmp_path / "locked.db", busy_timeout_ms=100)
+    migrate(db)
+    db.close()  # no connection of ours holds a read mark while the blocker takes its lock
+    blocker = sqlite3.connect(db.path, isolation_level=None)
+    blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreBusy):
+            db.connection().execute("SELECT count(*) FROM goals").fetchone()
+        with pytest.raises(StoreBusy), db.read() as conn:
+            conn.execute("SELECT count(*) FROM goals").fetchone()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert 0 == db.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
+    db.close()
 
 
 def test_an_unexpected_error_is_a_traced_500_problem(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker
 
 from service import commands
 from service.commands import Context
@@ -34,8 +35,9 @@ from service.testing import (
 )
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.conftest import ServerFactory
+from workers import jobs, tasks
 from workers.scheduler import top_up
-from workers.sweeper import RqJobProbe
+from workers.sweeper import RqJobProbe, scheduler_queue
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -534,6 +536,36 @@ def test_the_sweep_fails_a_task_whose_job_vanished(services: Services, redis_cli
 
     assert [(task_id, "rq job missing")] == [(t.task_id, t.reason) for t in failed]
     assert GoalState.ADOPTED == commands.get_goal(services.db, goal_id).state
+
+
+def test_a_finished_job_whose_callback_could_not_write_is_recorded_by_the_sweep(
+    services: Services, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job runs (in-process, as goalstore scheduler runs it) and finishes, but its
+    success callback cannot reach the store: the task stays running until the sweep
+    records it succeeded with the job's return value as evidence."""
+    ctx = make_context()
+    adopted_goal(services, ctx, text="Count the open incidents")
+    goal_id, task_id = select(services, ctx)
+    monkeypatch.setattr(tasks, "_report", lambda job, state, **fields: None)  # lost
+    jobs.use(services)
+    try:
+        queue = scheduler_queue(services, redis_client)
+        SimpleWorker([queue], connection=redis_client, serializer=JSONSerializer).work(burst=True)
+    finally:
+        jobs.use(None)
+    assert TaskState.RUNNING == commands.list_tasks(services.db, goal_id)[0].state
+    # The job reported running on the real clock (its own context): sweep 5 minutes on.
+    later = Context(actor="sweeper", clock=lambda: datetime.now(UTC) + timedelta(minutes=5))
+
+    reported = commands.sweep_tasks(services.db, later, RqJobProbe(redis_client),
+                                    stale_after=timedelta(seconds=60), max_attempts=3)  # fmt: skip
+
+    assert [(task_id, TaskState.SUCCEEDED)] == [(t.task_id, t.state) for t in reported]
+    evidence = commands.list_tasks(services.db, goal_id)[0].evidence
+    assert ("executed: Count the open incidents", "reference") == (
+        evidence["summary"], evidence["executor"]
+    )  # fmt: skip
 
 
 def test_the_task_scheduler_tries_goalstore_first_then_its_fallback(
