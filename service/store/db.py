@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StoreBusy(GoalStoreError):
-    """Another writer held the database past the busy timeout: nothing was written."""
+    """Another connection held the database locked past the busy timeout: the statement
+    did not run (a write transaction is rolled back whole)."""
 
     kind = ErrorKind.UNAVAILABLE
     code = "database-busy"
