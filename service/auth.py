@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -75,3 +76,25 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return x_api_key or None
+
+
+def anonymous_exposure(host: str, keys: list[ApiKey], allow_anonymous: bool) -> str | None:
+    """Why serving on `host` must not start, or None. Without keys every request acts
+    as `anonymous`, writes included: fine on loopback (the embedded quick start), refused
+    on any other address unless anonymous access is asked for explicitly."""
+    if keys or allow_anonymous or _is_loopback(host):
+        return None
+    return (
+        f"refusing to serve on {host} without API keys: anyone who reaches it could change "
+        "every goal. Set GOALSTORE_API_KEYS (`actor:scope+scope:key`, from a secret), bind "
+        "127.0.0.1, or set GOALSTORE_ALLOW_ANONYMOUS=true to serve anonymously on purpose"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

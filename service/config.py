@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         default=None,
         description="`actor:scope+scope:key`, comma-separated; unset serves without auth.",
     )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Serve without API keys on an address other than loopback (otherwise "
+        "`goalstore serve` refuses to start there without GOALSTORE_API_KEYS).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1_024, description="Largest request body accepted (bytes)."
     )

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from service import cli
+from service.auth import anonymous_exposure
 from service.cli.output import EXIT_OK, EXIT_USAGE, emit, fail
 from service.runtime import Services
 
@@ -26,13 +27,17 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     from workers.embedded import Embedded, embedded_redis
 
     settings = services.settings
+    host = args.host or settings.host
+    refusal = anonymous_exposure(host, services.api_keys, settings.allow_anonymous)
+    if refusal is not None:
+        return fail(EXIT_USAGE, "configuration", refusal)
     embedded = None
     if services.redis is None:
         services = replace(services, redis=embedded_redis())
         embedded = Embedded(services)
     uvicorn.run(
         create_app(services, background=embedded),
-        host=args.host or settings.host,
+        host=host,
         port=args.port if args.port is not None else settings.port,
         log_config=None,  # keep our JSON log lines
         access_log=False,

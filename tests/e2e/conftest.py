@@ -37,9 +37,11 @@ def procfile() -> dict[str, str]:
 
 def process_env(**extra: str) -> dict[str, str]:
     """This process's environment without any GOALSTORE_ setting, the virtualenv's bin
-    first on PATH, and `extra` on top."""
+    first on PATH, anonymous access allowed (the Procfile's web binds 0.0.0.0 and these
+    tests run without keys), and `extra` on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", **extra)
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GOALSTORE_ALLOW_ANONYMOUS="true")
+    env.update(extra)
     return env
 
 

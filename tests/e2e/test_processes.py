@@ -71,6 +71,32 @@ def test_procfile_release_then_web_serves_and_goals_survive_a_restart(
     assert 2 == json.loads(verify.stdout)["rows"]
 
 
+def test_procfile_web_refuses_the_network_without_keys(
+    web: tuple[str, dict[str, str], Path],
+) -> None:
+    """The Procfile's web binds 0.0.0.0: without GOALSTORE_API_KEYS (and without an
+    explicit GOALSTORE_ALLOW_ANONYMOUS) it exits 2 saying how to fix it, before serving;
+    with keys it serves, and a request without one is a 401."""
+    url, env, cwd = web
+    assert 0 == subprocess.run(["/bin/sh", "-c", procfile()["release"]], env=env,
+                               cwd=cwd, capture_output=True).returncode  # fmt: skip
+    keyless = {k: v for k, v in env.items() if k != "GOALSTORE_ALLOW_ANONYMOUS"}
+    refused = run_procfile("web", keyless, cwd)
+    output, _ = refused.communicate(timeout=30)
+    assert 2 == refused.returncode
+    assert "GOALSTORE_API_KEYS" in output.decode() and "0.0.0.0" in output.decode()
+
+    key = "k" * 24
+    keyed = run_procfile("web", {**keyless, "GOALSTORE_API_KEYS": f"ops:admin:{key}"}, cwd)
+    try:
+        wait_ready(url, keyed)
+        anonymous = httpx.get(f"{url}/v1/goals")
+        known = httpx.get(f"{url}/v1/goals", headers={"Authorization": f"Bearer {key}"})
+    finally:
+        stop(keyed)
+    assert (401, 200) == (anonymous.status_code, known.status_code)
+
+
 def test_cli_binary_reports_errors_with_exit_codes(web: tuple[str, dict[str, str], Path]) -> None:
     """The installed `goalstore` prints JSON on stdout, logs on stderr, and exits by outcome."""
     _, env, cwd = web

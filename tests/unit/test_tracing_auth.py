@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from service.auth import ApiKey, Scope, authenticate, parse_api_keys
+from service.auth import ApiKey, Scope, anonymous_exposure, authenticate, parse_api_keys
 from service.tracing import TraceContext, continue_trace, new_trace, parse_traceparent
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -323,3 +323,31 @@ def test_the_same_key_for_two_actors_is_refused() -> None:
     """One key naming two actors would make the ledger's actor ambiguous."""
     with pytest.raises(ValueError, match="entry 2 repeats an earlier key"):
         parse_api_keys("alice:read:same-key-0123456789,bob:admin:same-key-0123456789")
+
+
+@pytest.mark.parametrize(
+    ("host", "keys", "allow", "refused"),
+    [
+        ("127.0.0.1", False, False, False),
+        ("127.0.0.2", False, False, False),
+        ("::1", False, False, False),
+        ("[::1]", False, False, False),
+        ("localhost", False, False, False),
+        ("0.0.0.0", False, False, True),
+        ("::", False, False, True),
+        ("10.1.2.3", False, False, True),
+        ("goalstore.internal", False, False, True),
+        ("0.0.0.0", True, False, False),
+        ("0.0.0.0", False, True, False),
+    ],
+)
+def test_a_keyless_server_is_refused_beyond_loopback(
+    host: str, keys: bool, allow: bool, refused: bool
+) -> None:
+    """Without keys only loopback serves anonymously, unless anonymity is asked for; a
+    host name counts as the network (it may resolve anywhere)."""
+    configured = parse_api_keys(f"ops:admin:{'k' * 20}") if keys else []
+    refusal = anonymous_exposure(host, configured, allow)
+    assert refused == (refusal is not None)
+    if refusal is not None:
+        assert "GOALSTORE_API_KEYS" in refusal and "GOALSTORE_ALLOW_ANONYMOUS" in refusal
