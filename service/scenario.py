@@ -18,7 +18,7 @@ from service.commands import Context
 from service.domain.errors import GoalStoreError, IllegalTransition, VersionConflict
 from service.domain.inputs import GoalCreate, GoalUpdate, Identifier
 from service.tracing import new_trace
-from service.usecases import GoalStore
+from service.usecases import STATE_COMMANDS, GoalStore
 
 MAX_SCENARIO_BYTES = 1_048_576
 Expect = Literal["ok", "conflict"]
@@ -85,13 +85,6 @@ _COUNTERS = {"create": "created", "update": "updated", "adopt": "adopted",
              "abandon": "abandoned", "delete": "deleted"}  # fmt: skip
 
 
-_STATE_STEPS = {
-    "adopt": GoalStore.adopt_goal,
-    "abandon": GoalStore.abandon_goal,
-    "delete": GoalStore.delete_goal,
-}
-
-
 def _run_step(gs: GoalStore, ctx: Context, step: CreateStep | UpdateStep | StateStep) -> bool:
     """Apply one step through the same use cases as REST and the CLI; whether it changed
     anything."""
@@ -100,7 +93,7 @@ def _run_step(gs: GoalStore, ctx: Context, step: CreateStep | UpdateStep | State
         return True
     if isinstance(step, UpdateStep):
         return gs.update_goal(ctx, step.goal_id, step.changes, step.expected_version).changed
-    return _STATE_STEPS[step.op](gs, ctx, step.goal_id, step.expected_version).changed
+    return STATE_COMMANDS[step.op](gs, ctx, step.goal_id, step.expected_version).changed
 
 
 def apply_scenario(gs: GoalStore, scenario: Scenario) -> dict[str, Any]:

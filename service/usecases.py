@@ -248,3 +248,13 @@ class GoalStore:
 
     def readiness(self) -> dict[str, str]:
         return readiness(self.db, self.observed.redis)
+
+
+# The lifecycle commands an entry point may name (scenario steps, CLI subcommands),
+# each a GoalStore method taking (ctx, goal_id, expected_version).
+StateCommand = Callable[[GoalStore, Context, str, int | None], c.Change]
+STATE_COMMANDS: dict[str, StateCommand] = {
+    "adopt": GoalStore.adopt_goal,
+    "abandon": GoalStore.abandon_goal,
+    "delete": GoalStore.delete_goal,
+}

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 
 from service.cli.output import EXIT_OK, emit, goal_json
-from service.commands import Change, Context
+from service.commands import Context
 from service.domain.goal import GoalCategory, GoalState
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.runtime import Services
-from service.usecases import GoalStore
+from service.usecases import STATE_COMMANDS, StateCommand
 
 
 def read_json(source: str) -> Any:
@@ -69,9 +69,6 @@ def cmd_update(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
-StateCommand = Callable[[GoalStore, Context, str, int | None], Change]
-
-
 def _state_command(command: StateCommand) -> Callable[[argparse.Namespace, Services], int]:
     def run(args: argparse.Namespace, services: Services) -> int:
         change = command(services.goalstore, context(args), args.goal_id, args.expected_version)
@@ -108,11 +105,7 @@ def add_commands(sub: Any) -> None:
     update.add_argument("file")
     update.add_argument("--expected-version", type=int, required=True)
     update.set_defaults(run=cmd_update)
-    for name, command in (
-        ("adopt", GoalStore.adopt_goal),
-        ("abandon", GoalStore.abandon_goal),
-        ("delete", GoalStore.delete_goal),
-    ):
+    for name, command in STATE_COMMANDS.items():
         state = goals.add_parser(name, help=f"{name} a goal")
         state.add_argument("goal_id")
         state.add_argument("--expected-version", type=int)

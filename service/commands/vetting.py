@@ -36,7 +36,3 @@ class Vetting:
         """The rules over the beliefs as they are inside the caller's transaction."""
         beliefs = {b.id: b for b in belief_table.listing(conn)}
         return vet(goal, VettingInputs(beliefs, consistency, now, self.threshold))
-
-
-def beliefs_now(conn: sqlite3.Connection) -> list[Belief]:
-    return belief_table.listing(conn)

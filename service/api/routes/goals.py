@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -28,10 +27,10 @@ from service.api.schemas import (
     ScorePublic,
     VersionPrecondition,
 )
-from service.commands import MAX_PAGE, Change, Context
+from service.commands import MAX_PAGE
 from service.domain.goal import Goal, GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
-from service.usecases import GoalStore
+from service.usecases import GoalStore, StateCommand
 
 router = APIRouter(prefix="/v1/goals", tags=["goals"], route_class=StrictJsonRoute)
 
@@ -144,9 +143,6 @@ def update_goal(
 
 def _expected(version: int | None, body: VersionPrecondition | None) -> int | None:
     return expected_version(version, body.expected_version if body else None)
-
-
-StateCommand = Callable[[GoalStore, Context, str, int | None], Change]
 
 
 def _state_route(action: str, command: StateCommand, summary: str) -> None:
