@@ -16,11 +16,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOALSTORE_", extra="ignore")
 
-    database: Path = Field(
-        default=Path("data/goalstore.db"), description="SQLite file: the durable store."
+    database: str = Field(
+        default="data/goalstore.db",
+        min_length=1,
+        description="The durable store: a SQLite file, or a `postgresql://` URL "
+        "(docs/postgresql.md).",
     )
     busy_timeout_ms: int = Field(
-        default=5_000, ge=0, description="How long a writer waits for the SQLite lock."
+        default=5_000, ge=0, description="How long a writer waits for the store's write lock."
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, le=1_000, description="PostgreSQL connections per process, at most."
     )
     redis_url: str | None = Field(
         default=None,
@@ -137,6 +143,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="Level of the JSON log lines on stderr."
     )
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

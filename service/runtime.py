@@ -27,7 +27,7 @@ from service.config import Settings
 from service.domain.errors import RedisRequired
 from service.domain.vetting import BeliefConsistencyChecker, BuiltinChecker
 from service.metrics import RECORDER
-from service.store.db import Database
+from service.store.db import Database, open_database
 from service.usecases import GoalStore, Observed, Policy
 
 
@@ -115,7 +115,7 @@ def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings()
     return Services(
         settings=settings,
-        db=Database(settings.database, settings.busy_timeout_ms),
+        db=open_database(settings.database, settings.busy_timeout_ms, settings.db_pool_size),
         api_keys=parse_api_keys(settings.api_keys),
         redis=connect_redis(settings.redis_url) if settings.redis_url else None,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from service.config import Settings
 from service.domain.goal import Goal, GoalCategory
 from service.domain.inputs import GoalCreate
 from service.domain.vetting import BuiltinChecker
-from service.store.db import Database
+from service.store.db import Connection, Database, open_database
 from service.store.migrate import migrate
 from service.tracing import new_trace
 
@@ -66,8 +65,9 @@ def make_context(actor: str = "tester", clock: FrozenClock | None = None) -> Con
     return Context(actor=actor, trace=new_trace(), clock=clock or FrozenClock())
 
 
-def migrated_database(path: Path) -> Database:
-    db = Database(path)
+def migrated_database(location: Path | str) -> Database:
+    """A migrated store at `location`: a SQLite path or a PostgreSQL URL."""
+    db = open_database(location)
     migrate(db)
     return db
 
@@ -181,7 +181,7 @@ def adopted_goal(via: Services | Database, ctx: Context, **overrides: Any) -> st
     return goal_id
 
 
-def row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def row_counts(conn: Connection) -> dict[str, int]:
     """How many rows the goals, ledger and outbox tables hold (a command writes all three
     together, or none)."""
     return {

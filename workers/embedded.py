@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -100,7 +101,7 @@ class Embedded:
 
     def start(self) -> dict[str, Any]:
         """Rebuild the (empty) cache from SQLite and start the workers."""
-        log.warning(BANNER.format(database=self.services.settings.database.resolve()))
+        log.warning(BANNER.format(database=Path(self.services.settings.database).resolve()))
         jobs.use(self.services)
         try:
             summary = self.services.goalstore.rebuild_cache()

@@ -15,7 +15,7 @@ from service.bench.processes import goalstore_process, wait_for
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
 from service.store import outbox
-from service.store.db import Database
+from service.store.db import open_database
 from service.store.migrate import migrate
 
 
@@ -24,12 +24,12 @@ class Stage:
 
     def __init__(self, work: Path, redis_url: str, redis: Redis, keys: Keys) -> None:
         self.work, self.redis, self.keys = work, redis, keys
-        self.db = Database(work / "bench.db", busy_timeout_ms=30_000)
+        self.db = open_database(work / "bench.db", busy_timeout_ms=30_000)
         migrate(self.db)
         self.cache = RankingCache(redis, keys)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("GOALSTORE_")},
-            "GOALSTORE_DATABASE": str(self.db.path), "GOALSTORE_REDIS_URL": redis_url,
+            "GOALSTORE_DATABASE": self.db.location, "GOALSTORE_REDIS_URL": redis_url,
             "GOALSTORE_REDIS_PREFIX": keys.prefix, "GOALSTORE_LOG_LEVEL": "WARNING",
             "GOALSTORE_BUSY_TIMEOUT_MS": "30000",
             # Its own queue: a bench worker must never take a real worker's jobs.

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -54,7 +54,9 @@ GROUPS: tuple[Group, ...] = (setup.add_commands, goals.add_commands, audit.add_c
 
 def build_parser(groups: Sequence[Group] = GROUPS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="goalstore", description=__doc__.splitlines()[0])
-    parser.add_argument("--database", type=Path, help="SQLite file (default: $GOALSTORE_DATABASE)")
+    parser.add_argument(
+        "--database", help="SQLite file or postgresql:// URL (default: $GOALSTORE_DATABASE)"
+    )
     parser.add_argument("--actor", default="cli", help="who the ledger records (default: cli)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_commands in groups:
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None, groups: Sequence[Group] = GROUPS) ->
         return fail(EXIT_INVALID, "invalid", str(exc))
     except RedisError as exc:  # e.g. `cache rebuild` with Redis down, or lost mid-way
         return fail(EXIT_UNAVAILABLE, ErrorKind.UNAVAILABLE.value, str(exc))
-    except (OSError, MigrationError, sqlite3.Error) as exc:
+    except (OSError, MigrationError, sqlite3.Error, psycopg.Error) as exc:
         return fail(EXIT_USAGE, "error", str(exc))
     finally:
         services.close()

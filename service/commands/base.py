@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from service.domain.timefmt import format_ts
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
+from service.store.db import Connection
 from service.tracing import TraceContext, new_trace
 
 MAX_PAGE = 500
@@ -42,7 +42,7 @@ class Change:
     warnings: tuple[str, ...] = ()  # e.g. adoption: aligns_with names an unknown belief
 
 
-def live_goal(conn: sqlite3.Connection, goal_id: str, *, include_deleted: bool = False) -> Goal:
+def live_goal(conn: Connection, goal_id: str, *, include_deleted: bool = False) -> Goal:
     """The goal as stored; GoalNotFound if it does not exist or, unless `include_deleted`
     (its history, the steps after its tasks), if it is soft-deleted."""
     record = goal_table.fetch(conn, goal_id)
@@ -52,7 +52,7 @@ def live_goal(conn: sqlite3.Connection, goal_id: str, *, include_deleted: bool =
 
 
 def record_event(
-    conn: sqlite3.Connection,
+    conn: Connection,
     ctx: Context,
     now: datetime,
     event_type: str,

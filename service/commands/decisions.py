@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,7 @@ from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
 from service.domain.errors import DecisionNotFound, InvalidInput
 from service.domain.timefmt import format_ts
 from service.store import decisions as decision_table
-from service.store.db import Database
+from service.store.db import Connection, Database
 
 
 def _fetch(conn: Any, decision_id: str) -> Decision:
@@ -55,7 +54,7 @@ def record_outcome(
 
 
 def add_outcome(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, decision_id: str,
+    conn: Connection, ctx: Context, now: datetime, decision_id: str,
     goal_id: str | None, metrics: dict[str, float],
 ) -> dict[str, Any]:  # fmt: skip
     """record_outcome() inside the caller's transaction."""

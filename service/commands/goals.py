@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,10 +37,10 @@ from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
-from service.store.db import Database
+from service.store.db import Connection, Database
 
 
-def _check_dependencies(conn: sqlite3.Connection, goal: Goal) -> None:
+def _check_dependencies(conn: Connection, goal: Goal) -> None:
     if not goal.depends_on:
         return
     unknown = goal_table.missing(conn, list(goal.depends_on))
@@ -116,8 +115,8 @@ def _mutate(
     event_type: str,
     change: Callable[[Goal, datetime], Goal],
     already_done: Callable[[Goal], bool] = lambda goal: False,
-    extra_checks: Callable[[sqlite3.Connection, Goal], None] | None = None,
-    then: Callable[[sqlite3.Connection, Goal, datetime], None] | None = None,
+    extra_checks: Callable[[Connection, Goal], None] | None = None,
+    then: Callable[[Connection, Goal, datetime], None] | None = None,
 ) -> Change:
     """Load, check the version, change, write row + event + outbox: the shape of every mutation.
 
@@ -155,7 +154,7 @@ def _mutate(
 
 
 def save_change(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, changed: Goal,
+    conn: Connection, ctx: Context, now: datetime, goal: Goal, changed: Goal,
     action: str, event_type: str, extra: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Write a goal's change inside the caller's transaction: the row (at the version it
@@ -167,7 +166,7 @@ def save_change(
 
 
 def move_goal(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, action: str,
+    conn: Connection, ctx: Context, now: datetime, goal: Goal, action: str,
     event_type: str, extra: dict[str, Any] | None = None,
 ) -> Goal:  # fmt: skip
     """One lifecycle step (`transition`) written by save_change."""
@@ -191,7 +190,7 @@ def update_goal(
     if version is None and not any_version:
         raise PreconditionRequired(goal_id, "update")
 
-    def check(conn: sqlite3.Connection, goal: Goal) -> None:
+    def check(conn: Connection, goal: Goal) -> None:
         if "depends_on" in patch.model_fields_set:
             _check_dependencies(conn, goal)
 
@@ -204,7 +203,7 @@ def update_goal(
 def _lifecycle(
     action: str,
     event_type: str,
-    then: Callable[[sqlite3.Connection, Goal, datetime], None] | None = None,
+    then: Callable[[Connection, Goal, datetime], None] | None = None,
 ) -> Callable[..., Change]:
     target = target_state(action)
 
@@ -225,8 +224,8 @@ def _lifecycle(
     return command
 
 
-def _abandoned(ctx: Context) -> Callable[[sqlite3.Connection, Goal, datetime], None]:
-    def outcome(conn: sqlite3.Connection, goal: Goal, now: datetime) -> None:
+def _abandoned(ctx: Context) -> Callable[[Connection, Goal, datetime], None]:
+    def outcome(conn: Connection, goal: Goal, now: datetime) -> None:
         tasks = task_table.for_goal(conn, goal.id)
         if attempts(tasks):  # it was executed: the selection led nowhere
             selection_outcome(conn, ctx, now, goal, tasks, satisfied=False)
@@ -264,7 +263,7 @@ def adopt_goal(
     consistency = vetting.consult(goal, beliefs)  # outside the transaction: may be HTTP
     warnings: list[str] = []
 
-    def check(conn: sqlite3.Connection, adopted: Goal) -> None:
+    def check(conn: Connection, adopted: Goal) -> None:
         verdict = vetting.verdict(conn, adopted, consistency, ctx.clock())
         if not verdict.allowed:
             raise GoalBlocked(goal_id, verdict)

@@ -82,7 +82,7 @@ def redis_figures(
 
 def readiness(db: Database, redis: Redis | None) -> dict[str, str]:
     """Whether the store and Redis answer: `ok`, `unavailable` or `not configured`."""
-    checks = {"sqlite": "ok" if db.answers() else "unavailable"}
+    checks = {db.dialect.name: "ok" if db.answers() else "unavailable"}
     if redis is None:
         checks["redis"] = "not configured"  # only a hand-built app; `serve` embeds one
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from service.commands.base import Context
@@ -10,10 +9,11 @@ from service.commands.decisions import add_outcome
 from service.domain.decisions import GOAL_SELECTED
 from service.domain.goal import Goal
 from service.domain.tasks import Task, TaskState, attempts
+from service.store.db import Connection
 
 
 def selection_outcome(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal: Goal, tasks: list[Task],
+    conn: Connection, ctx: Context, now: datetime, goal: Goal, tasks: list[Task],
     *, satisfied: bool,
 ) -> None:  # fmt: skip
     """goal_satisfaction (1 satisfied, 0 abandoned) and task_completion_rate (verified

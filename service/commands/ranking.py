@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,12 +37,12 @@ from service.store import decisions as decision_table
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
-from service.store.db import Database
+from service.store.db import Connection, Database
 
 log = logging.getLogger("goalstore.ranking")
 
 
-def ranking_inputs(conn: sqlite3.Connection, now: datetime) -> RankingInputs:
+def ranking_inputs(conn: Connection, now: datetime) -> RankingInputs:
     decision = decision_table.fetch(conn, GOAL_SELECTED)
     if decision is None:  # migration 0002 registers it; only a hand-edited database lacks it
         raise DecisionNotFound(GOAL_SELECTED)
@@ -90,16 +89,14 @@ def ranking_state(
         return state_in(conn, goal_ids, now or utcnow())
 
 
-def state_in(
-    conn: sqlite3.Connection, goal_ids: Iterable[str] | None, now: datetime
-) -> RankingState:
+def state_in(conn: Connection, goal_ids: Iterable[str] | None, now: datetime) -> RankingState:
     """ranking_state() inside the caller's read transaction."""
     seq, inputs = _head(conn, now)
     rows = goal_table.ranking_rows(conn, None if goal_ids is None else list(goal_ids))
     return RankingState(seq, inputs, rows)
 
 
-def _head(conn: sqlite3.Connection, now: datetime) -> tuple[int, RankingInputs]:
+def _head(conn: Connection, now: datetime) -> tuple[int, RankingInputs]:
     """The ledger head and the ranking inputs as of it (inside a read transaction)."""
     seq, _ = ledger_table.head(conn)
     return seq, ranking_inputs(conn, now)

@@ -9,7 +9,6 @@ When the hand-off to the scheduler queue fails, undo_start puts the goal back.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,11 +27,11 @@ from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import tasks as task_table
-from service.store.db import Database
+from service.store.db import Connection, Database
 
 
 def start_verdict(
-    conn: sqlite3.Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
+    conn: Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
     now: datetime,
 ) -> Verdict:  # fmt: skip
     """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
@@ -100,7 +99,7 @@ def _not_startable(record: dict[str, Any] | None, goal_id: str) -> GoalStoreErro
 
 
 def _start(
-    conn: sqlite3.Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
+    conn: Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
     consistency: Consistency,
 ) -> Started:  # fmt: skip
     now = ctx.clock()

@@ -9,7 +9,6 @@ of the `goal_selected` decision.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -41,7 +40,7 @@ from service.domain.tasks import (
 from service.domain.timefmt import format_ts
 from service.metrics import RECORDER, TASKS_FINISHED
 from service.store import tasks as task_table
-from service.store.db import Database
+from service.store.db import Connection, Database
 from service.tracing import parse_traceparent
 
 log = logging.getLogger(__name__)
@@ -92,14 +91,14 @@ def list_tasks(db: Database, goal_id: str) -> list[Task]:
         return task_table.for_goal(conn, goal_id)
 
 
-def _task_of(conn: sqlite3.Connection, goal_id: str | None, task_id: str) -> Task:
+def _task_of(conn: Connection, goal_id: str | None, task_id: str) -> Task:
     task = task_table.fetch(conn, task_id)
     if task is None or (goal_id is not None and task.goal_id != goal_id):
         raise TaskNotFound(task_id)
     return task
 
 
-def _record_task(conn: sqlite3.Connection, ctx: Context, now: datetime, event_type: str,
+def _record_task(conn: Connection, ctx: Context, now: datetime, event_type: str,
                  task: Task) -> None:  # fmt: skip
     task_table.save(conn, task)
     record_event(
@@ -173,7 +172,7 @@ def review_task(
 
 
 def _after_failed_attempt(
-    conn: sqlite3.Connection, ctx: Context, now: datetime, goal_id: str, max_attempts: int
+    conn: Connection, ctx: Context, now: datetime, goal_id: str, max_attempts: int
 ) -> None:
     goal = live_goal(conn, goal_id, include_deleted=True)
     if goal.state != GoalState.EXECUTING or goal.is_deleted:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +15,7 @@ from service.domain.vetting import (
     vet,
 )
 from service.store import beliefs as belief_table
+from service.store.db import Connection
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Vetting:
         return self.checker.check_consistency(goal.text, active, ())
 
     def verdict(
-        self, conn: sqlite3.Connection, goal: Goal, consistency: Consistency, now: datetime
+        self, conn: Connection, goal: Goal, consistency: Consistency, now: datetime
     ) -> Verdict:
         """The rules over the beliefs as they are inside the caller's transaction."""
         beliefs = {b.id: b for b in belief_table.listing(conn)}

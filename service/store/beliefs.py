@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from service.domain.beliefs import Belief
 from service.domain.timefmt import format_ts, parse_ts
+from service.store.db import Connection
 
 _COLUMNS = "id, statement, active, version, created_at, updated_at"
 
 
-def _belief(row: sqlite3.Row) -> Belief:
+def _belief(row: Any) -> Belief:
     return Belief(
         id=row["id"],
         statement=row["statement"],
@@ -21,12 +22,12 @@ def _belief(row: sqlite3.Row) -> Belief:
     )
 
 
-def fetch(conn: sqlite3.Connection, belief_id: str) -> Belief | None:
+def fetch(conn: Connection, belief_id: str) -> Belief | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM beliefs WHERE id = ?", (belief_id,)).fetchone()
     return None if row is None else _belief(row)
 
 
-def upsert(conn: sqlite3.Connection, belief: Belief) -> None:
+def upsert(conn: Connection, belief: Belief) -> None:
     conn.execute(
         f"INSERT INTO beliefs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET statement = excluded.statement,"
@@ -38,7 +39,7 @@ def upsert(conn: sqlite3.Connection, belief: Belief) -> None:
     )  # fmt: skip
 
 
-def listing(conn: sqlite3.Connection, active: bool | None = None) -> list[Belief]:
+def listing(conn: Connection, active: bool | None = None) -> list[Belief]:
     if active is None:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM beliefs ORDER BY id")
     else:
@@ -48,5 +49,5 @@ def listing(conn: sqlite3.Connection, active: bool | None = None) -> list[Belief
     return [_belief(row) for row in rows]
 
 
-def active_ids(conn: sqlite3.Connection) -> frozenset[str]:
+def active_ids(conn: Connection) -> frozenset[str]:
     return frozenset(row[0] for row in conn.execute("SELECT id FROM beliefs WHERE active = 1"))

@@ -1,8 +1,12 @@
-"""Connections and transactions.
+"""Connections and transactions, for either engine.
 
-One connection per thread, WAL so readers never wait for the writer, a busy
-timeout so writers queue instead of failing, and `BEGIN IMMEDIATE` so a write
-transaction holds the write lock from its first statement (no upgrade deadlocks).
+`open_database(location)` takes a SQLite path (the default, and the embedded mode) or a
+`postgresql://` URL. Both give the same `Database`: `write()` is one transaction that
+holds the store's write lock from its first statement (SQLite's `BEGIN IMMEDIATE`, a
+PostgreSQL advisory lock), so the ledger stays one chain and every check-then-write is
+race-free across processes and hosts; `read()` is one consistent snapshot; `batch()`
+runs many commands in one transaction, each in a savepoint. Store queries are written
+once, with `?` placeholders, against the `Connection` protocol below.
 """
 
 from __future__ import annotations
@@ -11,20 +15,22 @@ import logging
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from service.domain.errors import ErrorKind, GoalStoreError
+from service.store.dialect import SQLITE, Dialect
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class StoreBusy(GoalStoreError):
-    """Another connection held the database locked past the busy timeout: the statement
+    """Another connection held the store's write lock past the busy timeout: the statement
     did not run (a write transaction is rolled back whole)."""
 
     kind = ErrorKind.UNAVAILABLE
@@ -38,14 +44,200 @@ class StoreBusy(GoalStoreError):
         return f"the database stayed locked past the busy timeout; retry ({self.detail})"
 
 
+@dataclass
+class StoreUnavailable(GoalStoreError):
+    """The database server does not answer (restarted, connection cut, unreachable): the
+    statement did not run, or its transaction was rolled back whole."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "database-unavailable"
+    title = "Database unavailable"
+    retry_after_s = 2  # connections are re-made as soon as the server answers again
+
+    detail: str
+
+    def __str__(self) -> str:
+        return f"the database does not answer; retry ({self.detail})"
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What store functions use: rows read by position or by column name."""
+
+    dialect: Dialect
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+    def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
+        """Like execute, with rows as plain tuples (cheaper, for bulk reads by position)."""
+        ...
+
+
+# Connections a forked child inherited: kept referenced, never closed by the child
+# (closing a parent's connection in a child is as unsafe as using it).
+_INHERITED: list[object] = []
+
+
+class Database(ABC):
+    """Transactions over one engine; a connection never crosses a fork or a thread."""
+
+    dialect: Dialect
+    location: str  # the path or the URL without its password: for messages
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    # --- what an engine provides -------------------------------------------------
+    @abstractmethod
+    def _checkout(self) -> Any:
+        """A context manager giving the connection a transaction runs on."""
+
+    @abstractmethod
+    def _statement_connection(self) -> Connection:
+        """The connection single statements outside any transaction run on."""
+
+    @abstractmethod
+    def _begin(self, conn: Any, *, write: bool) -> None: ...
+
+    @abstractmethod
+    def _in_transaction(self, conn: Any) -> bool: ...
+
+    @abstractmethod
+    def _forget_inherited(self) -> None:
+        """In a forked child (an RQ work horse): set the parent's connections aside,
+        unclosed; this process opens its own."""
+
+    @abstractmethod
+    def answers(self) -> bool:
+        """Whether the database answers a read of the schema (readiness)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # --- shared ------------------------------------------------------------------
+    def _this_process(self) -> None:
+        if self._pid != os.getpid():
+            self._forget_inherited()
+            self._local = threading.local()
+            self._pid = os.getpid()
+
+    def connection(self) -> Connection:
+        """The connection of the transaction this thread is in, or else one for single
+        statements (each its own transaction)."""
+        self._this_process()
+        current: Connection | None = getattr(self._local, "conn", None)
+        return current if current is not None else self._statement_connection()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        self._this_process()
+        with self._checkout() as conn:
+            self._local.conn = conn
+            try:
+                self._begin(conn, write=write)
+                yield conn
+                if write:
+                    conn.execute("COMMIT")
+            finally:
+                self._local.conn = None
+                # After a failed statement or COMMIT the transaction may still be open,
+                # holding the write lock: never leave it so. A read only ends its snapshot.
+                if self._in_transaction(conn):
+                    self._rollback(conn)
+
+    def _rollback(self, conn: Any) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except GoalStoreError:  # the connection is gone: so is its transaction
+            log.warning("rollback on a lost connection", exc_info=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: everything inside commits together or not at all.
+
+        Inside batch() it is a savepoint instead: undone alone if it fails, committed
+        with the batch if it succeeds.
+        """
+        depth: int = getattr(self._local, "depth", 0)
+        if depth:
+            yield from self._savepoint(self.connection(), depth)
+            return
+        with self._transaction(write=True) as conn:
+            yield conn
+
+    def _savepoint(self, conn: Connection, depth: int) -> Iterator[Connection]:
+        name = f"write_{depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._local.depth = depth + 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        finally:
+            self._local.depth = depth
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+
+    @contextmanager
+    def batch(self) -> Iterator[Connection]:
+        """Many commands in one transaction (one fsync): bulk loads, the benchmark's setup.
+        Each command inside keeps its own all-or-nothing through a savepoint."""
+        with self.write() as conn:
+            self._local.depth = 1
+            try:
+                yield conn
+            finally:
+                self._local.depth = 0
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A consistent snapshot for reads that take more than one statement."""
+        if getattr(self._local, "depth", 0):  # inside batch(): already one transaction
+            yield self.connection()
+            return
+        with self._transaction(write=False) as conn:
+            yield conn
+
+    def table_exists(self, name: str) -> bool:
+        conn = self.connection()
+        return conn.execute(conn.dialect.table_exists, (name,)).fetchone() is not None
+
+
+def open_database(
+    location: str | Path, busy_timeout_ms: int = 5_000, pool_size: int = 10
+) -> Database:
+    """A SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from service.store.postgres import PostgresDatabase  # only its users load psycopg
+
+        return PostgresDatabase(text, busy_timeout_ms, pool_size)
+    return SqliteDatabase(Path(text), busy_timeout_ms)
+
+
+# --- SQLite ------------------------------------------------------------------------
+
+
 def _raise_if_busy(exc: sqlite3.OperationalError) -> None:
     if "locked" in str(exc) or "busy" in str(exc):
         raise StoreBusy(str(exc)) from exc
 
 
-class _Connection(sqlite3.Connection):
+class _SqliteConnection(sqlite3.Connection):
     """A connection whose statements report a database held locked past the busy
     timeout as StoreBusy (a 503 to retry), wherever they run: reads and writes alike."""
+
+    dialect = SQLITE
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -61,49 +253,66 @@ class _Connection(sqlite3.Connection):
             _raise_if_busy(exc)
             raise
 
+    def tuples(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        cursor = self.cursor()
+        cursor.row_factory = None
+        try:
+            return cursor.execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            _raise_if_busy(exc)
+            raise
 
-# Connections a forked child inherited: kept referenced, never closed by the child
-# (closing a parent's SQLite connection in a child is as unsafe as using it).
-_INHERITED: list[sqlite3.Connection] = []
 
+class SqliteDatabase(Database):
+    """One connection per thread, WAL so readers never wait for the writer, a busy
+    timeout so writers queue instead of failing, and `BEGIN IMMEDIATE` so a write
+    transaction holds the write lock from its first statement (no upgrade deadlocks)."""
 
-class Database:
-    def __init__(self, path: Path | str, busy_timeout_ms: int = 5_000) -> None:
-        self.path = Path(path)
+    dialect = SQLITE
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
+        super().__init__()
+        self.path = path
+        self.location = str(path)
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
 
     def _forget_inherited(self) -> None:
-        """In a forked child (an RQ work horse): set the parent's connections aside,
-        unclosed, since a SQLite connection must not cross a fork; this process opens
-        its own."""
         _INHERITED.extend(self._opened)
-        self._local = threading.local()
         self._opened = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
 
-    def connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():
-            self._forget_inherited()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _thread_connection(self) -> _SqliteConnection:
+        conn: _SqliteConnection | None = getattr(self._local, "sqlite", None)
         if conn is None:
             conn = self._open()
-            self._local.conn = conn
+            self._local.sqlite = conn
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    @contextmanager
+    def _checkout(self) -> Iterator[_SqliteConnection]:
+        yield self._thread_connection()
+
+    def _statement_connection(self) -> Connection:
+        return self._thread_connection()
+
+    def _begin(self, conn: Any, *, write: bool) -> None:
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _in_transaction(self, conn: Any) -> bool:
+        return bool(conn.in_transaction)
+
+    def _open(self) -> _SqliteConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self.path,
             timeout=self.busy_timeout_ms / 1000,
             isolation_level=None,  # transactions are explicit: see write() and read()
             check_same_thread=False,  # used by its own thread only; closed by close()
-            factory=_Connection,
+            factory=_SqliteConnection,
         )
+        assert isinstance(conn, _SqliteConnection)
         conn.row_factory = sqlite3.Row
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -120,72 +329,10 @@ class Database:
             self._opened.append(conn)
         return conn
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: everything inside commits together or not at all.
-
-        Inside batch() it is a savepoint instead: undone alone if it fails, committed
-        with the batch if it succeeds.
-        """
-        conn = self.connection()
-        depth: int = getattr(self._local, "depth", 0)
-        if depth:
-            yield from self._savepoint(conn, depth)
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        finally:
-            # After a failed statement or COMMIT (disk full, I/O error) the transaction
-            # may still be open, holding the write lock: never leave it so. SQLite may
-            # also have rolled back already, hence the check.
-            if conn.in_transaction:
-                conn.rollback()
-
-    def _savepoint(self, conn: sqlite3.Connection, depth: int) -> Iterator[sqlite3.Connection]:
-        name = f"write_{depth}"
-        conn.execute(f"SAVEPOINT {name}")
-        self._local.depth = depth + 1
-        try:
-            yield conn
-        except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            raise
-        finally:
-            self._local.depth = depth
-            conn.execute(f"RELEASE {name}")
-
-    @contextmanager
-    def batch(self) -> Iterator[sqlite3.Connection]:
-        """Many commands in one transaction (one fsync): bulk loads, the benchmark's setup.
-        Each command inside keeps its own all-or-nothing through a savepoint."""
-        with self.write() as conn:
-            self._local.depth = 1
-            try:
-                yield conn
-            finally:
-                self._local.depth = 0
-
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for reads that take more than one statement."""
-        conn = self.connection()
-        if getattr(self._local, "depth", 0):  # inside batch(): already one transaction
-            yield conn
-            return
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            if conn.in_transaction:
-                conn.rollback()  # nothing was written: ending the snapshot is all it does
-
     def answers(self) -> bool:
-        """Whether the database answers a read of the schema (readiness)."""
         try:
             self.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
-        except sqlite3.Error:
+        except (sqlite3.Error, GoalStoreError):
             log.exception("readiness check: SQLite does not answer")
             return False
         return True

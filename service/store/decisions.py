@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
 from service.domain.decisions import Decision, decision_from_record
 from service.domain.ledger import canonical_json
+from service.store.db import Connection
 
 
-def fetch(conn: sqlite3.Connection, decision_id: str) -> Decision | None:
+def fetch(conn: Connection, decision_id: str) -> Decision | None:
     row = conn.execute(
         "SELECT decision_id, subsystem, parameters, success_metrics, version"
         " FROM decisions WHERE decision_id = ?",
@@ -25,7 +25,7 @@ def fetch(conn: sqlite3.Connection, decision_id: str) -> Decision | None:
     return decision_from_record(record)
 
 
-def save(conn: sqlite3.Connection, decision: Decision, updated_at: str) -> None:
+def save(conn: Connection, decision: Decision, updated_at: str) -> None:
     parameters = {name: p.as_dict() for name, p in decision.parameters.items()}
     conn.execute(
         "UPDATE decisions SET parameters = ?, version = ?, updated_at = ? WHERE decision_id = ?",
@@ -33,11 +33,11 @@ def save(conn: sqlite3.Connection, decision: Decision, updated_at: str) -> None:
     )
 
 
-def add_outcome(conn: sqlite3.Connection, outcome: dict[str, Any]) -> int:
+def add_outcome(conn: Connection, outcome: dict[str, Any]) -> int:
     cursor = conn.execute(
         "INSERT INTO decision_outcomes"
         " (decision_id, goal_id, metrics, parameters, actor, trace_id, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             outcome["decision_id"], outcome["goal_id"],
             canonical_json(outcome["metrics"]).decode(),
@@ -45,12 +45,10 @@ def add_outcome(conn: sqlite3.Connection, outcome: dict[str, Any]) -> int:
             outcome["actor"], outcome["trace_id"], outcome["recorded_at"],
         ),
     )  # fmt: skip
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
-def outcomes(
-    conn: sqlite3.Connection, decision_id: str, after: int, limit: int
-) -> list[dict[str, Any]]:
+def outcomes(conn: Connection, decision_id: str, after: int, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, decision_id, goal_id, metrics, parameters, actor, trace_id, recorded_at"
         " FROM decision_outcomes WHERE decision_id = ? AND id > ? ORDER BY id LIMIT ?",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +9,7 @@ import orjson
 
 from service.domain.goal import RECORD_FIELDS
 from service.domain.ledger import canonical_json
+from service.store.db import Connection
 
 _JSON_COLUMNS = frozenset(
     {"aligns_with", "contradicts", "depends_on", "success_metrics", "metadata"}
@@ -21,27 +21,25 @@ def _to_sql(name: str, value: Any) -> Any:
     return canonical_json(value).decode() if name in _JSON_COLUMNS else value
 
 
-def _record(row: sqlite3.Row) -> dict[str, Any]:
+def _record(row: Any) -> dict[str, Any]:
     return {
         name: orjson.loads(row[name]) if name in _JSON_COLUMNS else row[name]
         for name in RECORD_FIELDS
     }
 
 
-def fetch(conn: sqlite3.Connection, goal_id: str) -> dict[str, Any] | None:
+def fetch(conn: Connection, goal_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM goals WHERE id = ?", (goal_id,)).fetchone()
     return None if row is None else _record(row)
 
 
-def insert(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+def insert(conn: Connection, record: dict[str, Any]) -> None:
     marks = ", ".join("?" for _ in RECORD_FIELDS)
     values = [_to_sql(name, record[name]) for name in RECORD_FIELDS]
     conn.execute(f"INSERT INTO goals ({_COLUMNS}) VALUES ({marks})", values)
 
 
-def update(
-    conn: sqlite3.Connection, goal_id: str, changes: dict[str, Any], expected_version: int
-) -> None:
+def update(conn: Connection, goal_id: str, changes: dict[str, Any], expected_version: int) -> None:
     """Apply `changes` to the goal at `expected_version`; the caller holds the write lock."""
     assignments = ", ".join(f"{name} = ?" for name in changes)
     values = [_to_sql(name, value) for name, value in changes.items()]
@@ -65,11 +63,11 @@ def _filters(
         params.append(category)
     if not include_deleted:
         clauses.append("deleted_at IS NULL")
-    return (" AND ".join(clauses) or "1"), params
+    return (" AND ".join(clauses) or "TRUE"), params
 
 
 def page(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     state: str | None,
     category: str | None,
@@ -89,13 +87,13 @@ def page(
 
 
 def count(
-    conn: sqlite3.Connection, *, state: str | None, category: str | None, include_deleted: bool
+    conn: Connection, *, state: str | None, category: str | None, include_deleted: bool
 ) -> int:
     where, params = _filters(state, category, include_deleted)
     return int(conn.execute(f"SELECT count(*) FROM goals WHERE {where}", params).fetchone()[0])
 
 
-def all_records(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+def all_records(conn: Connection) -> dict[str, dict[str, Any]]:
     return {
         row["id"]: _record(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM goals ORDER BY pk")
     }
@@ -107,20 +105,20 @@ RANKING_FIELDS = (
 )  # fmt: skip
 
 
-def ranking_rows(conn: sqlite3.Connection, goal_ids: list[str] | None = None) -> list[Any]:
+def ranking_rows(conn: Connection, goal_ids: list[str] | None = None) -> list[Any]:
     """What ranking reads of every goal (or of those of `goal_ids`), one row each with the
     columns of RANKING_FIELDS; the id lists are left as JSON text. A rebuild reads
     this instead of whole records: far less to decode."""
     if goal_ids is None:
         cursor = _ranking_cursor(conn, "", ())
     else:
-        where, ids = "WHERE id IN (SELECT value FROM json_each(?))", canonical_json(goal_ids)
-        cursor = _ranking_cursor(conn, where, (ids.decode(),))
+        where = f"WHERE id IN ({conn.dialect.values_of()})"
+        cursor = _ranking_cursor(conn, where, (canonical_json(goal_ids).decode(),))
     rows: list[Any] = cursor.fetchall()
     return rows
 
 
-def ranking_chunks(conn: sqlite3.Connection, size: int) -> Iterator[list[Any]]:
+def ranking_chunks(conn: Connection, size: int) -> Iterator[list[Any]]:
     """ranking_rows() of every goal, `size` rows at a time, from one cursor: a rebuild
     scores and sends each chunk while SQLite has not yet read the next."""
     cursor = _ranking_cursor(conn, "", ())
@@ -128,16 +126,13 @@ def ranking_chunks(conn: sqlite3.Connection, size: int) -> Iterator[list[Any]]:
         yield rows
 
 
-def _ranking_cursor(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> Any:
-    cursor = conn.cursor()
-    cursor.row_factory = None  # plain tuples: columns are read by position
-    return cursor.execute(
-        f"SELECT {', '.join(RANKING_FIELDS)} FROM goals {where} ORDER BY pk", params
-    )
+def _ranking_cursor(conn: Connection, where: str, params: tuple[Any, ...]) -> Any:
+    # plain tuples: columns are read by position
+    return conn.tuples(f"SELECT {', '.join(RANKING_FIELDS)} FROM goals {where} ORDER BY pk", params)
 
 
 def live_in_state(
-    conn: sqlite3.Connection, state: str, category: str | None = None
+    conn: Connection, state: str, category: str | None = None
 ) -> list[dict[str, Any]]:
     """Every live (not deleted) goal in `state`, optionally of one category."""
     where, params = _filters(state, category, include_deleted=False)
@@ -147,34 +142,34 @@ def live_in_state(
     ]
 
 
-def satisfied_ids(conn: sqlite3.Connection) -> frozenset[str]:
+def satisfied_ids(conn: Connection) -> frozenset[str]:
     return frozenset(
         row[0] for row in conn.execute("SELECT id FROM goals WHERE state = 'satisfied'")
     )
 
 
-def missing(conn: sqlite3.Connection, goal_ids: list[str]) -> list[str]:
+def missing(conn: Connection, goal_ids: list[str]) -> list[str]:
     """Which of `goal_ids` are not live goals."""
     found = {
         row[0]
         for row in conn.execute(
-            "SELECT id FROM goals"
-            " WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+            f"SELECT id FROM goals WHERE deleted_at IS NULL AND id IN ({conn.dialect.values_of()})",
             (canonical_json(goal_ids).decode(),),
         )
     }
     return [goal_id for goal_id in goal_ids if goal_id not in found]
 
 
-def depends_transitively(conn: sqlite3.Connection, start: list[str], goal_id: str) -> bool:
+def depends_transitively(conn: Connection, start: list[str], goal_id: str) -> bool:
     """Whether any goal in `start`, or anything it depends on, depends on `goal_id`."""
+    dialect = conn.dialect
     row = conn.execute(
-        """
+        f"""
         WITH RECURSIVE reach(id) AS (
-            SELECT value FROM json_each(?)
+            {dialect.values_of()}
             UNION
             SELECT dep.value FROM reach JOIN goals ON goals.id = reach.id,
-                 json_each(goals.depends_on) AS dep
+                 {dialect.each("goals.depends_on", "dep")}
         )
         SELECT 1 FROM reach WHERE id = ? LIMIT 1
         """,
@@ -186,7 +181,7 @@ def depends_transitively(conn: sqlite3.Connection, start: list[str], goal_id: st
 _REFERENCE_COLUMNS = frozenset({"aligns_with", "contradicts", "depends_on"})
 
 
-def referencing(conn: sqlite3.Connection, columns: tuple[str, ...], ids: list[str]) -> set[str]:
+def referencing(conn: Connection, columns: tuple[str, ...], ids: list[str]) -> set[str]:
     """Goals whose `columns` (JSON id lists) name any of `ids`."""
     if not ids or not columns:
         return set()
@@ -194,23 +189,23 @@ def referencing(conn: sqlite3.Connection, columns: tuple[str, ...], ids: list[st
         raise ValueError(f"not a reference column: {columns}")
     wanted = canonical_json(sorted(ids)).decode()
     union = " UNION ".join(
-        f"SELECT g.id FROM goals g, json_each(g.{column}) ref"
-        f" WHERE g.{column} != '[]' AND ref.value IN (SELECT value FROM json_each(?))"
+        f"SELECT g.id FROM goals g, {conn.dialect.each(f'g.{column}', 'ref')}"
+        f" WHERE g.{column} != '[]' AND ref.value IN ({conn.dialect.values_of()})"
         for column in columns
     )
     return {row[0] for row in conn.execute(union, [wanted] * len(columns))}
 
 
-def fetch_many(conn: sqlite3.Connection, goal_ids: list[str]) -> dict[str, dict[str, Any]]:
+def fetch_many(conn: Connection, goal_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The records of those of `goal_ids` that exist, in one query."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM goals WHERE id IN (SELECT value FROM json_each(?))",
+        f"SELECT {_COLUMNS} FROM goals WHERE id IN ({conn.dialect.values_of()})",
         (canonical_json(goal_ids).decode(),),
     )
     return {row["id"]: _record(row) for row in rows}
 
 
-def counts(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+def counts(conn: Connection) -> list[tuple[str, str, int]]:
     """(category, state, goals) of the goals not deleted."""
     rows = conn.execute(
         "SELECT category, state, count(*) FROM goals WHERE deleted_at IS NULL"

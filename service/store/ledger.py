@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from service.domain.ledger import GENESIS, LedgerRow, canonical_json, seal
+from service.store.db import Connection
 
 _COLUMNS = "seq, ts, event_type, goal_id, actor, trace_id, span_id, payload, prev_hash, hash"
 
 
-def _row(row: sqlite3.Row) -> LedgerRow:
+def _row(row: Any) -> LedgerRow:
     return LedgerRow(
         seq=row["seq"],
         ts=row["ts"],
@@ -28,13 +28,13 @@ def _row(row: sqlite3.Row) -> LedgerRow:
     )
 
 
-def head(conn: sqlite3.Connection) -> tuple[int, str]:
+def head(conn: Connection) -> tuple[int, str]:
     row = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
     return (row["seq"], row["hash"]) if row else (0, GENESIS)
 
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     ts: str,
     event_type: str,
@@ -67,7 +67,7 @@ def append(
     return row
 
 
-def rows(conn: sqlite3.Connection, batch: int = 5_000) -> Iterator[LedgerRow]:
+def rows(conn: Connection, batch: int = 5_000) -> Iterator[LedgerRow]:
     """Every row in seq order, read in batches so a long ledger is never held at once."""
     after = -1
     while True:
@@ -80,14 +80,12 @@ def rows(conn: sqlite3.Connection, batch: int = 5_000) -> Iterator[LedgerRow]:
         after = chunk[-1]["seq"]
 
 
-def find_by_hash(conn: sqlite3.Connection, digest: str) -> LedgerRow | None:
+def find_by_hash(conn: Connection, digest: str) -> LedgerRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM ledger WHERE hash = ?", (digest,)).fetchone()
     return None if row is None else _row(row)
 
 
-def for_goal(
-    conn: sqlite3.Connection, goal_id: str, after: int = 0, limit: int = 1_000
-) -> list[LedgerRow]:
+def for_goal(conn: Connection, goal_id: str, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
     return [
         _row(row)
         for row in conn.execute(

@@ -1,4 +1,10 @@
-"""Forward-only migrations: numbered SQL files applied in order, each recorded with a checksum."""
+"""Forward-only migrations: numbered SQL files applied in order, each recorded with a checksum.
+
+Each engine has its folder (`migrations/sqlite/`, `migrations/postgresql/`), numbered
+alike: migration N makes the same tables on both. `migrate` runs inside the store's
+write transaction, so two nodes migrating at once (two release steps) queue on the
+write lock (a PostgreSQL advisory lock) and the second finds everything applied.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.domain.timefmt import format_ts
-from service.store.db import Database
+from service.store.db import Connection, Database
+from service.store.dialect import Dialect
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -39,18 +46,18 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def migrations_dir() -> Path:
+def migrations_dir(dialect: Dialect) -> Path:
     """Inside the package in a wheel install; beside it in a source checkout."""
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "migrations", here.parent / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise MigrationError(f"no migrations directory next to {here}")
+        if (candidate / dialect.name).is_dir():
+            return candidate / dialect.name
+    raise MigrationError(f"no migrations/{dialect.name} directory next to {here}")
 
 
-def load_migrations(directory: Path | None = None) -> list[Migration]:
+def load_migrations(directory: Path) -> list[Migration]:
     found = []
-    for path in sorted((directory or migrations_dir()).glob("*.sql")):
+    for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_words.sql")
@@ -63,11 +70,10 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 def migrate(db: Database, directory: Path | None = None) -> list[str]:
     """Apply what is not applied yet; return the names applied. Safe to run again."""
-    migrations = load_migrations(directory)
-    conn = db.connection()
-    conn.execute(_LEDGER_TABLE)
+    migrations = load_migrations(directory or migrations_dir(db.dialect))
     applied_now: list[str] = []
     with db.write() as tx:
+        tx.execute(_LEDGER_TABLE)
         applied = {row["version"]: row for row in tx.execute("SELECT * FROM schema_migrations")}
         for migration in migrations:
             done = applied.get(migration.version)
@@ -78,9 +84,7 @@ def migrate(db: Database, directory: Path | None = None) -> list[str]:
                         "add a new migration instead"
                     )
                 continue
-            # executescript would COMMIT our transaction, so run statement by statement.
-            for statement in _statements(migration.sql):
-                tx.execute(statement)
+            _apply(tx, migration)
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -106,19 +110,26 @@ def ensure_schema(db: Database, directory: Path | None = None) -> None:
     Reads only, unless the database is new: auditing a copy never changes it, and a
     busy database does not block a read command on the write lock.
     """
-    conn = db.connection()
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if exists is None:
+    if not db.table_exists("schema_migrations"):
         migrate(db, directory)
         return
+    conn = db.connection()
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    pending = [m.name for m in load_migrations(directory) if m.version not in applied]
+    known = load_migrations(directory or migrations_dir(db.dialect))
+    pending = [m.name for m in known if m.version not in applied]
     if pending:
         raise MigrationError(
-            f"{db.path} needs migrations {', '.join(pending)}: run `goalstore migrate`"
+            f"{db.location} needs migrations {', '.join(pending)}: run `goalstore migrate`"
         )
+
+
+def _apply(tx: Connection, migration: Migration) -> None:
+    if tx.dialect.name == "sqlite":
+        # executescript would COMMIT our transaction, so run statement by statement.
+        for statement in _statements(migration.sql):
+            tx.execute(statement)
+    else:  # PostgreSQL runs a whole script inside the open transaction
+        tx.execute(migration.sql)
 
 
 def _statements(sql: str) -> list[str]:

@@ -15,25 +15,25 @@ delivered late but never lost. Delivery is at-least-once:
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from service.domain.events import EventRef
 from service.domain.ledger import LedgerRow
+from service.store.db import Connection
 
 # Rows a rebuild has not covered (the scalar subquery is read once per statement, and the
 # partial indexes on ledger_seq start their range there).
 _ABOVE = "ledger_seq > (SELECT applied_through FROM outbox_watermark)"
 
 
-def add(conn: sqlite3.Connection, event: LedgerRow) -> None:
+def add(conn: Connection, event: LedgerRow) -> None:
     conn.execute(
         "INSERT INTO outbox (ledger_seq, event_type, goal_id, created_at) VALUES (?, ?, ?, ?)",
         (event.seq, event.event_type, event.goal_id, event.ts),
     )
 
 
-def has_pending(conn: sqlite3.Connection) -> bool:
+def has_pending(conn: Connection) -> bool:
     """Cheap enough to poll many times a second (a partial index answers it)."""
     row = conn.execute(
         f"SELECT 1 FROM outbox WHERE relayed_at IS NULL AND {_ABOVE} LIMIT 1"
@@ -41,12 +41,12 @@ def has_pending(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def claim(conn: sqlite3.Connection, now: str, limit: int) -> list[EventRef]:
+def claim(conn: Connection, now: str, limit: int) -> list[EventRef]:
     """The oldest pending events, marked relayed; the caller holds the write lock."""
     rows = conn.execute(
         f"""
         SELECT o.ledger_seq, o.event_type, o.goal_id, l.trace_id,
-               json_extract(l.payload, '$.belief_id') AS belief_id
+               {conn.dialect.field("l.payload", "belief_id")} AS belief_id
         FROM outbox o JOIN ledger l ON l.seq = o.ledger_seq
         WHERE o.relayed_at IS NULL AND o.{_ABOVE}
         ORDER BY o.ledger_seq
@@ -66,27 +66,27 @@ def claim(conn: sqlite3.Connection, now: str, limit: int) -> list[EventRef]:
     ]
 
 
-def release(conn: sqlite3.Connection, seqs: list[int]) -> None:
+def release(conn: Connection, seqs: list[int]) -> None:
     """Undo a claim whose events never reached the queue."""
     conn.execute(
-        "UPDATE outbox SET relayed_at = NULL"
-        " WHERE applied_at IS NULL AND ledger_seq IN (SELECT value FROM json_each(?))",
+        "UPDATE outbox SET relayed_at = NULL WHERE applied_at IS NULL"
+        f" AND ledger_seq IN ({conn.dialect.values_of(integers=True)})",
         (_json_ints(seqs),),
     )
 
 
-def mark_applied(conn: sqlite3.Connection, seqs: list[int], now: str) -> int:
+def mark_applied(conn: Connection, seqs: list[int], now: str) -> int:
     """Mark these events applied; how many were not already (a redelivery, or an event a
     rebuild covered, counts 0)."""
     return conn.execute(
         "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
         f" WHERE applied_at IS NULL AND {_ABOVE}"
-        " AND ledger_seq IN (SELECT value FROM json_each(?))",
+        f" AND ledger_seq IN ({conn.dialect.values_of(integers=True)})",
         (now, now, _json_ints(seqs)),
     ).rowcount
 
 
-def mark_applied_through(conn: sqlite3.Connection, seq: int) -> int:
+def mark_applied_through(conn: Connection, seq: int) -> int:
     """Every event up to `seq` is applied (a rebuild read SQLite at that ledger head): the
     watermark moves, no row is written. How many events that covers, not counting those
     already applied."""
@@ -102,7 +102,7 @@ def mark_applied_through(conn: sqlite3.Connection, seq: int) -> int:
     return int(covered)
 
 
-def redeliver(conn: sqlite3.Connection, claimed_before: str) -> int:
+def redeliver(conn: Connection, claimed_before: str) -> int:
     """Release claims older than `claimed_before` that were never applied."""
     return conn.execute(
         "UPDATE outbox SET relayed_at = NULL"
@@ -111,7 +111,7 @@ def redeliver(conn: sqlite3.Connection, claimed_before: str) -> int:
     ).rowcount
 
 
-def prune(conn: sqlite3.Connection, applied_before: str) -> int:
+def prune(conn: Connection, applied_before: str) -> int:
     """Drop rows applied before `applied_before`, and rows a rebuild covered that were
     written before it (the ledger keeps the events themselves)."""
     return conn.execute(
@@ -121,7 +121,7 @@ def prune(conn: sqlite3.Connection, applied_before: str) -> int:
     ).rowcount
 
 
-def backlog(conn: sqlite3.Connection) -> dict[str, Any]:
+def backlog(conn: Connection) -> dict[str, Any]:
     """How far the ranking cache is behind: unapplied events and the oldest one's time."""
     row = conn.execute(
         "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox"
@@ -134,7 +134,7 @@ def _json_ints(values: list[int]) -> str:
     return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
-def oldest_unapplied(conn: sqlite3.Connection) -> str | None:
+def oldest_unapplied(conn: Connection) -> str | None:
     """When the oldest event the ranking worker has not applied was written (None: none)."""
     row = conn.execute(
         f"SELECT created_at FROM outbox WHERE applied_at IS NULL AND {_ABOVE}"

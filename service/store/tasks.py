@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
 from service.domain.tasks import Task, TaskState
 from service.domain.timefmt import format_ts, parse_ts
+from service.store.db import Connection
 
 _FIELDS = (
     "task_id", "goal_id", "goal_version", "attempt", "state", "superseded", "evidence",
@@ -17,7 +17,7 @@ _FIELDS = (
 _COLUMNS = ", ".join(_FIELDS)
 
 
-def _task(row: sqlite3.Row) -> Task:
+def _task(row: Any) -> Task:
     return Task(
         task_id=row["task_id"],
         goal_id=row["goal_id"],
@@ -43,32 +43,32 @@ def _values(task: Task) -> list[Any]:
     ]  # fmt: skip
 
 
-def insert(conn: sqlite3.Connection, task: Task) -> None:
-    """Raises sqlite3.IntegrityError if this goal version already has a task."""
+def insert(conn: Connection, task: Task) -> None:
+    """Raises the driver's IntegrityError if this goal version already has a task."""
     marks = ", ".join("?" for _ in _FIELDS)
     conn.execute(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({marks})", _values(task))
 
 
-def save(conn: sqlite3.Connection, task: Task) -> None:
+def save(conn: Connection, task: Task) -> None:
     assignments = ", ".join(f"{name} = ?" for name in _FIELDS[1:])
     conn.execute(
         f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*_values(task)[1:], task.task_id]
     )
 
 
-def fetch(conn: sqlite3.Connection, task_id: str) -> Task | None:
+def fetch(conn: Connection, task_id: str) -> Task | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     return None if row is None else _task(row)
 
 
-def for_goal(conn: sqlite3.Connection, goal_id: str) -> list[Task]:
+def for_goal(conn: Connection, goal_id: str) -> list[Task]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM tasks WHERE goal_id = ? ORDER BY attempt", (goal_id,)
     )
     return [_task(row) for row in rows]
 
 
-def supersede_failed(conn: sqlite3.Connection, goal_id: str) -> int:
+def supersede_failed(conn: Connection, goal_id: str) -> int:
     """Failed attempts of a goal stop being live once it is selected again."""
     return conn.execute(
         "UPDATE tasks SET superseded = 1"
@@ -77,7 +77,7 @@ def supersede_failed(conn: sqlite3.Connection, goal_id: str) -> int:
     ).rowcount
 
 
-def open_tasks(conn: sqlite3.Connection, updated_before: str, limit: int = 500) -> list[Task]:
+def open_tasks(conn: Connection, updated_before: str, limit: int = 500) -> list[Task]:
     """Queued or running tasks not touched since `updated_before` (the sweep's candidates)."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('queued', 'running')"
@@ -87,7 +87,7 @@ def open_tasks(conn: sqlite3.Connection, updated_before: str, limit: int = 500) 
     return [_task(row) for row in rows]
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
+def counts(conn: Connection) -> dict[str, int]:
     """Tasks per state."""
     rows = conn.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall()
     return {str(r[0]): int(r[1]) for r in rows}

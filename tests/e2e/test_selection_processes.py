@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.store.db import Database
+from service.store.db import open_database
 from service.testing import adopted_goal, make_context, post_adopted_goal, wait_for
 from tests.e2e.conftest import Stack
 
@@ -125,7 +125,7 @@ print(json.dumps(emitted))
 def test_eight_selector_processes_emit_each_of_200_goals_once(stack: Stack) -> None:
     """Eight processes select from one Redis ranking until nothing is left: each of the 200
     adopted goals is emitted exactly once, with one job and one task each."""
-    db = Database(stack.database)
+    db = open_database(stack.database)
     ctx = make_context()
     with db.batch():
         for n in range(200):

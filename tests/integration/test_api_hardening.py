@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.store.db import Database, StoreBusy
+from service.store.db import StoreBusy, open_database
 from service.store.migrate import migrate
 from service.testing import goal_spec, post_goal, wait_for
 from tests.integration.conftest import ServerFactory
@@ -107,7 +107,7 @@ def test_a_read_that_meets_a_lock_past_the_busy_timeout_is_store_busy(tmp_path: 
     """Any statement, a read too, that meets a lock held past the busy timeout (an
     exclusive-locking session) raises StoreBusy, which every edge serves as its 503 or
     exit code 6, instead of a bare sqlite3 error (a 500)."""
-    db = Database(tmp_path / "locked.db", busy_timeout_ms=100)
+    db = open_database(tmp_path / "locked.db", busy_timeout_ms=100)
     migrate(db)
     db.close()  # no connection of ours holds a read mark while the blocker takes its lock
     blocker = sqlite3.connect(db.path, isolation_level=None)

@@ -66,7 +66,7 @@ def create(run: Cli, tmp_path: Path, goal_id: str, **overrides: Any) -> dict[str
 
 def test_migrate_twice_applies_everything_once(run: Cli) -> None:
     """The first migrate applies every migration file; the second applies none."""
-    on_disk = sorted(p.name for p in (REPO / "migrations").glob("*.sql"))
+    on_disk = sorted(p.name for p in (REPO / "migrations" / "sqlite").glob("*.sql"))
 
     first_code, first = run("migrate")
     second_code, second = run("migrate")

@@ -21,7 +21,7 @@ from service.domain.errors import (
 from service.domain.inputs import GoalUpdate
 from service.domain.ledger import LedgerRow
 from service.store import outbox
-from service.store.db import Database
+from service.store.db import Database, open_database
 from service.testing import (
     FrozenClock,
     adopted_goal,
@@ -486,7 +486,7 @@ def test_goals_survive_closing_and_reopening_the_database(db: Database, ctx: Con
     commands.delete_goal(db, ctx, "g-2", 1)
     db.close()
 
-    reopened = Database(db.path)
+    reopened = open_database(db.path)
     try:
         kept = commands.get_goal(reopened, "g-1")
         gone = commands.get_goal(reopened, "g-2", include_deleted=True)
@@ -546,7 +546,7 @@ def test_a_batch_commits_its_commands_together(db: Database, ctx: Context) -> No
         for n in range(3):
             new_goal(db, ctx, id=f"g-{n}")
         commands.adopt_goal(db, ctx, "g-1", vetting=default_vetting())
-        other = Database(db.path)  # another connection sees nothing until the batch ends
+        other = open_database(db.path)  # another connection sees nothing until the batch ends
         assert 0 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
     assert 3 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
     other.close()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.store.db import Database
+from service.store.db import open_database
+from service.store.dialect import SQLITE
 from service.store.migrate import MigrationError, ensure_schema, migrate, migrations_dir
 from tests.integration.conftest import CliRunner
 
@@ -16,13 +17,13 @@ from tests.integration.conftest import CliRunner
 def shipped(tmp_path: Path) -> Path:
     """A copy of the shipped migrations that a test may change."""
     copy = tmp_path / "migrations"
-    shutil.copytree(migrations_dir(), copy)
+    shutil.copytree(migrations_dir(SQLITE), copy)
     return copy
 
 
 def test_an_applied_migration_that_changed_is_refused(tmp_path: Path, shipped: Path) -> None:
     """Editing a migration after it ran is an error naming it."""
-    db = Database(tmp_path / "m.db")
+    db = open_database(tmp_path / "m.db")
     migrate(db, shipped)
     first = sorted(shipped.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- an afterthought\n")
@@ -34,7 +35,7 @@ def test_an_applied_migration_that_changed_is_refused(tmp_path: Path, shipped: P
 
 def test_a_database_from_newer_code_is_refused(tmp_path: Path, shipped: Path) -> None:
     """Migrations the code does not know mean the code is older than the database."""
-    db = Database(tmp_path / "m.db")
+    db = open_database(tmp_path / "m.db")
     migrate(db, shipped)
     last = sorted(shipped.glob("*.sql"))[-1]
     last.unlink()
@@ -54,7 +55,7 @@ def test_misnamed_or_gapped_migrations_are_refused(
     (shipped / name).write_text("SELECT 1;")
 
     with pytest.raises(MigrationError):
-        migrate(Database(tmp_path / "m.db"), shipped)
+        migrate(open_database(tmp_path / "m.db"), shipped)
 
 
 def test_pending_migrations_stop_cli_commands_without_writing(
@@ -65,7 +66,7 @@ def test_pending_migrations_stop_cli_commands_without_writing(
     only_first = tmp_path / "first"
     only_first.mkdir()
     shutil.copy(sorted(shipped.glob("*.sql"))[0], only_first)
-    db = Database(path)
+    db = open_database(path)
     migrate(db, only_first)
     db.close()
 
@@ -73,7 +74,7 @@ def test_pending_migrations_stop_cli_commands_without_writing(
 
     assert 2 == code
     assert "run `goalstore migrate`" in out["detail"]
-    check = Database(path)
+    check = open_database(path)
     with pytest.raises(MigrationError):
         ensure_schema(check)
     assert 1 == check.connection().execute("SELECT count(*) FROM schema_migrations").fetchone()[0]

@@ -44,7 +44,7 @@ from service.domain.errors import (
 )
 from service.domain.tasks import GateCounts, IllegalTaskTransition, TaskNotFound
 from service.domain.vetting import CheckerUnavailable, GoalBlocked, Verdict
-from service.store.db import StoreBusy
+from service.store.db import StoreBusy, StoreUnavailable
 
 SAMPLES: list[GoalStoreError] = [
     GoalNotFound("g-1"),
@@ -66,6 +66,7 @@ SAMPLES: list[GoalStoreError] = [
     ResultInvalid("g-1", "generic", [FieldError(("summary",), "missing")]),
     IdempotencyUnavailable("which does not answer"),
     StoreBusy("database is locked"),
+    StoreUnavailable("connection refused"),
     GoalMovedOn(),
 ]
 

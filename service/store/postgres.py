@@ -1,0 +1,277 @@
+"""PostgreSQL as the durable store: many web and worker processes, on many hosts.
+
+The same tables, queries and guarantees as SQLite (service/store/db.py):
+
+- a write transaction takes one advisory lock first (`pg_advisory_xact_lock`, keyed by
+  the schema), so writes queue as they do on SQLite's write lock: the ledger is one hash
+  chain, and a command's reads and its writes see the same rows, whichever host runs it.
+  Reads never take it;
+- a read is one REPEATABLE READ snapshot;
+- connections come from a bounded psycopg pool, checked before each use: after a
+  restart or a cut connection, the first use makes a new one; while the server is down
+  a statement fails fast as StoreUnavailable (503 + Retry-After) and nothing is half
+  written, since the transaction it was in never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from service.domain.errors import GoalStoreError
+from service.store.db import _INHERITED, Connection, Cursor, Database, StoreBusy, StoreUnavailable
+from service.store.dialect import POSTGRESQL
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "try again": the lock or the statement timed out, or two
+# transactions collided. Everything else that is operational means the server is gone.
+_BUSY = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.DeadlockDetected,
+         pg_errors.SerializationFailure)  # fmt: skip
+
+
+def _store_error(exc: psycopg.Error) -> GoalStoreError | None:
+    if isinstance(exc, _BUSY):
+        return StoreBusy(str(exc).strip())
+    if isinstance(exc, psycopg.OperationalError):  # PoolTimeout included
+        return StoreUnavailable(str(exc).strip() or type(exc).__name__)
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _translate(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s` (a literal `%` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Row(tuple[Any, ...]):
+    """A row readable by position and by column name, as sqlite3.Row is."""
+
+    __slots__ = ()
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+@lru_cache(maxsize=1024)
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
+    if cursor.description is None:
+        return tuple
+    return _row_class(tuple(column.name for column in cursor.description))
+
+
+class _Materialized:
+    """A statement's rows, read whole before its connection went back to the pool."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """One pooled psycopg connection behind the store's Connection protocol."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def _run(self, cursor: psycopg.Cursor[Any], sql: str, parameters: Any) -> Cursor:
+        try:
+            if parameters:
+                cursor.execute(_translate(sql), parameters)
+            else:  # no parameters: the text is sent as it is (a script, `%` and all)
+                cursor.execute(sql)
+        except psycopg.Error as exc:
+            mapped = _store_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self._run(self.raw.cursor(), sql, parameters)
+
+    def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self._run(self.raw.cursor(row_factory=tuple_row), sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor:
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(_translate(sql), parameters)
+        except psycopg.Error as exc:
+            mapped = _store_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return cursor
+
+
+class _StatementConnection:
+    """Single statements outside a transaction: each takes a pooled connection, runs in
+    autocommit, and gives it back with its rows read."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def _one(self, sql: str, parameters: Any, tuples: bool) -> Cursor:
+        with self._db._checkout() as conn:
+            cursor = conn.tuples(sql, parameters) if tuples else conn.execute(sql, parameters)
+            rows = cursor.fetchall() if _has_rows(cursor) else []
+            return _Materialized(rows, cursor.rowcount)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self._one(sql, parameters, tuples=False)
+
+    def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self._one(sql, parameters, tuples=True)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor:
+        with self._db._checkout() as conn:
+            cursor = conn.executemany(sql, parameters)
+            return _Materialized([], cursor.rowcount)
+
+
+def _has_rows(cursor: Any) -> bool:
+    return getattr(cursor, "description", None) is not None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresDatabase(Database):
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, busy_timeout_ms: int = 5_000, pool_size: int = 10) -> None:
+        super().__init__()
+        self.url = url
+        self.location = redact(url)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_lock = threading.Lock()
+        self._write_lock_key: int | None = None
+
+    # --- the pool ------------------------------------------------------------------
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # A queued writer waits at most the busy timeout for the write lock, then 503s.
+        conn.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
+
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        self._this_process()
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                        self.url,
+                        kwargs={"autocommit": True, "row_factory": _row_factory},
+                        min_size=1,
+                        max_size=self.pool_size,
+                        configure=self._configure,
+                        check=ConnectionPool.check_connection,
+                        timeout=max(self.busy_timeout_ms / 1000, 0.5),
+                        reconnect_timeout=24 * 3600,  # keep trying: it comes back
+                        name="goalstore",
+                        open=False,
+                    )
+                    pool.open(wait=False)
+                    self._pool = pool
+        return self._pool
+
+    def _forget_inherited(self) -> None:
+        if self._pool is not None:
+            _INHERITED.append(self._pool)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    @contextmanager
+    def _checkout(self) -> Iterator[PgConnection]:
+        try:
+            with self.pool().connection() as raw:
+                yield PgConnection(raw)
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"no connection to {self.location} ({exc})") from exc
+        except psycopg.OperationalError as exc:  # lost while handing it back
+            raise StoreUnavailable(str(exc).strip()) from exc
+
+    def _statement_connection(self) -> Connection:
+        return _StatementConnection(self)
+
+    # --- transactions ----------------------------------------------------------------
+    def _lock_key(self, conn: PgConnection) -> int:
+        """The write lock's advisory-lock key: one per schema, so two deployments that
+        share a database (in different schemas) never queue on each other."""
+        if self._write_lock_key is None:
+            (schema,) = conn.execute("SELECT current_schema()").fetchone()
+            digest = hashlib.sha256(f"goalstore-writes:{schema}".encode()).digest()
+            self._write_lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        return self._write_lock_key
+
+    def _begin(self, conn: Any, *, write: bool) -> None:
+        if write:
+            key = self._lock_key(conn)
+            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+        else:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _in_transaction(self, conn: Any) -> bool:
+        status = conn.raw.info.transaction_status
+        return bool(status != psycopg.pq.TransactionStatus.IDLE) and not conn.raw.closed
+
+    # --- health --------------------------------------------------------------------
+    def answers(self) -> bool:
+        try:
+            self.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+        except (psycopg.Error, GoalStoreError):
+            log.warning("readiness check: PostgreSQL does not answer", exc_info=True)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self._local = threading.local()
