@@ -6,7 +6,8 @@ import http.server
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,6 +180,36 @@ def adopted_goal(via: Services | Database, ctx: Context, **overrides: Any) -> st
     else:
         via.goalstore.adopt_goal(ctx, goal_id)
     return goal_id
+
+
+@contextmanager
+def tampering(db: Database) -> Iterator[Connection]:
+    """Someone with write access to the store, behind GoalStore's back: a connection of its
+    own with the ledger's append-only triggers and foreign keys off; commits on exit."""
+    raw = open_database(db.location)
+    try:
+        if raw.dialect.name == "sqlite":
+            raw.connection().execute("PRAGMA foreign_keys = OFF")  # outside any transaction
+        with raw.write() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
+                conn.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+            else:  # ALL: the foreign keys' triggers too
+                conn.execute("ALTER TABLE ledger DISABLE TRIGGER ALL")
+            yield conn
+    finally:
+        raw.close()
+
+
+@contextmanager
+def holding_write_lock(db: Database) -> Iterator[None]:
+    """Another process's writer holding the store's write lock until the block ends."""
+    other = open_database(db.location)
+    try:
+        with other.write():
+            yield
+    finally:
+        other.close()
 
 
 def row_counts(conn: Connection) -> dict[str, int]:

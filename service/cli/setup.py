@@ -22,7 +22,7 @@ def cmd_bench(args: argparse.Namespace, services: Services) -> int:
 
 def cmd_migrate(args: argparse.Namespace, services: Services) -> int:
     applied = services.goalstore.migrate()
-    emit({"applied": applied, "database": services.db.location})
+    emit({"applied": applied, "database": services.db.shown})
     return EXIT_OK
 
 

@@ -28,10 +28,11 @@ class SkipReason(StrEnum):
 
 
 class RankingSource(StrEnum):
-    """Where a ranking was read."""
+    """Where a ranking was read: the Redis cache, or the durable store (named by engine)."""
 
     REDIS = "redis"
     SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
 
 
 class FallbackReason(StrEnum):

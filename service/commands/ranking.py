@@ -224,12 +224,13 @@ def ranked_view(
     category: str | None = None,
     include_blocked: bool = False,
 ) -> RankedView:
-    """The ranking from Redis while it is current; from SQLite when Redis is unset, down,
-    cold (restarted empty), or further behind the outbox than `max_lag`."""
+    """The ranking from Redis while it is current; from the store (SQLite or PostgreSQL,
+    `source` says which) when Redis is unset, down, cold (restarted empty), or further
+    behind the outbox than `max_lag`."""
     page, reason = _hot_top(db, cache, max_lag, limit, category, include_blocked)
     if page is None:
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
-        return RankedView(items, RankingSource.SQLITE, reason, len(items))
+        return RankedView(items, RankingSource(db.dialect.name), reason, len(items))
     snapshots = page.items
     with db.read() as conn:
         records = goal_table.fetch_many(conn, [s["id"] for s in snapshots])

@@ -91,7 +91,8 @@ class Database(ABC):
     """Transactions over one engine; a connection never crosses a fork or a thread."""
 
     dialect: Dialect
-    location: str  # the path or the URL without its password: for messages
+    location: str  # the path or the URL, as given: open_database(location) opens it again
+    shown: str  # the location without a password: for messages and logs
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -273,7 +274,7 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
         super().__init__()
         self.path = path
-        self.location = str(path)
+        self.location = self.shown = str(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

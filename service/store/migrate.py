@@ -119,7 +119,7 @@ def ensure_schema(db: Database, directory: Path | None = None) -> None:
     pending = [m.name for m in known if m.version not in applied]
     if pending:
         raise MigrationError(
-            f"{db.location} needs migrations {', '.join(pending)}: run `goalstore migrate`"
+            f"{db.shown} needs migrations {', '.join(pending)}: run `goalstore migrate`"
         )
 
 

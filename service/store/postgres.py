@@ -188,7 +188,8 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, busy_timeout_ms: int = 5_000, pool_size: int = 10) -> None:
         super().__init__()
         self.url = url
-        self.location = redact(url)
+        self.location = url
+        self.shown = redact(url)
         self.busy_timeout_ms = busy_timeout_ms
         self.pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -233,7 +234,7 @@ class PostgresDatabase(Database):
             with self.pool().connection() as raw:
                 yield PgConnection(raw)
         except PoolTimeout as exc:
-            raise StoreUnavailable(f"no connection to {self.location} ({exc})") from exc
+            raise StoreUnavailable(f"no connection to {self.shown} ({exc})") from exc
         except psycopg.OperationalError as exc:  # lost while handing it back
             raise StoreUnavailable(str(exc).strip()) from exc
 

@@ -1,6 +1,10 @@
 """The integration tier's runners: a real server for HTTP tests (uvicorn on a free loopback
 port, in a thread of this process), the `goalstore` CLI, called in this process, and the
-ranking cache on the tests' Redis."""
+ranking cache on the tests' Redis.
+
+Every test that uses the store runs twice, once per engine (`database_location`: a
+SQLite file of its own, or a PostgreSQL schema of its own).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,31 @@ from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
 from service.config import Settings
 from service.runtime import Services, build_services
-from service.testing import free_port
+from service.store.db import Database
+from service.testing import free_port, migrated_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where this test's store is: a SQLite path, or a postgresql:// URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "goalstore.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def engine(database_location: str) -> str:
+    """The engine this test runs on: `sqlite` or `postgresql`."""
+    return "postgresql" if database_location.startswith("postgresql://") else "sqlite"
+
+
+@pytest.fixture
+def db(database_location: str) -> Iterator[Database]:
+    """A migrated store of this test's own, on each engine in turn."""
+    database = migrated_database(database_location)
+    yield database
+    database.close()
 
 
 class LiveServer:
@@ -48,6 +76,7 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.services.close()
 
     def client(self, **options: Any) -> httpx.Client:
         """An HTTP client of this server (close it, or use it in a `with`)."""
@@ -59,12 +88,12 @@ ServerFactory = Callable[..., LiveServer]
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start a server over this test's SQLite file, with any Settings overrides."""
+def start_server(database_location: str) -> Iterator[ServerFactory]:
+    """Start a server over this test's store, with any Settings overrides."""
     started: list[LiveServer] = []
 
     def start(**overrides: object) -> LiveServer:
-        settings = Settings(database=tmp_path / "api.db", **overrides)  # type: ignore[arg-type]
+        settings = Settings(database=database_location, **overrides)  # type: ignore[arg-type]
         server = LiveServer(build_services(settings)).__enter__()
         started.append(server)
         return server
@@ -93,7 +122,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> CliRunner:
     """`run_cli(database, *argv)`: `goalstore --database DATABASE ARGV...` in this process,
     its exit code and the JSON it printed on stdout."""
 
-    def run(database: Path, *argv: str) -> tuple[int, Any]:
+    def run(database: Path | str, *argv: str) -> tuple[int, Any]:
         code = cli.main(["--database", str(database), *argv])
         return code, orjson.loads(capsys.readouterr().out)
 

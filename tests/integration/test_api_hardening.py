@@ -12,7 +12,7 @@ import pytest
 
 from service.store.db import StoreBusy, open_database
 from service.store.migrate import migrate
-from service.testing import goal_spec, post_goal, wait_for
+from service.testing import goal_spec, holding_write_lock, post_goal, wait_for
 from tests.integration.conftest import ServerFactory
 
 
@@ -85,17 +85,13 @@ def test_huge_integers_in_queries_are_422(path: str, client: httpx.Client) -> No
 
 
 def test_a_locked_database_is_a_503_with_retry_after(start_server: ServerFactory) -> None:
-    """When another writer holds the lock past the busy timeout, the API says retry."""
+    """When another writer holds the write lock past the busy timeout (SQLite's lock, the
+    PostgreSQL advisory lock), the API says retry."""
     server = start_server(busy_timeout_ms=100)
     with server.client() as client:
         assert 200 == client.get("/readyz").status_code  # migrated
-        blocker = sqlite3.connect(server.services.db.path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with holding_write_lock(server.services.db):
             response = client.post("/v1/goals", json=goal_spec())
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         after = client.post("/v1/goals", json=goal_spec())
 
     assert (503, "1") == (response.status_code, response.headers.get("retry-after"))
@@ -110,7 +106,7 @@ def test_a_read_that_meets_a_lock_past_the_busy_timeout_is_store_busy(tmp_path: 
     db = open_database(tmp_path / "locked.db", busy_timeout_ms=100)
     migrate(db)
     db.close()  # no connection of ours holds a read mark while the blocker takes its lock
-    blocker = sqlite3.connect(db.path, isolation_level=None)
+    blocker = sqlite3.connect(db.location, isolation_level=None)
     blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
     blocker.execute("BEGIN EXCLUSIVE")
     try:

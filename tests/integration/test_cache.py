@@ -253,10 +253,10 @@ def test_an_emptied_redis_is_not_warm_until_rebuilt(
 
 def test_cli_cache_rebuild(
     tmp_path: Path, redis_client: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch,
-    run_cli: CliRunner,
+    run_cli: CliRunner, database_location: str,
 ) -> None:  # fmt: skip
     """`goalstore cache rebuild` fills Redis from the database; without a Redis URL it says so."""
-    database = tmp_path / "cli.db"
+    database = database_location
     monkeypatch.delenv("GOALSTORE_REDIS_URL", raising=False)
     code, out = run_cli(database, "cache", "rebuild")
     assert 2 == code

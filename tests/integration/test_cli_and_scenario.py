@@ -8,7 +8,6 @@ the scenario it belongs to.
 from __future__ import annotations
 
 import io
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from service.store.db import open_database
 from service.testing import goal_spec, row_counts
 from tests.integration.conftest import CliRunner
 
@@ -27,26 +27,26 @@ DEMO_SCENARIO = "deploy/scenarios/goal_flow_001.json"
 class Cli:
     """`goalstore` over this test's database: `run(*argv)` is its exit code and JSON."""
 
-    database: Path
+    database: str
     run_cli: CliRunner
 
     def __call__(self, *argv: str) -> tuple[int, Any]:
         return self.run_cli(self.database, *argv)
 
     def counts(self) -> dict[str, int]:
-        conn = sqlite3.connect(self.database)
+        db = open_database(self.database)
         try:
-            return row_counts(conn)
+            return row_counts(db.connection())
         finally:
-            conn.close()
+            db.close()
 
 
 NOTHING = {"goals": 0, "ledger": 0, "outbox": 0}
 
 
 @pytest.fixture
-def run(tmp_path: Path, run_cli: CliRunner) -> Cli:
-    return Cli(tmp_path / "data" / "cli.db", run_cli)
+def run(database_location: str, run_cli: CliRunner) -> Cli:
+    return Cli(database_location, run_cli)
 
 
 def write_json(path: Path, value: Any) -> str:

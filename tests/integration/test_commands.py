@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from service import commands
@@ -21,7 +22,7 @@ from service.domain.errors import (
 from service.domain.inputs import GoalUpdate
 from service.domain.ledger import LedgerRow
 from service.store import outbox
-from service.store.db import Database, open_database
+from service.store.db import Connection, Database, open_database
 from service.testing import (
     FrozenClock,
     adopted_goal,
@@ -486,7 +487,7 @@ def test_goals_survive_closing_and_reopening_the_database(db: Database, ctx: Con
     commands.delete_goal(db, ctx, "g-2", 1)
     db.close()
 
-    reopened = open_database(db.path)
+    reopened = open_database(db.location)
     try:
         kept = commands.get_goal(reopened, "g-1")
         gone = commands.get_goal(reopened, "g-2", include_deleted=True)
@@ -504,7 +505,7 @@ def test_failure_after_ledger_append_rolls_back_everything(
     """If the outbox write fails, the goal row and the ledger event appended before it are gone."""
     appended: list[int] = []
 
-    def failing_add(conn: sqlite3.Connection, event: LedgerRow) -> None:
+    def failing_add(conn: Connection, event: LedgerRow) -> None:
         appended.append(event.seq)
         raise RuntimeError("outbox unavailable")
 
@@ -527,7 +528,7 @@ def test_failed_update_leaves_the_goal_row_as_it_was(
     new_goal(db, ctx, id="g-1")
     before, row_before = counts(db), goal_row(db, "g-1")
 
-    def failing_add(conn: sqlite3.Connection, event: LedgerRow) -> None:
+    def failing_add(conn: Connection, event: LedgerRow) -> None:
         raise RuntimeError("outbox unavailable")
 
     monkeypatch.setattr("service.store.outbox.add", failing_add)
@@ -546,7 +547,7 @@ def test_a_batch_commits_its_commands_together(db: Database, ctx: Context) -> No
         for n in range(3):
             new_goal(db, ctx, id=f"g-{n}")
         commands.adopt_goal(db, ctx, "g-1", vetting=default_vetting())
-        other = open_database(db.path)  # another connection sees nothing until the batch ends
+        other = open_database(db.location)  # another connection sees nothing until the batch ends
         assert 0 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
     assert 3 == other.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
     other.close()
@@ -562,7 +563,7 @@ def test_a_failed_command_in_a_batch_is_undone_alone(
     real_add = outbox.add
     calls: list[int] = []
 
-    def second_fails(conn: sqlite3.Connection, event: LedgerRow) -> None:
+    def second_fails(conn: Connection, event: LedgerRow) -> None:
         calls.append(event.seq)
         if len(calls) == 2:
             raise RuntimeError("outbox unavailable")
@@ -608,7 +609,7 @@ def test_ledger_is_append_only_in_sql(db: Database, ctx: Context, statement: str
     adopted_goal(db, ctx, id="g-1")
     rows_before = ledger_rows(db)
 
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.Error), match="append-only"):
         db.connection().execute(statement)
 
     assert rows_before == ledger_rows(db)

@@ -255,10 +255,10 @@ def test_a_cold_redis_is_rebuilt_whole(
 
 
 def test_the_ranked_read_says_where_it_came_from(
-    db: Database, live_ctx: Context, cache: RankingCache
+    db: Database, live_ctx: Context, cache: RankingCache, engine: str
 ) -> None:
-    """SQLite without Redis, or with a cold one; Redis once warm and current; SQLite again
-    when the cache is behind the outbox by more than the allowed lag."""
+    """The store (named by engine) without Redis, or with a cold one; Redis once warm and
+    current; the store again when the cache is behind the outbox by more than the lag."""
     ids = [adopted_goal(db, live_ctx, value=v) for v in (0.3, 0.8, 0.5)]
     expected = [ids[1], ids[2], ids[0]]
 
@@ -266,24 +266,24 @@ def test_the_ranked_read_says_where_it_came_from(
         view = commands.ranked_view(db, kw.pop("cache", cache), max_lag=max_lag, **kw)
         return view.source, view.reason, [r.goal.id for r in view.items]
 
-    assert ("sqlite", "no_redis", expected) == read(cache=None)
-    assert ("sqlite", "cache_cold", expected) == read()
+    assert (engine, "no_redis", expected) == read(cache=None)
+    assert (engine, "cache_cold", expected) == read()
     commands.rebuild_cache(db, cache)
     assert ("redis", None, expected) == read()
     assert ("redis", None, expected[:2]) == read(limit=2)
 
     commands.abandon_goal(db, live_ctx, ids[2])  # not yet applied
     assert ("redis", None, [ids[1], ids[0]]) == read()  # not offered though still cached
-    assert ("sqlite", "cache_behind", [ids[1], ids[0]]) == read(max_lag=timedelta(0))
+    assert (engine, "cache_behind", [ids[1], ids[0]]) == read(max_lag=timedelta(0))
 
 
 def test_the_ranked_read_falls_back_when_redis_does_not_answer(
-    db: Database, live_ctx: Context
+    db: Database, live_ctx: Context, engine: str
 ) -> None:
-    """A Redis nobody listens on: the ranking still comes, from SQLite, saying why."""
+    """A Redis nobody listens on: the ranking still comes, from the store, saying why."""
     goal_id = adopted_goal(db, live_ctx)
     dead = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
     view = commands.ranked_view(db, RankingCache(dead, KEYS), max_lag=LAG)
 
-    assert ("sqlite", "redis_unavailable") == (view.source, view.reason)
+    assert (engine, "redis_unavailable") == (view.source, view.reason)
     assert [goal_id] == [r.goal.id for r in view.items]

@@ -1,17 +1,14 @@
-"""Tampering with the ledger file behind GoalStore's back, and `ledger verify` catching it.
+"""Tampering with the ledger behind GoalStore's back, and `ledger verify` catching it, on
+each engine.
 
-The tamper connection is a plain sqlite3 connection that drops the append-only
-triggers first: someone with write access to the file. It does not enable
-foreign keys, so deleting ledger rows that outbox rows point at works.
+The tamper connection (service.testing.tampering) turns the append-only triggers and
+the foreign keys off first: someone with write access to the file or the database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -22,8 +19,8 @@ from service.commands import Context
 from service.domain.errors import VersionConflict
 from service.domain.inputs import GoalUpdate
 from service.domain.ledger import Checkpoint
-from service.store.db import Database
-from service.testing import FrozenClock, default_vetting, new_goal
+from service.store.db import Connection, Database
+from service.testing import FrozenClock, default_vetting, new_goal, tampering
 from tests.integration.conftest import CliRunner
 
 EVENTS = 30  # what build_ledger writes, counted by hand below
@@ -60,18 +57,7 @@ def ledger_db(db: Database, ctx: Context, clock: FrozenClock) -> Database:
     return db
 
 
-@contextmanager
-def tamper(db: Database) -> Iterator[sqlite3.Connection]:
-    """A raw connection to the same file, with the append-only triggers dropped; commits on exit."""
-    conn = sqlite3.connect(db.path)
-    conn.row_factory = sqlite3.Row
-    try:
-        conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-        conn.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
-        yield conn
-        conn.commit()
-    finally:
-        conn.close()
+tamper = tampering
 
 
 def report_of(db: Database, checkpoint: Checkpoint | None = None) -> tuple[Any, ...]:
@@ -79,7 +65,7 @@ def report_of(db: Database, checkpoint: Checkpoint | None = None) -> tuple[Any, 
     return report.ok, report.damage, report.first_bad_seq
 
 
-def swap_rows(conn: sqlite3.Connection, first: int, second: int) -> None:
+def swap_rows(conn: Connection, first: int, second: int) -> None:
     """Exchange every column but seq between two rows (hash is UNIQUE, so via a placeholder)."""
     columns = ("ts", "event_type", "goal_id", "actor", "trace_id", "span_id", "payload",
                "prev_hash", "hash")  # fmt: skip
@@ -92,7 +78,7 @@ def swap_rows(conn: sqlite3.Connection, first: int, second: int) -> None:
     conn.execute(f"UPDATE ledger SET {assignments} WHERE seq = ?", (*row_b, first))
 
 
-def hashed_content(row: sqlite3.Row) -> dict[str, Any]:
+def hashed_content(row: Any) -> dict[str, Any]:
     """The fields the chain hashes, as DESIGN.md §5 lists them."""
     names = ("seq", "ts", "event_type", "goal_id", "actor", "trace_id", "span_id")
     return {name: row[name] for name in names} | {"payload": orjson.loads(row["payload"])}
@@ -134,9 +120,9 @@ def test_our_hash_formula_matches_the_stored_chain(ledger_db: Database) -> None:
 def test_edited_payload_is_found_at_its_seq(ledger_db: Database, seq: int) -> None:
     """Changing one row's payload is reported as edited, at that row's seq."""
     with tamper(ledger_db) as conn:
-        conn.execute(
-            "UPDATE ledger SET payload = json_set(payload, '$.tampered', 1) WHERE seq = ?", (seq,)
-        )
+        (payload,) = conn.execute("SELECT payload FROM ledger WHERE seq = ?", (seq,)).fetchone()
+        edited = orjson.dumps(orjson.loads(payload) | {"tampered": 1}).decode()
+        conn.execute("UPDATE ledger SET payload = ? WHERE seq = ?", (edited, seq))
 
     assert (False, "edited", seq) == report_of(ledger_db)
 
@@ -252,7 +238,7 @@ def test_checkpoint_of_an_empty_ledger_verifies_later(db: Database, ctx: Context
 
 def test_cli_verify_exits_0_on_a_whole_ledger(ledger_db: Database, run_cli: CliRunner) -> None:
     """`goalstore ledger verify` prints ok and exits 0 on an untouched ledger."""
-    code, out = run_cli(ledger_db.path, "ledger", "verify")
+    code, out = run_cli(ledger_db.location, "ledger", "verify")
 
     assert (0, True, EVENTS, EVENTS) == (code, out["ok"], out["rows"], out["head_seq"])
     assert "first_bad_seq" not in out
@@ -263,7 +249,7 @@ def test_cli_verify_exits_1_and_names_the_bad_seq(ledger_db: Database, run_cli: 
     with tamper(ledger_db) as conn:
         conn.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 7")
 
-    code, out = run_cli(ledger_db.path, "ledger", "verify")
+    code, out = run_cli(ledger_db.location, "ledger", "verify")
 
     assert (1, False, 7, "edited") == (code, out["ok"], out["first_bad_seq"], out["damage"])
 
@@ -276,8 +262,8 @@ def test_cli_verify_with_checkpoint_reports_truncation(
     with tamper(ledger_db) as conn:
         conn.execute("DELETE FROM ledger WHERE seq = ?", (EVENTS,))
 
-    plain_code, _ = run_cli(ledger_db.path, "ledger", "verify")
-    code, out = run_cli(ledger_db.path, "ledger", "verify", "--checkpoint", checkpoint)
+    plain_code, _ = run_cli(ledger_db.location, "ledger", "verify")
+    code, out = run_cli(ledger_db.location, "ledger", "verify", "--checkpoint", checkpoint)
 
     assert 0 == plain_code
     assert (1, "truncated", EVENTS) == (code, out["damage"], out["first_bad_seq"])
@@ -285,6 +271,6 @@ def test_cli_verify_with_checkpoint_reports_truncation(
 
 def test_cli_verify_rejects_a_malformed_checkpoint(ledger_db: Database, run_cli: CliRunner) -> None:
     """A checkpoint that is not SEQ:HASH is invalid input (exit 5)."""
-    code, out = run_cli(ledger_db.path, "ledger", "verify", "--checkpoint", "30:nothex")
+    code, out = run_cli(ledger_db.location, "ledger", "verify", "--checkpoint", "30:nothex")
 
     assert (5, "invalid") == (code, out["error"])

@@ -73,7 +73,7 @@ def test_outbox_pending_is_the_number_of_unapplied_events(
 
 
 def test_without_redis_readyz_is_503_and_metrics_still_serve_the_store(
-    start_server: ServerFactory,
+    start_server: ServerFactory, engine: str
 ) -> None:
     """Redis does not answer: not ready (503 naming Redis); /metrics keeps serving SQLite's
     exact figures with goalstore_redis_up 0; writes still succeed."""
@@ -84,21 +84,21 @@ def test_without_redis_readyz_is_503_and_metrics_still_serve_the_store(
         samples = scrape_metrics(client)
 
     assert 503 == ready.status_code
-    assert {"sqlite": "ok", "redis": "unavailable"} == ready.json()["checks"]
+    assert {engine: "ok", "redis": "unavailable"} == ready.json()["checks"]
     assert 0 == metric(samples, "goalstore_redis_up")
     assert 1 == metric(samples, "goals_by_state", state="proposed")
     assert not any(name == "goals_adopted_total" for name, _ in samples)
 
 
 def test_readyz_checks_redis_when_it_answers(
-    start_server: ServerFactory, redis_client: Redis, redis_url: str
+    start_server: ServerFactory, redis_client: Redis, redis_url: str, engine: str
 ) -> None:
-    """/readyz is 200 with sqlite and redis both ok when Redis answers."""
+    """/readyz is 200 with the store and redis both ok when Redis answers."""
     server = start_server(redis_url=redis_url, redis_prefix="goalstore-test:")
     with server.client() as client:
         ready = client.get("/readyz")
 
-    assert (200, {"sqlite": "ok", "redis": "ok"}) == (ready.status_code, ready.json()["checks"])
+    assert (200, {engine: "ok", "redis": "ok"}) == (ready.status_code, ready.json()["checks"])
 
 
 def test_a_shadow_selection_is_counted_as_shadow_only(

@@ -1,4 +1,5 @@
-"""Migrations: forward-only, checksummed, and checked read-only by every CLI command."""
+"""Migrations: forward-only, checksummed, and checked read-only by every CLI command, on
+each engine (each test runs once per engine, over that engine's migrations)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ from pathlib import Path
 import pytest
 
 from service.store.db import open_database
-from service.store.dialect import SQLITE
+from service.store.dialect import POSTGRESQL, SQLITE
 from service.store.migrate import MigrationError, ensure_schema, migrate, migrations_dir
 from tests.integration.conftest import CliRunner
 
 
 @pytest.fixture
-def shipped(tmp_path: Path) -> Path:
-    """A copy of the shipped migrations that a test may change."""
+def shipped(tmp_path: Path, database_location: str) -> Path:
+    """A copy of the shipped migrations of this test's engine, that a test may change."""
     copy = tmp_path / "migrations"
-    shutil.copytree(migrations_dir(SQLITE), copy)
+    dialect = POSTGRESQL if database_location.startswith("postgresql:") else SQLITE
+    shutil.copytree(migrations_dir(dialect), copy)
     return copy
 
 
-def test_an_applied_migration_that_changed_is_refused(tmp_path: Path, shipped: Path) -> None:
+def test_an_applied_migration_that_changed_is_refused(
+    database_location: str, shipped: Path
+) -> None:
     """Editing a migration after it ran is an error naming it."""
-    db = open_database(tmp_path / "m.db")
+    db = open_database(database_location)
     migrate(db, shipped)
     first = sorted(shipped.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- an afterthought\n")
@@ -33,9 +37,9 @@ def test_an_applied_migration_that_changed_is_refused(tmp_path: Path, shipped: P
     db.close()
 
 
-def test_a_database_from_newer_code_is_refused(tmp_path: Path, shipped: Path) -> None:
+def test_a_database_from_newer_code_is_refused(database_location: str, shipped: Path) -> None:
     """Migrations the code does not know mean the code is older than the database."""
-    db = open_database(tmp_path / "m.db")
+    db = open_database(database_location)
     migrate(db, shipped)
     last = sorted(shipped.glob("*.sql"))[-1]
     last.unlink()
@@ -47,7 +51,7 @@ def test_a_database_from_newer_code_is_refused(tmp_path: Path, shipped: Path) ->
 
 @pytest.mark.parametrize("kind", ["gap", "short"])
 def test_misnamed_or_gapped_migrations_are_refused(
-    shipped: Path, kind: str, tmp_path: Path
+    shipped: Path, kind: str, database_location: str
 ) -> None:
     """Files are NNNN_words.sql, numbered without gaps."""
     skipped = len(list(shipped.glob("*.sql"))) + 2  # one number left out
@@ -55,14 +59,14 @@ def test_misnamed_or_gapped_migrations_are_refused(
     (shipped / name).write_text("SELECT 1;")
 
     with pytest.raises(MigrationError):
-        migrate(open_database(tmp_path / "m.db"), shipped)
+        migrate(open_database(database_location), shipped)
 
 
 def test_pending_migrations_stop_cli_commands_without_writing(
-    tmp_path: Path, shipped: Path, run_cli: CliRunner
+    tmp_path: Path, shipped: Path, run_cli: CliRunner, database_location: str
 ) -> None:
     """An existing database behind the code is reported, not migrated behind the operator's back."""
-    path = tmp_path / "old.db"
+    path = database_location
     only_first = tmp_path / "first"
     only_first.mkdir()
     shutil.copy(sorted(shipped.glob("*.sql"))[0], only_first)

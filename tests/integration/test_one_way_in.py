@@ -58,26 +58,30 @@ def test_rest_adoption_asks_the_configured_checker_and_applies_the_threshold(
     assert [GOAL["text"]] == [asked["query"] for asked in checker.seen]
 
 
-def _cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
-    code = cli.main(["--database", str(tmp_path / "cli.db"), *argv])
+def _cli(database: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = cli.main(["--database", database, *argv])
     return code, orjson.loads(capsys.readouterr().out)
 
 
 def test_cli_adoption_asks_the_configured_checker_and_applies_the_threshold(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], vetting_env: FakeChecker
+    tmp_path: Path,
+    database_location: str,
+    capsys: pytest.CaptureFixture[str],
+    vetting_env: FakeChecker,
 ) -> None:
     """`goalstore goals adopt`: exit 4 (conflict), the goal stays proposed."""
     (tmp_path / "goal.json").write_bytes(orjson.dumps(GOAL))
-    assert 0 == _cli(tmp_path, capsys, "migrate")[0]
-    assert 0 == _cli(tmp_path, capsys, "goals", "create", str(tmp_path / "goal.json"))[0]
-    code, out = _cli(tmp_path, capsys, "goals", "adopt", "g-vetted")
+    assert 0 == _cli(database_location, capsys, "migrate")[0]
+    assert 0 == _cli(database_location, capsys, "goals", "create", str(tmp_path / "goal.json"))[0]
+    code, out = _cli(database_location, capsys, "goals", "adopt", "g-vetted")
     assert (cli.EXIT_CONFLICT, "conflict") == (code, out["error"])
-    assert "proposed" == _cli(tmp_path, capsys, "goals", "show", "g-vetted")[1]["state"]
+    assert "proposed" == _cli(database_location, capsys, "goals", "show", "g-vetted")[1]["state"]
     assert 1 == len(vetting_env.seen)
 
 
 def test_scenario_adoption_asks_the_configured_checker_and_applies_the_threshold(
     tmp_path: Path,
+    database_location: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     vetting_env: FakeChecker,
@@ -87,8 +91,8 @@ def test_scenario_adoption_asks_the_configured_checker_and_applies_the_threshold
         {"op": "create", "goal": GOAL}, {"op": "adopt", "goal_id": "g-vetted"}]}  # fmt: skip
     (tmp_path / "scenario.json").write_bytes(orjson.dumps(scenario))
     monkeypatch.chdir(tmp_path)
-    assert 0 == _cli(tmp_path, capsys, "migrate")[0]
-    code, out = _cli(tmp_path, capsys, "apply-scenario", "scenario.json")
+    assert 0 == _cli(database_location, capsys, "migrate")[0]
+    code, out = _cli(database_location, capsys, "apply-scenario", "scenario.json")
     assert cli.EXIT_CHECK_FAILED == code
     assert {"step": 2, "op": "adopt", "error": "GoalBlocked"} == {
         k: out["failure"][k] for k in ("step", "op", "error")
@@ -97,12 +101,12 @@ def test_scenario_adoption_asks_the_configured_checker_and_applies_the_threshold
 
 
 def test_the_selector_worker_re_vets_with_the_configured_checker_and_threshold(
-    tmp_path: Path, redis_url: str, redis_client: Redis, checker: FakeChecker, ctx: Context
+    database_location: str, redis_url: str, redis_client: Redis, checker: FakeChecker, ctx: Context
 ) -> None:
     """workers.scheduler.top_up (`goalstore selector`) re-vets before it starts a goal: a
     goal adopted while the checker said 0.0 is skipped once it says 0.3, nothing emitted."""
     settings = Settings(
-        database=tmp_path / "sel.db", redis_url=redis_url, redis_prefix="goalstore-test:",
+        database=database_location, redis_url=redis_url, redis_prefix="goalstore-test:",
         scheduler_queue="scheduler-test", scheduler_depth=1, cache_max_lag_s=3600,
         checker_url=checker.url, vet_threshold=THRESHOLD,
         GOAL_SYSTEM=True, GOAL_SHADOW=False,  # type: ignore[call-arg]
@@ -124,12 +128,12 @@ def test_the_selector_worker_re_vets_with_the_configured_checker_and_threshold(
 
 
 def test_without_the_settings_the_same_goal_is_adopted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database_location: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The control: with the built-in checker and the default threshold this goal passes,
     so the refusals above come from the configured checker and threshold."""
     (tmp_path / "goal.json").write_bytes(orjson.dumps(GOAL))
-    assert 0 == _cli(tmp_path, capsys, "migrate")[0]
-    assert 0 == _cli(tmp_path, capsys, "goals", "create", str(tmp_path / "goal.json"))[0]
-    code, out = _cli(tmp_path, capsys, "goals", "adopt", "g-vetted")
+    assert 0 == _cli(database_location, capsys, "migrate")[0]
+    assert 0 == _cli(database_location, capsys, "goals", "create", str(tmp_path / "goal.json"))[0]
+    code, out = _cli(database_location, capsys, "goals", "adopt", "g-vetted")
     assert (0, "adopted") == (code, out["state"])

@@ -40,9 +40,9 @@ from workers.scheduler import top_up
 from workers.sweeper import RqJobProbe, scheduler_queue
 
 
-def settings(tmp_path: Path, **overrides: Any) -> Settings:
+def settings(database: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
-        "database": tmp_path / "sel.db", "redis_url": TEST_REDIS_URL,
+        "database": database, "redis_url": TEST_REDIS_URL,
         "redis_prefix": "goalstore-test:", "scheduler_queue": "scheduler-test",
         "GOAL_SYSTEM": True, "GOAL_SHADOW": False, "cache_max_lag_s": 3600,
     }  # fmt: skip
@@ -51,10 +51,10 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def services(tmp_path: Path, redis_client: Redis) -> Iterator[Services]:
+def services(database_location: str, redis_client: Redis) -> Iterator[Services]:
     from service.store.migrate import migrate
 
-    built = build_services(settings(tmp_path))
+    built = build_services(settings(database_location))
     migrate(built.db)
     yield built
     built.close()
@@ -126,14 +126,14 @@ def test_an_active_contradicted_belief_and_a_passed_deadline_each_block(
 
 
 def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
-    tmp_path: Path, redis_client: Redis, ctx: Context
+    database_location: str, redis_client: Redis, ctx: Context
 ) -> None:
     """An external checker's severity 0.9 blocks with its belief ids; a checker that does
     not answer refuses adoption (CheckerUnavailable), it never lets the goal through."""
     from service.store.migrate import migrate
 
     with FakeChecker({"severity": 0.9, "belief_ids": ["kernel.b7"]}) as checker:
-        live = build_services(settings(tmp_path, checker_url=checker.url))
+        live = build_services(settings(database_location, checker_url=checker.url))
         migrate(live.db)
         commands.put_belief(live.db, ctx, "kernel.b7", BeliefPut(statement="Stay on task"))
         goal_id = new_goal(live, ctx, text="Explore the new dataset").id
@@ -142,7 +142,9 @@ def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
         assert ["kernel.b7"] == raised.value.verdict.belief_ids
         assert "Explore the new dataset" == checker.seen[-1]["query"]
         assert ["kernel.b7"] == [b["id"] for b in checker.seen[-1]["beliefs"]]
-    silent = build_services(settings(tmp_path, checker_url=checker.url, checker_timeout_s=0.5))
+    silent = build_services(
+        settings(database_location, checker_url=checker.url, checker_timeout_s=0.5)
+    )
     with pytest.raises(CheckerUnavailable):
         commands.adopt_goal(silent.db, ctx, goal_id, vetting=silent.vetting)
     assert GoalState.PROPOSED == commands.get_goal(silent.db, goal_id).state
@@ -154,15 +156,15 @@ def test_the_http_checker_is_asked_and_obeyed_and_its_silence_refuses(
 
 
 def test_flags_off_and_shadow_emit_nothing(
-    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+    database_location: str, services: Services, redis_client: Redis, ctx: Context
 ) -> None:
     """GOAL_SYSTEM off selects nothing ("off"); GOAL_SHADOW picks the best goal but starts
     nothing (the defaults shadow): the goal stays adopted, no job, no task."""
     goal_id = adopted_goal(services, ctx)
     rebuild(services)
-    off = build_services(settings(tmp_path, GOAL_SYSTEM=False))
-    shadow = build_services(settings(tmp_path, GOAL_SHADOW=True))
-    default = build_services(settings(tmp_path, GOAL_SYSTEM=False, GOAL_SHADOW=True))
+    off = build_services(settings(database_location, GOAL_SYSTEM=False))
+    shadow = build_services(settings(database_location, GOAL_SHADOW=True))
+    default = build_services(settings(database_location, GOAL_SYSTEM=False, GOAL_SHADOW=True))
 
     assert "off" == off.selector.select(ctx).mode
     seen = shadow.selector.select(ctx)
@@ -179,13 +181,13 @@ def test_flags_off_and_shadow_emit_nothing(
 
 
 def test_the_selector_loop_idles_in_shadow_mode(
-    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+    database_location: str, services: Services, redis_client: Redis, ctx: Context
 ) -> None:
     """`goalstore selector` with GOAL_SHADOW on selects nothing and counts nothing (a
     loop would shadow-pick the same goal every half second)."""
     adopted_goal(services, ctx)
     rebuild(services)
-    shadow = build_services(settings(tmp_path, GOAL_SHADOW=True, scheduler_depth=5))
+    shadow = build_services(settings(database_location, GOAL_SHADOW=True, scheduler_depth=5))
 
     summary = top_up(shadow, once=True)
 
@@ -195,13 +197,13 @@ def test_the_selector_loop_idles_in_shadow_mode(
 
 
 def test_the_selector_loop_fills_the_queue_to_its_depth_with_the_best_goals(
-    tmp_path: Path, services: Services, redis_client: Redis, ctx: Context
+    database_location: str, services: Services, redis_client: Redis, ctx: Context
 ) -> None:
     """`goalstore selector` (live) selects what the queue lacks in one pass: the best 3
     of 5 goals for a depth of 3, then stops asking while the queue is full."""
     ids = [adopted_goal(services, ctx, value=v) for v in (0.1, 0.9, 0.3, 0.7, 0.5)]
     rebuild(services)
-    live = build_services(settings(tmp_path, scheduler_depth=3))
+    live = build_services(settings(database_location, scheduler_depth=3))
 
     summary = top_up(live, once=True)
 
@@ -488,13 +490,13 @@ def test_the_gate_refuses_then_accepts(services: Services, ctx: Context) -> None
     )  # fmt: skip
 
 
-def test_failed_attempts_retry_then_abandon(tmp_path: Path, redis_client: Redis) -> None:
+def test_failed_attempts_retry_then_abandon(database_location: str, redis_client: Redis) -> None:
     """A failed task sends the goal back to adopted; the next selection is attempt 2 and
     supersedes attempt 1 (a late report for attempt 1 is ignored: no event, no error); at
     max_attempts (2 here) the goal is abandoned."""
     from service.store.migrate import migrate
 
-    services = build_services(settings(tmp_path, max_attempts=2))
+    services = build_services(settings(database_location, max_attempts=2))
     migrate(services.db)
     ctx = make_context()
     adopted_goal(services, ctx)
@@ -569,7 +571,7 @@ def test_a_finished_job_whose_callback_could_not_write_is_recorded_by_the_sweep(
 
 
 def test_the_task_scheduler_tries_goalstore_first_then_its_fallback(
-    tmp_path: Path, services: Services
+    database_location: str, services: Services
 ) -> None:
     """GOAL_SYSTEM on: get_next_task() hands over the best goal's task; with nothing left
     (or the flag off, or in shadow), the platform's own task source answers."""
@@ -580,7 +582,7 @@ def test_the_task_scheduler_tries_goalstore_first_then_its_fallback(
     rebuild(services)
     legacy = iter(["legacy-1", "legacy-2", "legacy-3"])
     on = TaskScheduler(services.selector, lambda: next(legacy))
-    off_services = build_services(settings(tmp_path, GOAL_SYSTEM=False))
+    off_services = build_services(settings(database_location, GOAL_SYSTEM=False))
     off = TaskScheduler(off_services.selector, lambda: next(legacy))
 
     first = on.get_next_task()
