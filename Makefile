@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint redis clean
+.PHONY: setup run test lint redis postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,22 @@ redis:
 	  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "redis did not start on 127.0.0.1:6379" >&2; exit 1
 
+# ...and a real PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres): each test run
+# creates a database of its own there and drops it at the end.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  { command -v pg_ctlcluster >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql; }; \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -1) main start; }
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 0.5; done; \
+	  echo "postgresql did not start on 127.0.0.1:5432" >&2; exit 1
+
 lint: $(STAMP)
 	$(BIN)/ruff check service workers tests examples
 	$(BIN)/ruff format --check service workers tests examples
 	$(BIN)/mypy
 
 # Lint, types, every test tier with coverage, then the per-part coverage floors.
-test: $(STAMP) redis lint
+test: $(STAMP) redis postgres lint
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest --cov --cov-report= -p no:cacheprovider | tee .pytest.log
 	$(BIN)/coverage report

@@ -214,7 +214,10 @@ class PostgresDatabase(Database):
                         configure=self._configure,
                         check=ConnectionPool.check_connection,
                         timeout=max(self.busy_timeout_ms / 1000, 0.5),
-                        reconnect_timeout=24 * 3600,  # keep trying: it comes back
+                        # Give a failed connection attempt up after a few seconds (its
+                        # backoff doubles with no cap): the next request starts a fresh
+                        # one, so the pool is back within a request of the server's return.
+                        reconnect_timeout=5,
                         name="goalstore",
                         open=False,
                     )
