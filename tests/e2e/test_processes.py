@@ -49,7 +49,7 @@ def test_procfile_release_then_web_serves_and_goals_survive_a_restart(
         ["/bin/sh", "-c", procfile()["release"]], env=env, cwd=cwd, capture_output=True, text=True
     )
     assert 0 == release.returncode, release.stderr
-    shipped = sorted(path.name for path in (REPO / "migrations").glob("*.sql"))
+    shipped = sorted(path.name for path in (REPO / "migrations" / "sqlite").glob("*.sql"))
     assert shipped == json.loads(release.stdout)["applied"]
 
     first = run_procfile("web", env, cwd)
