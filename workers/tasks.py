@@ -36,7 +36,7 @@ from rq.job import Job, get_current_job
 from service.commands import Context
 from service.domain.tasks import IllegalTaskTransition, TaskNotFound, TaskState
 from service.logs import traced
-from service.store.db import StoreBusy
+from service.store.db import StoreBusy, StoreUnavailable
 from service.tracing import new_trace, parse_traceparent
 from workers import jobs
 
@@ -59,8 +59,9 @@ def _executor(path: str) -> Callable[[dict[str, Any]], Any]:
 
 def _report(job: Job, state: TaskState, **fields: Any) -> None:
     """Report the job's task; a report the task no longer takes is logged, not raised
-    (a callback racing the sweeper, a retried callback). A store busy for a moment is
-    tried again a few times; if it stays busy the sweeper records the job's outcome."""
+    (a callback racing the sweeper, a retried callback). A store busy or away for a
+    moment is tried again a few times; if it stays so the sweeper records the job's
+    outcome."""
     ctx = job_context(job.meta)
     with traced(ctx.trace.trace_id):
         for wait_s in BUSY_RETRIES_S:
@@ -70,11 +71,11 @@ def _report(job: Job, state: TaskState, **fields: Any) -> None:
             except (IllegalTaskTransition, TaskNotFound) as exc:
                 log.warning("report %s of task %s not applied: %s", state.value, job.id, exc)
                 return
-            except StoreBusy as exc:
+            except (StoreBusy, StoreUnavailable) as exc:
                 log.warning("report %s of task %s: %s; again in %.1f s", state.value, job.id,
                             exc, wait_s)  # fmt: skip
                 time.sleep(wait_s)
-        log.error("report %s of task %s left to the sweeper: the store stayed busy",
+        log.error("report %s of task %s left to the sweeper: the store stayed busy or away",
                   state.value, job.id)  # fmt: skip
 
 

@@ -97,8 +97,8 @@ def prioritized(
 ) -> Response:
     """Adopted goals, best first (blocked ones last, and only with include_blocked).
 
-    Read from the Redis ranking (`source: redis`); ranked from SQLite instead
-    (`source: sqlite`, with the reason) when Redis is unset, down, restarted empty,
+    Read from the Redis ranking (`source: redis`); ranked from the store instead
+    (`source: sqlite` or `postgresql`, with the reason) when Redis is unset, down, restarted empty,
     or more than GOALSTORE_CACHE_MAX_LAG_S behind the outbox.
     """
     view = gs.ranked_view(

@@ -23,7 +23,8 @@ def livez() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
 def readyz(gs: GS) -> JSONResponse:
-    """Ready to serve: SQLite answers (schema migrated), and Redis answers a PING."""
+    """Ready to serve: the store answers (schema migrated; the check is named `sqlite` or
+    `postgresql`), and Redis answers a PING."""
     checks = gs.readiness()
     ready = all(state != "unavailable" for state in checks.values())
     return JSONResponse(

@@ -126,8 +126,9 @@ class RankedGoalPublic(BaseModel):
 class PrioritizedPublic(BaseModel):
     data: list[RankedGoalPublic]
     source: RankingSource = Field(
-        description="Where the ranking was read: the Redis cache, or SQLite (the fallback)."
+        description="Where the ranking was read: the Redis cache, or the store (`sqlite` or "
+        "`postgresql`, the fallback)."
     )
     fallback_reason: FallbackReason | None = Field(
-        default=None, description="Why SQLite was read instead of Redis."
+        default=None, description="Why the store was read instead of Redis."
     )
