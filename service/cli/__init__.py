@@ -4,8 +4,9 @@ Exit codes: 0 done; 1 a check failed (ledger verify, replay --check, a scenario)
 2 usage or configuration; 3 not found; 4 conflict (version, state, duplicate);
 5 invalid input; 6 a collaborator does not answer (checker, Redis, the queue).
 Each command group lives in its own module: setup (migrate, bench), goals (goals …,
-select), audit (ledger …, cache rebuild, apply-scenario); the processes (serve,
-worker, scheduler, selector) in workers/cli.py, which is the `goalstore` script.
+select), audit (ledger …, cache rebuild, apply-scenario), store (store copy); the
+processes (serve, worker, scheduler, selector) in workers/cli.py, which is the
+`goalstore` script.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import psycopg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from service.cli import audit, goals, setup
+from service.cli import audit, goals, setup, store
 from service.cli.output import (
     EXIT_CHECK_FAILED,
     EXIT_CODE,
@@ -44,12 +45,14 @@ __all__ = [
     "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "GROUPS", "build_parser", "main",
 ]  # fmt: skip
 
-# Commands that run on an older schema: they apply it, or measure in a database of their own.
-_ANY_SCHEMA = ("serve", "migrate", "bench")
+# Commands that run on an older schema: they apply it, or work on databases of their own.
+_ANY_SCHEMA = ("serve", "migrate", "bench", "store")
 
 
 Group = Callable[[Any], None]  # adds a group's subcommands to the parser's subparsers
-GROUPS: tuple[Group, ...] = (setup.add_commands, goals.add_commands, audit.add_commands)
+GROUPS: tuple[Group, ...] = (
+    setup.add_commands, goals.add_commands, audit.add_commands, store.add_commands,
+)  # fmt: skip
 
 
 def build_parser(groups: Sequence[Group] = GROUPS) -> argparse.ArgumentParser:

@@ -44,6 +44,7 @@ from service.domain.errors import (
 )
 from service.domain.tasks import GateCounts, IllegalTaskTransition, TaskNotFound
 from service.domain.vetting import CheckerUnavailable, GoalBlocked, Verdict
+from service.store.copy import CopyRefused
 from service.store.db import StoreBusy, StoreUnavailable
 
 SAMPLES: list[GoalStoreError] = [
@@ -68,6 +69,7 @@ SAMPLES: list[GoalStoreError] = [
     StoreBusy("database is locked"),
     StoreUnavailable("connection refused"),
     GoalMovedOn(),
+    CopyRefused("the target is not empty", {"target_goals": 1, "target_ledger_rows": 2}),
 ]
 
 
