@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from service import __version__
+from service.api import openapi
 from service.api.errors import install_error_handlers
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.metrics import registry_for
@@ -69,4 +70,5 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.include_router(tasks.router)
     app.include_router(beliefs.router)
     app.include_router(decisions.router)
+    openapi.install(app)
     return app

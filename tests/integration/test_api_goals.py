@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from service.testing import goal_spec, post_goal, row_counts
@@ -420,6 +421,48 @@ def test_openapi_documents_examples_and_problems(client: httpx.Client) -> None:
     example = create_op["requestBody"]["content"]["application/json"]["examples"]["seed"]
     assert "goal_001" == example["value"]["id"]
     assert "application/problem+json" in create_op["responses"]["409"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/v1/beliefs?active=AAA", "/v1/beliefs"),
+     ("/v1/decisions/goal_selected/outcomes?limit=0", "/v1/decisions/{decision_id}/outcomes"),
+     ("/v1/goals?limit=-1", "/v1/goals"),
+     ("/v1/goals/prioritized?limit=abc", "/v1/goals/prioritized")],
+)  # fmt: skip
+def test_validation_errors_are_served_as_documented(
+    client: httpx.Client, path: str, route: str
+) -> None:
+    """A 422 is served as application/problem+json, the only media type the document gives
+    it, and its body validates against the documented schema (a generated client parses
+    it); the document has no FastAPI HTTPValidationError left."""
+    document = client.get("/openapi.json").json()
+    documented = document["paths"][route]["get"]["responses"]["422"]["content"]
+    served = client.get(path)
+
+    assert ["application/problem+json"] == list(documented)
+    assert (422, "application/problem+json") == (
+        served.status_code, served.headers["content-type"]
+    )  # fmt: skip
+    schema = {**documented["application/problem+json"]["schema"],
+              "components": document["components"]}  # fmt: skip
+    jsonschema.validate(served.json(), schema)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_every_documented_error_is_problem_json(client: httpx.Client) -> None:
+    """Every 4xx and 5xx response of every operation is documented as problem+json only."""
+    document = client.get("/openapi.json").json()
+    media = {
+        (method, path, status): list(response.get("content", {}))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+    }
+
+    assert media  # the document has error responses at all
+    assert {key: ["application/problem+json"] for key in media} == media
 
 
 KEYS = "alice:read+write:alice-key-0123456789,viewer:read:viewer-key-0123456789"

@@ -1,0 +1,50 @@
+"""The OpenAPI document as the service serves it.
+
+Every error this service sends is `application/problem+json` (service/api/errors.py),
+the request-validation 422 included; FastAPI's generated document says
+`application/json` with its own `HTTPValidationError` shape for that 422, so a client
+generated from it would mis-parse every validation error. The document is corrected
+once, when first asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from service.api.schemas.goals import Problem
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
+
+
+def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx and 5xx response of every operation as `application/problem+json`
+    with the Problem schema, and FastAPI's unused validation schemas dropped."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5"):
+                    response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
+    for name in _FASTAPI_ONLY:
+        schemas.pop(name, None)
+    return document
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary,
+                description=app.description, routes=app.routes,
+            )  # fmt: skip
+            app.openapi_schema = problem_responses(document)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
