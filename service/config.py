@@ -129,6 +129,20 @@ class Settings(BaseSettings):
         description="Serve without API keys on an address other than loopback (otherwise "
         "`goalstore serve` refuses to start there without GOALSTORE_API_KEYS).",
     )
+    rate_limit_per_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=100_000,
+        description="Writes a second each actor may make, sustained (a token bucket in Redis, "
+        "shared by every web process); 0: no limit. Reads are never limited.",
+    )
+    rate_limit_burst: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Writes an actor may make at once before the rate applies; 0: twice the "
+        "rate (at least 1).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1_024, description="Largest request body accepted (bytes)."
     )

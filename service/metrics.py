@@ -95,10 +95,16 @@ SELECT_LATENCY = Spec(
 ADOPT_LATENCY = Spec(
     "goal_adopt_latency_seconds", "histogram", "Time to vet and adopt one goal (successful)."
 )
+RATE_LIMITED = Spec(
+    "goalstore_rate_limited", "counter",
+    "Writes refused with 429 because the actor's write limit was spent, per actor.",
+    ("actor",),
+)  # fmt: skip
 
 RECORDED = (
     GOALS_ADOPTED, GOAL_SELECTED, GOAL_SELECTED_SHADOW, GOAL_BLOCKED_BY_BELIEF,
     EVENTS_APPLIED, TASKS_FINISHED, PRIORITIZE_LATENCY, SELECT_LATENCY, ADOPT_LATENCY,
+    RATE_LIMITED,
 )  # fmt: skip
 
 # --- read at scrape time from SQLite and Redis (service/api/metrics.py) ----------------

@@ -21,6 +21,7 @@ from service.cache.claims import Claims
 from service.cache.idempotency import IdempotencyRecords
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
+from service.cache.ratelimit import RateLimiter
 from service.commands.selection import Flags, Selector
 from service.commands.vetting import Vetting
 from service.config import Settings
@@ -64,6 +65,15 @@ class Services:
         s = self.settings
         observed = Observed(self.redis, self.keys.metrics, (s.events_queue, s.scheduler_queue))
         return GoalStore(self.db, self.cache, self.vetting, self.selector, self.policy, observed)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter | None:
+        """Per-actor write limits, when set and Redis is there to keep the buckets."""
+        s = self.settings
+        if self.redis is None or s.rate_limit_per_s <= 0:
+            return None
+        burst = s.rate_limit_burst or max(1, round(2 * s.rate_limit_per_s))
+        return RateLimiter(self.redis, self.keys, s.rate_limit_per_s, burst)
 
     @cached_property
     def idempotency(self) -> IdempotencyRecords:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from service.api.errors import RateLimited
 from service.auth import ApiKey, Scope, authenticate, presented_key
 from service.commands import Context
 from service.runtime import Services
@@ -47,7 +48,13 @@ def require(scope: Scope) -> object:
         key = _caller(request, services)
         if key is not None and not key.allows(scope):
             raise HTTPException(403, f"this API key lacks the {scope.value} scope")
-        return Context(actor=key.actor if key else ANONYMOUS, trace=request.state.trace)
+        actor = key.actor if key else ANONYMOUS
+        limiter = services.rate_limiter
+        if scope is not Scope.READ and limiter is not None:  # reads are never limited
+            wait_s = limiter.wait_s(actor)
+            if wait_s > 0:
+                raise RateLimited(actor, wait_s)
+        return Context(actor=actor, trace=request.state.trace)
 
     return Depends(context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.types import Scope, Send
 
 from service.domain.errors import ErrorKind, GoalStoreError
 from service.logs import current_trace_id
+from service.metrics import RATE_LIMITED, RECORDER
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,19 @@ def problem_body(
     return body
 
 
+class RateLimited(Exception):
+    """The actor's write limit is spent (service/cache/ratelimit.py): a 429."""
+
+    def __init__(self, actor: str, wait_s: float) -> None:
+        super().__init__(f"{actor!r} has made its writes for now; retry in {wait_s:.2f} s")
+        self.actor = actor
+        self.wait_s = max(1, math.ceil(wait_s))  # Retry-After is whole seconds
+
+
 def _headers(status: int, retry_after_s: int | None = RETRY_AFTER_S) -> dict[str, str]:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
-    if status == 503 and retry_after_s is not None:
+    if status in (429, 503) and retry_after_s is not None:
         return {"Retry-After": str(retry_after_s)}
     return {}
 
@@ -111,6 +122,12 @@ def install_error_handlers(app: FastAPI) -> None:
                            "(NaN and Infinity are not JSON)", request, errors=errors)  # fmt: skip
         return problem(422, "invalid-request", "Invalid request",
                        f"{len(errors)} validation error(s)", request, errors=errors)  # fmt: skip
+
+    @app.exception_handler(RateLimited)
+    async def on_rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        RECORDER.inc(RATE_LIMITED, actor=exc.actor)
+        return problem(429, "rate-limited", "Too many writes", str(exc), request, exc.wait_s,
+                       actor=exc.actor)  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -45,6 +45,10 @@ class Keys:
         """SET of every goal id that has a snapshot (so a rebuild can drop stale ones)."""
         return f"{self.prefix}goals"
 
+    def rate(self, actor: str) -> str:
+        """HASH: one actor's write-limit token bucket (tokens, at_ms); expires when full."""
+        return f"{self.prefix}rate:{actor}"
+
     @property
     def beliefs_active(self) -> str:
         return f"{self.prefix}beliefs:active"

@@ -29,7 +29,7 @@ def get_belief(belief_id: str, _: Reader, gs: GS) -> BeliefPublic:
     return BeliefPublic.of(gs.get_belief(belief_id))
 
 
-@router.put("/{belief_id}", responses={400: _P, 413: _P, 422: _P})
+@router.put("/{belief_id}", responses={400: _P, 413: _P, 422: _P, 429: _P})
 def put_belief(
     belief_id: Identifier, spec: BeliefPut, ctx: Writer, gs: GS, response: Response
 ) -> BeliefPublic:

@@ -24,14 +24,14 @@ def get_decision(decision_id: str, _: Reader, gs: GS) -> DecisionPublic:
     return DecisionPublic.of(gs.get_decision(decision_id))
 
 
-@router.put("/{decision_id}", responses={404: _P, 422: _P})
+@router.put("/{decision_id}", responses={404: _P, 422: _P, 429: _P})
 def change_decision(decision_id: str, change: DecisionChange, ctx: Admin, gs: GS) -> DecisionPublic:
     """Set new current values (in range, on step; admin scope). Every goal is re-ranked."""
     decision, _ = gs.change_decision(ctx, decision_id, change)
     return DecisionPublic.of(decision)
 
 
-@router.post("/{decision_id}/outcomes", status_code=201, responses={404: _P, 422: _P})
+@router.post("/{decision_id}/outcomes", status_code=201, responses={404: _P, 422: _P, 429: _P})
 def record_outcome(decision_id: str, outcome: OutcomeCreate, ctx: Writer, gs: GS) -> OutcomePublic:
     """Record values of the decision's success metrics after a selection played out."""
     return OutcomePublic(**gs.record_outcome(ctx, decision_id, outcome))

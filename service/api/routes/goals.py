@@ -36,7 +36,13 @@ router = APIRouter(prefix="/v1/goals", tags=["goals"], route_class=StrictJsonRou
 
 _P = {"model": Problem, "content": {"application/problem+json": {}}}
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_READ_ERRORS, 409: _P, 413: _P, 422: _P}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_READ_ERRORS,
+    409: _P,
+    413: _P,
+    422: _P,
+    429: _P,
+}
 
 
 def _with_etag(response: Response, goal: Goal) -> GoalPublic:

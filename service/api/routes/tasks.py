@@ -25,9 +25,10 @@ router = APIRouter(prefix="/v1/goals", tags=["selection and tasks"], route_class
 
 _P = {"model": Problem, "content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P, 409: _P, 422: _P}
+_WRITE_ERRORS = {**_ERRORS, 429: _P}  # a write may meet the actor's write limit
 
 
-@router.post("/select", responses={**_ERRORS, 503: _P})
+@router.post("/select", responses={**_WRITE_ERRORS, 503: _P})
 def select_goal(ctx: Writer, gs: GS) -> SelectionPublic:
     """Claim the best selectable goal, re-vet it, start it and put its task on the
     scheduler queue (one RQ job, job id = task id, the caller's trace in `meta`).
@@ -50,7 +51,7 @@ def list_tasks(goal_id: str, _: Reader, gs: GS) -> TasksPublic:
     return TasksPublic(data=[TaskPublic.of(t) for t in tasks], progress=progress(tasks))
 
 
-@router.post("/{goal_id}/tasks/{task_id}/report", responses=_ERRORS)
+@router.post("/{goal_id}/tasks/{task_id}/report", responses=_WRITE_ERRORS)
 def report_task(goal_id: str, task_id: str, body: TaskReport, ctx: Writer, gs: GS) -> TaskPublic:
     """The executor's report. A failed task returns the goal to adopted for another
     attempt (up to GOALSTORE_MAX_ATTEMPTS, then the goal is abandoned)."""
@@ -69,14 +70,15 @@ def _review_route(action: str, summary: str) -> None:
         return TaskPublic.of(task)
 
     router.add_api_route(f"/{{goal_id}}/tasks/{{task_id}}/{action}", route, methods=["POST"],
-                         name=f"{action}_task", description=summary, responses=_ERRORS)  # fmt: skip
+                         name=f"{action}_task", description=summary,
+                         responses=_WRITE_ERRORS)  # fmt: skip
 
 
 _review_route("verify", "Accept a succeeded task's evidence.")
 _review_route("reject", "Refuse a succeeded task's evidence: a failed attempt.")
 
 
-@router.post("/{goal_id}/satisfy", responses=_ERRORS)
+@router.post("/{goal_id}/satisfy", responses=_WRITE_ERRORS)
 def satisfy_goal(
     goal_id: str, body: SatisfyBody, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
