@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq.serializers import JSONSerializer
 
 from service.commands import Context
@@ -24,6 +25,7 @@ from service.commands.kinds import SelectionMode
 from service.commands.selection import SELECT_BATCH
 from service.domain.errors import RedisRequired
 from service.runtime import Services, connect_redis
+from service.store.db import StoreBusy, StoreUnavailable
 from workers import jobs
 from workers.events import StoppableWorker, work_until_stopped
 from workers.sweeper import Sweeper, scheduler_queue
@@ -83,18 +85,30 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
             return {"selected": 0, "waiting": emitter.depth()}
         while True:
             time.sleep(3600)
-    selected = 0
+    selected = failures = 0
     while True:
-        waiting = emitter.depth()
-        if waiting < depth:
-            # What the queue lacks, in one pass (one claim, one transaction, one MULTI),
-            # at most SELECT_BATCH at a time so a deep queue fills in steps.
-            want = min(depth - waiting, SELECT_BATCH)
-            selections = services.goalstore.select_many(Context(actor="selector"), want)
-            emitted = sum(s.mode == SelectionMode.EMITTED for s in selections)
-            selected += emitted
-            if emitted:
-                continue
+        try:
+            waiting = emitter.depth()
+            if waiting < depth:
+                # What the queue lacks, in one pass (one claim, one transaction, one MULTI),
+                # at most SELECT_BATCH at a time so a deep queue fills in steps.
+                want = min(depth - waiting, SELECT_BATCH)
+                selections = services.goalstore.select_many(Context(actor="selector"), want)
+                emitted = sum(s.mode == SelectionMode.EMITTED for s in selections)
+                selected += emitted
+                failures = 0
+                if emitted:
+                    continue
+        except (StoreUnavailable, StoreBusy, RedisError) as exc:
+            # The database or Redis is away for a moment: nothing was started (the
+            # selection's transaction rolled back whole); wait, then select again.
+            if once:
+                raise
+            failures += 1
+            wait_s = min(5.0, 0.1 * 2**failures)
+            log.warning("selection failed (%s), retrying in %.1fs", exc, wait_s)
+            time.sleep(wait_s)
+            continue
         if once:
             return {"selected": selected, "waiting": emitter.depth()}
         time.sleep(0.5)

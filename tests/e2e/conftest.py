@@ -192,3 +192,99 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     s = Stack(tmp_path)
     yield s
     s.close()
+
+
+class PgStack:
+    """One PostgreSQL schema (a URL), a redis-server of the test's own, and `goalstore`
+    processes started over them, each in a working directory of its own: the nodes share
+    no file, as processes on many hosts would not."""
+
+    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.database_url = database_url
+        self.redis = RedisServer(tmp_path)
+        self.redis.start()
+        self.extra = env
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.webs: dict[str, str] = {}  # process name -> base URL
+        release = self.goalstore("migrate")
+        assert 0 == release.returncode, release.stdout + release.stderr
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return process_env(
+            GOALSTORE_DATABASE=self.database_url,
+            GOALSTORE_REDIS_URL=self.redis.url,
+            GOALSTORE_TICK_SECONDS="1",
+            GOALSTORE_REDELIVER_AFTER_S="1",
+            GOALSTORE_RELAY_INTERVAL_MS="10",
+            **{**self.extra, **extra},
+        )
+
+    def node(self, name: str) -> Path:
+        """The working directory of the process `name`, made on first use."""
+        cwd = self.tmp_path / "nodes" / name
+        cwd.mkdir(parents=True, exist_ok=True)
+        return cwd
+
+    def spawn(self, name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start `command` through the shell in its own directory, as a process manager
+        does; its output goes to `<name>.log` under tmp_path."""
+        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"], env=self.env(**env), cwd=self.node(name),
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes[name] = process
+        return process
+
+    def start(self, webs: int, workers: int, schedulers: int, selectors: int) -> None:
+        """The Procfile's web (each on a free port), worker and scheduler, and `goalstore
+        selector`, all started at once; returns when every web answers /readyz and the
+        workers' start-up rebuild is done."""
+        entries = procfile()
+        for n in range(webs):
+            port = free_port()
+            self.spawn(f"web-{n}", entries["web"], PORT=str(port))
+            self.webs[f"web-{n}"] = f"http://127.0.0.1:{port}"
+        for n in range(workers):
+            self.spawn(f"worker-{n}", entries["worker"])
+        for n in range(schedulers):
+            self.spawn(f"scheduler-{n}", entries["scheduler"])
+        for n in range(selectors):
+            self.spawn(f"selector-{n}", "goalstore selector")
+        for name, url in self.webs.items():
+            wait_ready(url, self.processes[name], seconds=60)
+        client = self.redis.client()
+        wait_for("the workers' start-up rebuild",
+                 lambda: client.hexists("goalstore:meta", "rebuilt_seq"))  # fmt: skip
+        self.assert_running()
+
+    def exited(self) -> dict[str, int | None]:
+        """The processes that are no longer running: name -> exit code."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def assert_running(self) -> None:
+        """Every process started is still running (none exited, none was restarted)."""
+        exited = self.exited()
+        logs = {name: self.log(name)[-2000:] for name in exited}
+        assert {} == exited, "\n".join(f"--- {name}:\n{text}" for name, text in logs.items())
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text(errors="replace")
+
+    def goalstore(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """The `goalstore` binary over this stack, run to its end in a directory of its own."""
+        return goalstore(self.env(**env), self.node("cli"), *args)
+
+    def close(self) -> None:
+        for process in self.processes.values():  # SIGTERM, as a process manager stops them
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self.redis.process and self.redis.process.poll() is None:
+            self.redis.kill()
