@@ -1,25 +1,45 @@
 """What `goalstore bench` runs and what it holds each figure to: the sizes of a run
-(FULL for the issues' sizes, QUICK to check that it runs), the targets, and the names
-it works under (a Redis key prefix and queues of its own, never a real worker's)."""
+(FULL for the issues' sizes, QUICK to check that it runs), the targets, the backends
+and the names it works under (a Redis key prefix and queues of its own, never a real
+worker's; a PostgreSQL database of its own)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREFIX = "goalstore-bench:"
-EVENTS_QUEUE = "goalstore-bench-events"
+PREFIX = "goalstore-bench:"  # each backend's keys under PREFIX + its name + ":"
+EVENTS_QUEUE = "goalstore-bench-events"  # each backend's worker on EVENTS_QUEUE-<backend>
 SCHEDULER_QUEUE = "goalstore-bench-scheduler"
 SELECTORS = 4  # selector processes started together for the selection runs
+
+# The store-dependent sections run on each backend in turn, in this order.
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+# Where the PostgreSQL stage creates its database: --postgres-url, else this variable,
+# else the default (the development machine's server, trust auth).
+POSTGRES_URL_ENV = "GOALSTORE_BENCH_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+CREATE_CLIENTS = 16  # concurrent writers of the create run (threads, one connection each)
+CREATE_WEBS = {SQLITE: 1, POSTGRESQL: 3}  # web processes the create run spreads them over
 
 PRIORITIZER_TARGETS_P95_MS = {1_000: 2.0, 100_000: 150.0}
 TARGETS = {
     "prioritizer_1k_p95_ms": 2.0,
     "prioritizer_100k_p95_ms": 150.0,
+    # GET /v1/goals/prioritized, on either backend (the issue's size: 100k goals)
     "ranked_read_p95_ms": 5.0,
     "event_lag_p95_ms": 100.0,
     "events_per_s": 5000.0,
-    "rebuild_100k_s": 2.0,
+    # `goalstore cache rebuild` of 100k goals, read from each backend
+    "rebuild_100k_sqlite_s": 2.0,
+    "rebuild_100k_postgresql_s": 3.0,
+    # select + emit across the selector processes, every goal exactly once, either backend
     "select_goals_per_s": 500.0,
+    # POST /v1/goals by CREATE_CLIENTS concurrent writers, on each backend
+    "create_p99_ms": 50.0,
+    # PostgreSQL's create throughput over 3 webs, as a multiple of SQLite's over 1 web
+    # (the same run, the same requests): at least as many goals a second
+    "create_postgresql_over_sqlite_throughput": 1.0,
 }
 
 
@@ -31,12 +51,13 @@ class Plan:
     lag_samples: int  # changes timed one at a time through the worker
     burst: int  # goals created (2 events each) at once for the throughput run
     selections: int  # goals selected and emitted by the selector processes
+    creates: int  # POST /v1/goals of the create run, per backend
 
 
 FULL = Plan((10_000, 100_000), (1_000, 100_000), requests=300, lag_samples=200, burst=5_000,
-            selections=4_000)  # fmt: skip
+            selections=4_000, creates=4_000)  # fmt: skip
 QUICK = Plan((500, 1_000), (1_000, 10_000), requests=50, lag_samples=20, burst=500,
-             selections=200)  # fmt: skip
+             selections=200, creates=400)  # fmt: skip
 
 
 def label(n: int) -> str:

@@ -21,7 +21,10 @@ def measure(stage: Stage, size: int, requests: int) -> dict[str, Any]:
     log = stage.work / f"web-{size}.log"
     with goalstore_process(["serve", "--port", str(port)], stage.env, log):
         wait_for("the web process", lambda: http_status(port, "/readyz") == 200)
-        progress(f"GET /v1/goals/prioritized x{requests} at {size} goals, and raw ZREVRANGE")
+        progress(
+            f"{stage.backend}: GET /v1/goals/prioritized x{requests} at {size} goals, "
+            "and raw ZREVRANGE"
+        )
         return {"goals": size, **_read_and_baseline(stage, port, requests)}
 
 

@@ -1,12 +1,14 @@
 """One selector process of the selection benchmark:
 
-    python -m service.bench.selector QUOTA BATCH GO_KEY
+    python -m service.bench.selector QUOTA BATCH GO_KEY [--ready READY_KEY]
 
-It builds the services from the environment (GOALSTORE_*, as the bench sets them), waits
-for a word on the Redis list GO_KEY (so that every selector starts at once, imports and
-connections done), then selects until it has emitted QUOTA goals, BATCH per call
-(select() for 1, select_many() otherwise), or until nothing more is emitted. It prints
-one JSON object on stdout: {"emitted": [goal ids], "seconds": time spent selecting}.
+It builds the services from the environment (GOALSTORE_*, as the bench sets them),
+connects to the store and to Redis, says so with a word on the Redis list READY_KEY
+(the bench waits for every selector's), waits for a word on GO_KEY (so that every
+selector starts at once, imports and connections done), then selects until it has
+emitted QUOTA goals, BATCH per call (select() for 1, select_many() otherwise), or until
+nothing more is emitted. It prints one JSON object on stdout: {"emitted": [goal ids],
+"seconds": time spent selecting}.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Args:
     quota: int  # goals to emit
     batch: int  # goals asked for per call
     go: str  # the Redis list whose first word starts the run
+    ready: str | None = None  # the Redis list told once this process is connected
 
 
 def parse_args(argv: Sequence[str]) -> Args:
@@ -46,8 +49,9 @@ def parse_args(argv: Sequence[str]) -> Args:
     parser.add_argument("quota", type=int, help="goals to emit")
     parser.add_argument("batch", type=int, help="goals per call: 1 = select(), else select_many()")
     parser.add_argument("go", help="Redis list to wait on (BLPOP) before starting")
+    parser.add_argument("--ready", help="Redis list to RPUSH a word on once connected")
     ns = parser.parse_args(argv)
-    return Args(quota=ns.quota, batch=ns.batch, go=ns.go)
+    return Args(quota=ns.quota, batch=ns.batch, go=ns.go, ready=ns.ready)
 
 
 def select_until(selector: Selects, quota: int, batch: int) -> list[str]:
@@ -83,9 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if services.redis is None:
         print("selector: GOALSTORE_REDIS_URL is unset", file=sys.stderr)
         return 2
+    # Built, and the store's first connection made, before the start: the run times
+    # selecting, not starting up.
+    selector = services.selector
+    if not services.db.answers():
+        print(f"selector: {services.db.shown} does not answer", file=sys.stderr)
+        return 1
+    if args.ready is not None:
+        services.redis.rpush(args.ready, "ready")
     wait_for_go(services.redis, args.go)
     started = time.perf_counter()
-    emitted = select_until(services.selector, args.quota, args.batch)
+    emitted = select_until(selector, args.quota, args.batch)
     sys.stdout.buffer.write(report(emitted, time.perf_counter() - started))
     return 0
 

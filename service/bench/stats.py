@@ -1,6 +1,7 @@
-"""Timing a callable and summing the samples up: median and p95 in milliseconds, the
-ratio to a baseline timed in the same run, and the progress lines (on stderr, so that
-stdout holds only the JSON report)."""
+"""Timing a callable and summing the samples up: median, p95 (and p99 where asked) in
+milliseconds, the ratio to a baseline timed in the same run, and the progress lines (on
+stderr, so that stdout holds only the JSON report, each with the seconds since the
+bench started)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ import sys
 import time
 from collections.abc import Callable
 
+_STARTED = time.perf_counter()
+
 
 def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - _STARTED
+    print(f"bench: [{elapsed:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def restart_clock() -> None:
+    """Progress lines count from now (the start of a run)."""
+    global _STARTED
+    _STARTED = time.perf_counter()
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -24,15 +34,21 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    """Median and p95 of timings in seconds, reported in milliseconds."""
+def _at(ordered: list[float], q: float) -> float:
+    """The sample at quantile `q` (nearest rank) of samples in ascending order."""
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def percentiles(samples_s: list[float], *, p99: bool = False) -> dict[str, float]:
+    """Median and p95 (and p99 with `p99`) of timings in seconds, in milliseconds."""
     ordered = sorted(samples_s)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
+    out = {
         "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p95_ms": round(p95 * 1000, 3),
-        "runs": len(ordered),
+        "p95_ms": round(_at(ordered, 0.95) * 1000, 3),
     }
+    if p99:
+        out["p99_ms"] = round(_at(ordered, 0.99) * 1000, 3)
+    return {**out, "runs": len(ordered)}
 
 
 def ratio(measured_ms: float, baseline_ms: float) -> float:

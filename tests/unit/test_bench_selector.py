@@ -56,6 +56,15 @@ def test_parse_args_reads_quota_batch_and_go_key() -> None:
     )
 
 
+def test_parse_args_reads_the_ready_key_when_given() -> None:
+    """--ready names the list the selector tells once it is connected (the bench waits
+    for every selector's word before the start signal)."""
+    assert selector.Args(quota=5, batch=1, go="go", ready="ready") == (
+        selector.parse_args(["5", "1", "go", "--ready", "ready"])
+    )
+    assert selector.parse_args(["5", "1", "go"]).ready is None
+
+
 @pytest.mark.parametrize("argv", [[], ["50", "32"], ["fifty", "32", "go"]])
 def test_parse_args_refuses_missing_or_non_integer_arguments(argv: list[str]) -> None:
     """A bad command line is argparse's usage error (exit status 2), not a traceback."""
