@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,9 +94,12 @@ class Database(ABC):
     location: str  # the path or the URL, as given: open_database(location) opens it again
     shown: str  # the location without a password: for messages and logs
 
+    busy_timeout_ms: int
+
     def __init__(self) -> None:
         self._local = threading.local()
         self._pid = os.getpid()
+        self._writers = threading.RLock()
 
     # --- what an engine provides -------------------------------------------------
     @abstractmethod
@@ -130,6 +133,7 @@ class Database(ABC):
         if self._pid != os.getpid():
             self._forget_inherited()
             self._local = threading.local()
+            self._writers = threading.RLock()
             self._pid = os.getpid()
 
     def connection(self) -> Connection:
@@ -140,9 +144,26 @@ class Database(ABC):
         return current if current is not None else self._statement_connection()
 
     @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """This process's writers take turns before they ask for the store's write lock.
+
+        Only one thread of a process then waits on the engine's lock at a time: the others
+        queue here, in order and without polling (SQLite's busy handler sleeps up to
+        100 ms between tries, which made the 99th percentile of 16 concurrent writers
+        hundreds of milliseconds), and without holding a pooled connection. Reentrant,
+        so a write begun inside another fails as the engine says, not by deadlock.
+        """
+        if not self._writers.acquire(timeout=self.busy_timeout_ms / 1000):
+            raise StoreBusy("this process's other writers held the write lock past the timeout")
+        try:
+            yield
+        finally:
+            self._writers.release()
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         self._this_process()
-        with self._checkout() as conn:
+        with self._write_turn() if write else nullcontext(), self._checkout() as conn:
             self._local.conn = conn
             try:
                 self._begin(conn, write=write)
