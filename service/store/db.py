@@ -74,9 +74,19 @@ class Connection(Protocol):
     """What store functions use: rows read by position or by column name."""
 
     dialect: Dialect
+    # The ledger's (seq, hash) head as this write transaction knows it, None when it must
+    # be read: set by an append (and on PostgreSQL by the begin), cleared when the
+    # transaction ends or a savepoint rolls back.
+    ledger_head: tuple[int, str] | None
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+    def send(self, sql: str, parameters: Any, /) -> None:
+        """A write whose result nobody reads: the engine may send it with the next
+        statement (PostgreSQL: one round trip for both); its error, if any, is raised
+        no later than the COMMIT."""
+        ...
+
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         """Like execute, with rows as plain tuples (cheaper, for bulk reads by position)."""
         ...
@@ -165,6 +175,7 @@ class Database(ABC):
         self._this_process()
         with self._write_turn() if write else nullcontext(), self._checkout() as conn:
             self._local.conn = conn
+            conn.ledger_head = None
             try:
                 self._begin(conn, write=write)
                 yield conn
@@ -172,6 +183,7 @@ class Database(ABC):
                     conn.execute("COMMIT")
             finally:
                 self._local.conn = None
+                conn.ledger_head = None
                 # After a failed statement or COMMIT the transaction may still be open,
                 # holding the write lock: never leave it so. A read only ends its snapshot.
                 if self._in_transaction(conn):
@@ -205,6 +217,7 @@ class Database(ABC):
             yield conn
         except BaseException:
             conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.ledger_head = None  # an append inside may be undone: read it again
             raise
         finally:
             self._local.depth = depth
@@ -260,6 +273,7 @@ class _SqliteConnection(sqlite3.Connection):
     timeout as StoreBusy (a 503 to retry), wherever they run: reads and writes alike."""
 
     dialect = SQLITE
+    ledger_head: tuple[int, str] | None = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -274,6 +288,9 @@ class _SqliteConnection(sqlite3.Connection):
         except sqlite3.OperationalError as exc:
             _raise_if_busy(exc)
             raise
+
+    def send(self, sql: str, parameters: Any, /) -> None:
+        self.execute(sql, parameters)
 
     def tuples(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         cursor = self.cursor()

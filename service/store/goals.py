@@ -36,7 +36,7 @@ def fetch(conn: Connection, goal_id: str) -> dict[str, Any] | None:
 def insert(conn: Connection, record: dict[str, Any]) -> None:
     marks = ", ".join("?" for _ in RECORD_FIELDS)
     values = [_to_sql(name, record[name]) for name in RECORD_FIELDS]
-    conn.execute(f"INSERT INTO goals ({_COLUMNS}) VALUES ({marks})", values)
+    conn.send(f"INSERT INTO goals ({_COLUMNS}) VALUES ({marks})", values)
 
 
 def update(conn: Connection, goal_id: str, changes: dict[str, Any], expected_version: int) -> None:

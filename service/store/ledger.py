@@ -28,9 +28,20 @@ def _row(row: Any) -> LedgerRow:
     )
 
 
+HEAD_SQL = "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
+
+
+def head_of(row: Any) -> tuple[int, str]:
+    """The (seq, hash) of a HEAD_SQL row; GENESIS when the ledger is empty."""
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
 def head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-    return (row["seq"], row["hash"]) if row else (0, GENESIS)
+    """The chain's head: as the write transaction last saw it (its begin, on PostgreSQL,
+    or its own last append), else read."""
+    if conn.ledger_head is not None:
+        return conn.ledger_head
+    return head_of(conn.execute(HEAD_SQL).fetchone())
 
 
 def append(
@@ -57,13 +68,14 @@ def append(
         span_id=span_id,
         payload=payload,
     )
-    conn.execute(
+    conn.send(
         f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             row.seq, row.ts, row.event_type, row.goal_id, row.actor, row.trace_id,
             row.span_id, canonical_json(row.payload).decode(), row.prev_hash, row.hash,
         ),
     )  # fmt: skip
+    conn.ledger_head = (row.seq, row.hash)  # the write lock is held: nobody else appends
     return row
 
 

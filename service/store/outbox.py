@@ -27,7 +27,7 @@ _ABOVE = "ledger_seq > (SELECT applied_through FROM outbox_watermark)"
 
 
 def add(conn: Connection, event: LedgerRow) -> None:
-    conn.execute(
+    conn.send(
         "INSERT INTO outbox (ledger_seq, event_type, goal_id, created_at) VALUES (?, ?, ?, ?)",
         (event.seq, event.event_type, event.goal_id, event.ts),
     )

@@ -30,6 +30,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from service.domain.errors import GoalStoreError
+from service.store import ledger as ledger_table
 from service.store.db import _INHERITED, Connection, Cursor, Database, StoreBusy, StoreUnavailable
 from service.store.dialect import POSTGRESQL
 
@@ -110,10 +111,18 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.ledger_head: tuple[int, str] | None = None
+        self._queued: list[tuple[str, Any]] = []
 
     def _run(self, cursor: psycopg.Cursor[Any], sql: str, parameters: Any) -> Cursor:
         try:
-            if parameters:
+            if self._queued:  # the queued statements and this one: one round trip
+                queued, self._queued = self._queued, []
+                with self.raw.pipeline():
+                    for queued_sql, queued_parameters in queued:
+                        self.raw.cursor().execute(_translate(queued_sql), queued_parameters)
+                    cursor.execute(_translate(sql), parameters or None)
+            elif parameters:
                 cursor.execute(_translate(sql), parameters)
             else:  # no parameters: the text is sent as it is (a script, `%` and all)
                 cursor.execute(sql)
@@ -124,13 +133,23 @@ class PgConnection:
             raise mapped from exc
         return cursor
 
+    def send(self, sql: str, parameters: Any, /) -> None:
+        """A write whose result nobody reads (an INSERT): queued, and sent in one round
+        trip with the next statement that is executed (at the latest the COMMIT). Its
+        error, if any, is raised there, and the transaction rolls back whole."""
+        self._queued.append((sql, parameters))
+
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        if sql == "ROLLBACK":
+            self._queued.clear()  # nothing queued is wanted any more
         return self._run(self.raw.cursor(), sql, parameters)
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._run(self.raw.cursor(row_factory=tuple_row), sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> Cursor:
+        if self._queued:
+            self.execute("SELECT 1")  # what is queued goes first
         cursor = self.raw.cursor()
         try:
             cursor.executemany(_translate(sql), parameters)
@@ -147,6 +166,7 @@ class _StatementConnection:
     autocommit, and gives it back with its rows read."""
 
     dialect = POSTGRESQL
+    ledger_head: tuple[int, str] | None = None  # never in a write transaction
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
@@ -162,6 +182,9 @@ class _StatementConnection:
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._one(sql, parameters, tuples=True)
+
+    def send(self, sql: str, parameters: Any, /) -> None:
+        self.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> Cursor:
         with self._db._checkout() as conn:
@@ -256,8 +279,19 @@ class PostgresDatabase(Database):
 
     def _begin(self, conn: Any, *, write: bool) -> None:
         if write:
+            # One round trip: begin, take the write lock, then read the ledger's head
+            # (after the lock: the head every later append of this transaction builds on).
             key = self._lock_key(conn)
-            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+            lock = f"BEGIN; SELECT pg_advisory_xact_lock({key})"
+            try:
+                cursor: Any = conn.execute(f"{lock}; {ledger_table.HEAD_SQL}")
+            except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
+                conn.execute("ROLLBACK")
+                conn.execute(lock)
+                return
+            while cursor.nextset():  # to the last statement's rows
+                pass
+            conn.ledger_head = ledger_table.head_of(cursor.fetchone())
         else:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 

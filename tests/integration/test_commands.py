@@ -614,3 +614,21 @@ def test_ledger_is_append_only_in_sql(db: Database, ctx: Context, statement: str
 
     assert rows_before == ledger_rows(db)
     assert True is commands.verify_ledger(db).ok
+
+
+def test_a_sent_write_that_fails_fails_its_transaction_whole(db: Database) -> None:
+    """A write sent without reading its result (PostgreSQL queues it for the next round
+    trip) that breaks a constraint still fails the transaction by the COMMIT at the
+    latest: nothing of it, nor of what came before in it, is written."""
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)), db.write() as conn:
+        conn.send(insert, ("b-ok", "fine", 1, 1, "t", "t"))
+        conn.send(insert, ("b-bad", "active must be 0 or 1", 7, 1, "t", "t"))
+
+    assert 0 == db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
+    with db.write() as conn:  # and the connection is usable afterwards
+        conn.send(insert, ("b-ok", "fine", 1, 1, "t", "t"))
+    assert 1 == db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
