@@ -206,7 +206,8 @@ def holding_write_lock(db: Database) -> Iterator[None]:
     """Another process's writer holding the store's write lock until the block ends."""
     other = open_database(db.location)
     try:
-        with other.write():
+        with other.write() as conn:
+            conn.execute("SELECT 1")  # the lock is taken with the first statement
             yield
     finally:
         other.close()
