@@ -22,10 +22,14 @@ _FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
 
 def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
     """Every 4xx and 5xx response of every operation as `application/problem+json`
-    with the Problem schema, and FastAPI's unused validation schemas dropped."""
-    for operations in document.get("paths", {}).values():
+    with the Problem schema, the refusals every operation of a kind can meet before its
+    route runs added (see _refusals), and FastAPI's unused validation schemas dropped."""
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            for status, description in _refusals(path, operation):
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
                 if str(status)[:1] in ("4", "5"):
                     response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -35,6 +39,24 @@ def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
     for name in _FASTAPI_ONLY:
         schemas.pop(name, None)
     return document
+
+
+def _refusals(path: str, operation: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the service's own layers answer for an operation whatever its route says:
+    the key check (any /v1 operation, when keys are set), the JSON parser and the body
+    limit (an operation with a body), the If-Match parser (an operation that takes it)."""
+    found = []
+    if path.startswith("/v1/"):
+        found.append(("401", "An API key is required (when GOALSTORE_API_KEYS is set)."))
+    takes_if_match = any(
+        parameter.get("in") == "header" and parameter.get("name") == "If-Match"
+        for parameter in operation.get("parameters", [])
+    )
+    if "requestBody" in operation or takes_if_match:
+        found.append(("400", "Malformed JSON, or a malformed If-Match."))
+    if "requestBody" in operation:
+        found.append(("413", "The body is over GOALSTORE_MAX_BODY_BYTES."))
+    return found
 
 
 def install(app: FastAPI) -> None:

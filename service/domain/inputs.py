@@ -190,6 +190,20 @@ _UPDATABLE = (
 )  # fmt: skip
 
 
+def _update_schema(schema: dict[str, Any]) -> None:
+    """GoalUpdate's published schema says what the model accepts: a field may be absent,
+    but only the nullable ones may be null (the `| None` of the others means "absent")."""
+    schema["examples"] = [{"value": 0.9, "horizon_max_min": 1440}]
+    for name, field in schema.get("properties", {}).items():
+        branches = field.get("anyOf")
+        if name in _NULLABLE or name not in _UPDATABLE or not branches:
+            continue
+        kept = [branch for branch in branches if branch != {"type": "null"}]
+        field.pop("anyOf")
+        field.pop("default", None)  # null: what "absent" is in Python, not a value to send
+        field.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
 class GoalUpdate(BaseModel):
     """A partial change: fields present replace the stored ones; absent ones stay.
 
@@ -199,7 +213,7 @@ class GoalUpdate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         allow_inf_nan=False,
-        json_schema_extra={"examples": [{"value": 0.9, "horizon_max_min": 1440}]},
+        json_schema_extra=lambda schema, _model: _update_schema(schema),
     )
 
     text: GoalText | None = None
