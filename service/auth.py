@@ -10,15 +10,18 @@ from enum import StrEnum
 
 
 class Scope(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    ADMIN = "admin"
+    READ = "read"  # every GET
+    WRITE = "write"  # create goals, change one's own, beliefs, outcomes
+    EXECUTE = "execute"  # the scheduler's: select goals, report their tasks
+    ADMIN = "admin"  # everything, any goal, the decision's weights
 
 
-# admin may do everything, write may also read.
+# admin may do everything; write and execute may also read. Write does not imply
+# execute: a goal's author may not start goals or report tasks as if it ran them.
 _IMPLIED = {
     Scope.ADMIN: frozenset(Scope),
     Scope.WRITE: frozenset({Scope.WRITE, Scope.READ}),
+    Scope.EXECUTE: frozenset({Scope.EXECUTE, Scope.READ}),
     Scope.READ: frozenset({Scope.READ}),
 }
 
@@ -32,9 +35,15 @@ class ApiKey:
     def allows(self, scope: Scope) -> bool:
         return any(scope in _IMPLIED[held] for held in self.scopes)
 
+    @property
+    def admin(self) -> bool:
+        """Acts with admin rights: may change goals it does not own."""
+        return self.allows(Scope.ADMIN)
+
 
 def parse_api_keys(spec: str | None) -> list[ApiKey]:
-    """`actor:read+write:key,ops:admin:key2` into keys; ValueError naming a bad entry."""
+    """`actor:read+write:key,ops:admin:key2` into keys; ValueError naming a bad entry (and
+    never the key it holds)."""
     keys: list[ApiKey] = []
     for index, part in enumerate((spec or "").split(",")):
         entry = part.strip()
@@ -49,7 +58,8 @@ def parse_api_keys(spec: str | None) -> list[ApiKey]:
         if not actor or not scopes or len(key) < 16:
             raise ValueError(
                 f"GOALSTORE_API_KEYS entry {index + 1} must be actor:scope[+scope]:key "
-                "with scopes from read, write, admin and a key of at least 16 characters"
+                "with scopes from read, write, execute, admin and a key of at least "
+                "16 characters"
             )
         digest = hashlib.sha256(key.encode()).digest()
         if any(hmac.compare_digest(digest, known.digest) for known in keys):

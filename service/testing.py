@@ -62,8 +62,12 @@ class FrozenClock:
         return self.now
 
 
-def make_context(actor: str = "tester", clock: FrozenClock | None = None) -> Context:
-    return Context(actor=actor, trace=new_trace(), clock=clock or FrozenClock())
+def make_context(
+    actor: str = "tester", clock: FrozenClock | None = None, *, admin: bool = False
+) -> Context:
+    """A command context for tests: `actor` may change the goals it creates; with `admin`
+    any goal."""
+    return Context(actor=actor, trace=new_trace(), clock=clock or FrozenClock(), admin=admin)
 
 
 def migrated_database(location: Path | str) -> Database:

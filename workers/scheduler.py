@@ -93,7 +93,8 @@ def top_up(services: Services, *, once: bool = False) -> dict[str, int]:
                 # What the queue lacks, in one pass (one claim, one transaction, one MULTI),
                 # at most SELECT_BATCH at a time so a deep queue fills in steps.
                 want = min(depth - waiting, SELECT_BATCH)
-                selections = services.goalstore.select_many(Context(actor="selector"), want)
+                system = Context(actor="selector", admin=True)  # on anyone's goals
+                selections = services.goalstore.select_many(system, want)
                 emitted = sum(s.mode == SelectionMode.EMITTED for s in selections)
                 selected += emitted
                 failures = 0

@@ -87,7 +87,8 @@ class Sweeper(threading.Thread):
     def sweep(self) -> int:
         # Jobs whose worker stopped heart-beating: RQ runs their failure callback.
         StartedJobRegistry(queue=self.queue).cleanup()
-        reported = self.services.goalstore.sweep_tasks(Context(actor=ACTOR), self.probe)
+        system = Context(actor=ACTOR, admin=True)  # the system acts, on anyone's goals
+        reported = self.services.goalstore.sweep_tasks(system, self.probe)
         for task in reported:
             log.warning("task %s of goal %s reported %s by the sweep: %s", task.task_id,
                         task.goal_id, task.state.value, task.reason)  # fmt: skip

@@ -46,9 +46,10 @@ ACTOR = "scheduler"
 
 
 def job_context(meta: Mapping[str, Any] | None, actor: str = ACTOR) -> Context:
-    """The task's own trace (from the job's meta), so its reports carry the trace id."""
+    """The task's own trace (from the job's meta), so its reports carry the trace id. The
+    job acts for the system (admin rights: the goal's owner is someone else)."""
     trace = parse_traceparent((meta or {}).get("traceparent")) or new_trace()
-    return Context(actor=actor, trace=trace)
+    return Context(actor=actor, trace=trace, admin=True)
 
 
 def _executor(path: str) -> Callable[[dict[str, Any]], Any]:

@@ -42,6 +42,11 @@ def _caller(request: Request, services: Services) -> ApiKey | None:
 
 
 def require(scope: Scope) -> object:
+    """The caller's Context, once its key holds `scope`. Its actor is the key's (never the
+    key itself); it acts as admin with an admin key, and without keys configured (every
+    caller is `anonymous`, the keyless quick start: the owner rule would only lock it
+    out of goals the CLI or a scenario created)."""
+
     async def context(
         request: Request, services: Annotated[Services, Depends(get_services)]
     ) -> Context:
@@ -54,7 +59,8 @@ def require(scope: Scope) -> object:
             wait_s = limiter.wait_s(actor)
             if wait_s > 0:
                 raise RateLimited(actor, wait_s)
-        return Context(actor=actor, trace=request.state.trace)
+        admin = key.admin if key is not None else True
+        return Context(actor=actor, trace=request.state.trace, admin=admin)
 
     return Depends(context)
 
@@ -63,6 +69,8 @@ GS = Annotated[GoalStore, Depends(get_goalstore)]
 Svc = Annotated[Services, Depends(get_services)]
 Reader = Annotated[Context, require(Scope.READ)]
 Writer = Annotated[Context, require(Scope.WRITE)]
+Executor = Annotated[Context, require(Scope.EXECUTE)]  # the scheduler: select, task reports
+Admin = Annotated[Context, require(Scope.ADMIN)]
 
 _ETAG = re.compile(r'^"(\d{1,18})"$')
 ANY_VERSION = 0  # If-Match: * -- the caller asks for the change whatever the version

@@ -28,6 +28,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.INVALID: 422,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.PRECONDITION: 428,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.CONFIGURATION: 503,

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 a check failed (ledger verify, replay --check, a scenario);
 2 usage or configuration; 3 not found; 4 conflict (version, state, duplicate);
-5 invalid input; 6 a collaborator does not answer (checker, Redis, the queue).
+5 invalid input; 6 a collaborator does not answer (checker, Redis, the queue);
+7 not permitted (service/cli/output.py).
 Each command group lives in its own module: setup (migrate, bench), goals (goals …,
 select), audit (ledger …, cache rebuild, apply-scenario), store (store copy); the
 processes (serve, worker, scheduler, selector) in workers/cli.py, which is the
@@ -28,6 +29,7 @@ from service.cli.output import (
     EXIT_CONFLICT,
     EXIT_INVALID,
     EXIT_NOT_FOUND,
+    EXIT_NOT_PERMITTED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -42,7 +44,8 @@ from service.store.migrate import MigrationError
 
 __all__ = [
     "EXIT_CHECK_FAILED", "EXIT_CODE", "EXIT_CONFLICT", "EXIT_INVALID", "EXIT_NOT_FOUND",
-    "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "GROUPS", "build_parser", "main",
+    "EXIT_NOT_PERMITTED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "GROUPS",
+    "build_parser", "main",
 ]  # fmt: skip
 
 # Commands that run on an older schema: they apply it, or work on databases of their own.
@@ -60,7 +63,12 @@ def build_parser(groups: Sequence[Group] = GROUPS) -> argparse.ArgumentParser:
     parser.add_argument(
         "--database", help="SQLite file or postgresql:// URL (default: $GOALSTORE_DATABASE)"
     )
-    parser.add_argument("--actor", default="cli", help="who the ledger records (default: cli)")
+    parser.add_argument(
+        "--actor",
+        default="cli",
+        help="who the ledger records (default: cli); the CLI acts as the admin operator, "
+        "so it may change any goal whoever owns it",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_commands in groups:
         add_commands(sub)

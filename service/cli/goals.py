@@ -24,7 +24,9 @@ def read_json(source: str) -> Any:
 
 
 def context(args: argparse.Namespace) -> Context:
-    return Context(actor=args.actor)
+    """The operator's: whoever runs the CLI holds the store's credentials, so it acts with
+    admin rights (any goal, whoever owns it); `--actor` names who the ledger records."""
+    return Context(actor=args.actor, admin=True)
 
 
 def cmd_select(args: argparse.Namespace, services: Services) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from service.domain.authz import ensure_may_change
 from service.domain.errors import GoalNotFound
 from service.domain.goal import Goal, from_record
 from service.domain.ledger import LedgerRow
@@ -26,11 +27,16 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Context:
-    """Who is acting, in which trace, and the clock to read."""
+    """Who is acting, with which rights, in which trace, and the clock to read.
+
+    `admin`: the actor may change goals it does not own (service/domain/authz.py). Off
+    unless the entry point building the Context grants it: an `admin` API key or the
+    keyless mode (REST), the operator's CLI and scenarios, the workers (the system)."""
 
     actor: str
     trace: TraceContext = field(default_factory=new_trace)
     clock: Callable[[], datetime] = utcnow
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ def live_goal(conn: Connection, goal_id: str, *, include_deleted: bool = False) 
     if record is None or (record["deleted_at"] is not None and not include_deleted):
         raise GoalNotFound(goal_id)
     return from_record(record)
+
+
+def authorize(ctx: Context, goal: Goal, action: str) -> None:
+    """NotPermitted unless the context's actor may change the goal (owner or admin)."""
+    ensure_may_change(goal, ctx.actor, admin=ctx.admin, action=action)
 
 
 def record_event(

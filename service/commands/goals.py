@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from service.commands.base import MAX_PAGE, Change, Context, live_goal, record_event
+from service.commands.base import (
+    MAX_PAGE,
+    Change,
+    Context,
+    authorize,
+    live_goal,
+    record_event,
+)
 from service.commands.outcomes import selection_outcome
 from service.commands.vetting import Vetting
 from service.domain.errors import (
@@ -118,16 +125,20 @@ def _mutate(
     extra_checks: Callable[[Connection, Goal], None] | None = None,
     then: Callable[[Connection, Goal, datetime], None] | None = None,
 ) -> Change:
-    """Load, check the version, change, write row + event + outbox: the shape of every mutation.
+    """Load, authorize, check the version, change, write row + event + outbox: the shape of
+    every mutation.
 
-    A repeated state change that is already done returns the goal unchanged (so
-    retries are safe); a stale expected version records `goal_conflict_detected`
-    and raises VersionConflict, changing nothing else.
+    An actor that may not change the goal (not its owner, not admin) is refused first
+    (NotPermitted), writing nothing, whatever the version it sent. A repeated state
+    change that is already done returns the goal unchanged (so retries are safe); a
+    stale expected version records `goal_conflict_detected` and raises
+    VersionConflict, changing nothing else.
     """
     conflict: VersionConflict | None = None
     with db.write() as conn:
         now = ctx.clock()
         goal = live_goal(conn, goal_id, include_deleted=True)
+        authorize(ctx, goal, action)
         if already_done(goal):
             return Change(goal, changed=False)
         if goal.is_deleted:
@@ -257,6 +268,7 @@ def adopt_goal(
     with db.read() as conn:
         goal = live_goal(conn, goal_id)
         beliefs = belief_table.listing(conn)
+    authorize(ctx, goal, "adopt")  # before the checker is consulted; _mutate checks again
     if goal.state == GoalState.ADOPTED:
         return Change(goal, changed=False)
     # Other states: _mutate checks the version first, then the transition refuses.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from service.commands.base import Context, live_goal, record_event
+from service.commands.base import Context, authorize, live_goal, record_event
 from service.commands.goals import move_goal
 from service.commands.outcomes import selection_outcome
 from service.domain.errors import (
@@ -158,9 +158,11 @@ def review_task(
     db: Database, ctx: Context, goal_id: str, task_id: str, action: str, *,
     reason: str | None = None, max_attempts: int,
 ) -> Task:  # fmt: skip
-    """A reviewer verifies or rejects a succeeded task (a rejection is a failed attempt)."""
+    """The goal's owner (or an admin) verifies or rejects a succeeded task (a rejection is
+    a failed attempt)."""
     with db.write() as conn:
         now = ctx.clock()
+        authorize(ctx, live_goal(conn, goal_id, include_deleted=True), action)
         task = _task_of(conn, goal_id, task_id)
         updated = review(task, action, reason, now)
         if updated is task:
@@ -193,12 +195,14 @@ def _after_failed_attempt(
 def satisfy_goal(
     db: Database, ctx: Context, goal_id: str, result: Any, expected_version: int | None = None
 ) -> Goal:
-    """The verification gate: every live task verified and a result valid for the goal's
-    type, or nothing changes (GateClosed, or ResultInvalid recorded as a GoalFailure)."""
+    """The verification gate, for the goal's owner or an admin: every live task verified
+    and a result valid for the goal's type, or nothing changes (GateClosed, or
+    ResultInvalid recorded as a GoalFailure)."""
     failure: ResultInvalid | None = None
     with db.write() as conn:
         now = ctx.clock()
         goal = live_goal(conn, goal_id)
+        authorize(ctx, goal, "satisfy")
         if goal.state == GoalState.SATISFIED:
             return goal
         if goal.state != GoalState.EXECUTING:

@@ -18,6 +18,7 @@ class ErrorKind(StrEnum):
     NOT_FOUND = "not_found"  # the thing named does not exist (or is deleted)
     CONFLICT = "conflict"  # the current state refuses the change: retry after reading it
     INVALID = "invalid"  # the input itself is wrong: do not retry it as it is
+    FORBIDDEN = "forbidden"  # the actor may not do this to this thing (not its owner)
     PRECONDITION = "precondition"  # the change must name the version it is based on
     UNAVAILABLE = "unavailable"  # a collaborator (checker, Redis, a queue) does not answer
     CONFIGURATION = "configuration"  # this deployment lacks what the command needs
@@ -168,6 +169,25 @@ class IllegalTransition(GoalStoreError):
 
     def __str__(self) -> str:
         return f"cannot {self.action} goal {self.goal_id!r}: it is {self.current_state}"
+
+
+@dataclass
+class NotPermitted(GoalStoreError):
+    """The actor is neither the goal's owner nor acting with admin rights. The owner is
+    not named: the refused caller learns only who may (see service/domain/authz.py)."""
+
+    kind = ErrorKind.FORBIDDEN
+    code = "not-permitted"
+    title = "Not permitted"
+
+    goal_id: str
+    action: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, "action": self.action}
+
+    def __str__(self) -> str:
+        return f"only goal {self.goal_id!r}'s owner or an admin may {self.action} it"
 
 
 @dataclass

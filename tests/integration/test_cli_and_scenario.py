@@ -103,6 +103,30 @@ def test_create_from_stdin_takes_the_actor_flag(run: Cli, monkeypatch: pytest.Mo
     assert (0, "G-stdin", "alice") == (code, out["id"], out["owner"])
 
 
+def test_the_operator_may_change_any_goal_and_the_ledger_names_it(run: Cli, tmp_path: Path) -> None:
+    """The CLI acts as the admin operator (issue 17): goals of alice's are updated,
+    adopted and abandoned by the default `cli` and deleted by `--actor ops`, each exit 0;
+    the ledger records those actors, alice stays the owner."""
+    body = write_json(tmp_path / "a.json", goal_spec(id="G-A"))
+    assert 0 == run("--actor", "alice", "goals", "create", body)[0]
+    patch = write_json(tmp_path / "patch.json", {"text": "revised by the operator"})
+
+    codes = [
+        run("goals", "update", "G-A", patch, "--expected-version", "1")[0],
+        run("goals", "adopt", "G-A")[0],
+        run("goals", "abandon", "G-A")[0],
+        run("--actor", "ops", "goals", "delete", "G-A")[0],
+    ]
+    _, shown = run("goals", "show", "G-A")
+    _, timeline = run("ledger", "timeline", "--goal-id", "G-A")
+
+    assert [0, 0, 0, 0] == codes
+    assert ("alice", "abandoned", "revised by the operator") == (
+        shown["owner"], shown["state"], shown["text"]
+    )  # fmt: skip
+    assert ["alice", "cli", "cli", "cli", "ops"] == [e["actor"] for e in timeline["data"]]
+
+
 def test_show_unknown_goal_exits_3(run: Cli) -> None:
     """`goals show` of an id that does not exist exits 3 with a not_found error."""
     code, out = run("goals", "show", "G-nope")

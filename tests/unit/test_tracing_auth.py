@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 
 import pytest
@@ -264,6 +265,34 @@ def test_authenticate_with_no_keys_is_none() -> None:
     assert None is authenticate([], KEY_ALICE)
 
 
+FOUR_KEYS = [f"actor{n}:read:key-number-{n}-0123456789" for n in range(4)]
+
+
+@pytest.mark.parametrize(
+    "presented",
+    ["key-number-0-0123456789", "key-number-2-0123456789", "key-number-3-0123456789",
+     "not-a-configured-key-01234"],
+)  # fmt: skip
+def test_authenticate_compares_against_every_key(
+    presented: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever key matches (the first, one between, the last) or none, every configured
+    key is compared once with hmac.compare_digest: no early exit whose timing would tell
+    how far down the list a key is, and no `==` on key material."""
+    keys = parse_api_keys(",".join(FOUR_KEYS))
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append(b)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    authenticate(keys, presented)
+
+    assert [key.digest for key in keys] == compared
+
+
 # --- scopes ------------------------------------------------------------------------------
 
 
@@ -281,13 +310,38 @@ def test_authenticate_with_no_keys_is_none() -> None:
         ({Scope.READ}, Scope.ADMIN, False),
         ({Scope.READ, Scope.WRITE}, Scope.ADMIN, False),
         ({Scope.READ, Scope.WRITE}, Scope.WRITE, True),
+        ({Scope.ADMIN}, Scope.EXECUTE, True),
+        ({Scope.EXECUTE}, Scope.EXECUTE, True),
+        ({Scope.EXECUTE}, Scope.READ, True),
+        ({Scope.EXECUTE}, Scope.WRITE, False),
+        ({Scope.EXECUTE}, Scope.ADMIN, False),
+        ({Scope.WRITE}, Scope.EXECUTE, False),
+        ({Scope.READ, Scope.WRITE}, Scope.EXECUTE, False),
+        ({Scope.READ}, Scope.EXECUTE, False),
     ],
 )
 def test_scope_implication(held: set[Scope], asked: Scope, allowed: bool) -> None:
-    """admin implies write and read; write implies read; read implies only read."""
+    """admin implies every scope; write and execute each imply read and not each other;
+    read implies only read."""
     key = ApiKey("someone", frozenset(held), b"")
 
     assert allowed == key.allows(asked)
+
+
+def test_only_an_admin_key_acts_as_admin() -> None:
+    """A key acts with admin rights (any goal, whoever owns it) only with the admin scope."""
+    keys = parse_api_keys(
+        f"ops:admin:{KEY_OPS},alice:read+write+execute:{KEY_ALICE},v:read:viewer-key-0123456"
+    )
+
+    assert [True, False, False] == [key.admin for key in keys]
+
+
+def test_parse_api_keys_reads_the_execute_scope() -> None:
+    """`execute`, the scheduler's scope, is a scope of its own."""
+    (key,) = parse_api_keys(f"scheduler:execute:{KEY_ALICE}")
+
+    assert frozenset({Scope.EXECUTE}) == key.scopes
 
 
 def test_parsed_read_only_key_cannot_write() -> None:

@@ -16,6 +16,7 @@ from service.api.deps import (
     expected_version,
 )
 from service.api.middleware import StrictJsonRoute
+from service.api.routes.responses import OWNER_ONLY
 from service.api.schemas import (
     GoalHistoryPublic,
     GoalPublic,
@@ -43,6 +44,7 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     422: _P,
     429: _P,
 }
+_OWNER_ERRORS: dict[int | str, dict[str, Any]] = {**_WRITE_ERRORS, 403: OWNER_ONLY, 400: _P}
 
 
 def _with_etag(response: Response, goal: Goal) -> GoalPublic:
@@ -137,11 +139,12 @@ def get_goal(
     return _with_etag(response, gs.get_goal(goal_id, include_deleted=include_deleted))
 
 
-@router.patch("/{goal_id}", responses={**_WRITE_ERRORS, 400: _P, 428: _P})
+@router.patch("/{goal_id}", responses={**_OWNER_ERRORS, 428: _P})
 def update_goal(
     goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
-    """Change some fields. Send the version you read (If-Match or expected_version)."""
+    """Change some fields (the goal's owner or an admin). Send the version you read
+    (If-Match or expected_version)."""
     expected = expected_version(version, patch.expected_version)
     change = gs.update_goal(ctx, goal_id, patch, expected, any_version=version == ANY_VERSION)
     return _with_etag(response, change.goal)
@@ -168,11 +171,11 @@ def _state_route(action: str, command: StateCommand, summary: str) -> None:
         methods=["POST"],
         name=f"{action}_goal",
         description=summary,
-        responses={**_WRITE_ERRORS, 400: _P},
+        responses=_OWNER_ERRORS,
     )
 
 
-@router.post("/{goal_id}/adopt", responses={**_WRITE_ERRORS, 400: _P, 503: _P})
+@router.post("/{goal_id}/adopt", responses={**_OWNER_ERRORS, 503: _P})
 def adopt_goal(
     goal_id: str,
     version: IfMatch,
@@ -181,10 +184,11 @@ def adopt_goal(
     response: Response,
     body: VersionPrecondition | None = None,
 ) -> GoalPublic:
-    """Adopt a proposed goal once vetting allows it: 409 `goal-blocked` naming every reason
-    and belief (consistency severity at or above the threshold, an active `contradicts`
-    belief, a passed deadline); 503 if the external checker does not answer. Unknown
-    `aligns_with` ids come back as `warnings`. Adopting it again changes nothing."""
+    """Adopt a proposed goal (the goal's owner or an admin) once vetting allows it: 409
+    `goal-blocked` naming every reason and belief (consistency severity at or above the
+    threshold, an active `contradicts` belief, a passed deadline); 503 if the external
+    checker does not answer. Unknown `aligns_with` ids come back as `warnings`. Adopting
+    it again changes nothing."""
     change = gs.adopt_goal(ctx, goal_id, _expected(version, body))
     response.headers["ETag"] = etag(change.goal.version)
     return GoalPublic.of(change.goal, change.warnings)
@@ -193,15 +197,15 @@ def adopt_goal(
 _state_route(
     "abandon",
     GoalStore.abandon_goal,
-    "Abandon a goal that is not finished. Abandoning it again changes nothing.",
+    "Abandon a goal that is not finished (the goal's owner or an admin). Abandoning it "
+    "again changes nothing.",
 )
 
 
-@router.delete(
-    "/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_WRITE_ERRORS, 400: _P}
-)
+@router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_OWNER_ERRORS)
 def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, gs: GS) -> Response:
-    """Soft-delete a goal: it leaves lists and the ranking; its history stays."""
+    """Soft-delete a goal (its owner or an admin): it leaves lists and the ranking; its
+    history stays."""
     gs.delete_goal(ctx, goal_id, expected_version(version, None))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import GS, IfMatch, Reader, Writer, etag, expected_version
+from service.api.deps import GS, Executor, IfMatch, Reader, Writer, etag, expected_version
 from service.api.middleware import StrictJsonRoute
+from service.api.routes.responses import EXECUTE_ONLY, OWNER_ONLY
 from service.api.schemas import (
     GoalPublic,
     Problem,
@@ -26,12 +27,15 @@ router = APIRouter(prefix="/v1/goals", tags=["selection and tasks"], route_class
 _P = {"model": Problem, "content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P, 409: _P, 422: _P}
 _WRITE_ERRORS = {**_ERRORS, 429: _P}  # a write may meet the actor's write limit
+_EXECUTE_ERRORS = {**_WRITE_ERRORS, 403: EXECUTE_ONLY}
+_OWNER_ERRORS = {**_WRITE_ERRORS, 403: OWNER_ONLY}
 
 
-@router.post("/select", responses={**_WRITE_ERRORS, 503: _P})
-def select_goal(ctx: Writer, gs: GS) -> SelectionPublic:
-    """Claim the best selectable goal, re-vet it, start it and put its task on the
-    scheduler queue (one RQ job, job id = task id, the caller's trace in `meta`).
+@router.post("/select", responses={**_EXECUTE_ERRORS, 503: _P})
+def select_goal(ctx: Executor, gs: GS) -> SelectionPublic:
+    """The scheduler's (execute scope): claim the best selectable goal, re-vet it, start
+    it and put its task on the scheduler queue (one RQ job, job id = task id, the
+    caller's trace in `meta`).
     Concurrent calls never emit the same goal version twice. With `GOAL_SHADOW` on the
     answer names the goal that would have been selected and nothing is emitted; with
     `GOAL_SYSTEM` off nothing is selected."""
@@ -51,10 +55,10 @@ def list_tasks(goal_id: str, _: Reader, gs: GS) -> TasksPublic:
     return TasksPublic(data=[TaskPublic.of(t) for t in tasks], progress=progress(tasks))
 
 
-@router.post("/{goal_id}/tasks/{task_id}/report", responses=_WRITE_ERRORS)
-def report_task(goal_id: str, task_id: str, body: TaskReport, ctx: Writer, gs: GS) -> TaskPublic:
-    """The executor's report. A failed task returns the goal to adopted for another
-    attempt (up to GOALSTORE_MAX_ATTEMPTS, then the goal is abandoned)."""
+@router.post("/{goal_id}/tasks/{task_id}/report", responses=_EXECUTE_ERRORS)
+def report_task(goal_id: str, task_id: str, body: TaskReport, ctx: Executor, gs: GS) -> TaskPublic:
+    """The executor's report (execute scope). A failed task returns the goal to adopted
+    for another attempt (up to GOALSTORE_MAX_ATTEMPTS, then the goal is abandoned)."""
     task = gs.report_task(ctx, task_id, TaskState(body.state), evidence=body.evidence,
         reason=body.reason, goal_id=goal_id
     )  # fmt: skip
@@ -71,20 +75,23 @@ def _review_route(action: str, summary: str) -> None:
 
     router.add_api_route(f"/{{goal_id}}/tasks/{{task_id}}/{action}", route, methods=["POST"],
                          name=f"{action}_task", description=summary,
-                         responses=_WRITE_ERRORS)  # fmt: skip
+                         responses=_OWNER_ERRORS)  # fmt: skip
 
 
-_review_route("verify", "Accept a succeeded task's evidence.")
-_review_route("reject", "Refuse a succeeded task's evidence: a failed attempt.")
+_review_route("verify", "Accept a succeeded task's evidence (the goal's owner or an admin).")
+_review_route(
+    "reject", "Refuse a succeeded task's evidence: a failed attempt (the goal's owner or an admin)."
+)
 
 
-@router.post("/{goal_id}/satisfy", responses=_WRITE_ERRORS)
+@router.post("/{goal_id}/satisfy", responses=_OWNER_ERRORS)
 def satisfy_goal(
     goal_id: str, body: SatisfyBody, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
-    """The verification gate: every live task verified (else 409 with the counts) and a
-    result valid for the goal's type (else 422 listing every error, kept in the goal's
-    history as a GoalFailure). Satisfying again changes nothing."""
+    """The verification gate, for the goal's owner or an admin: every live task verified
+    (else 409 with the counts) and a result valid for the goal's type (else 422 listing
+    every error, kept in the goal's history as a GoalFailure). Satisfying again changes
+    nothing."""
     goal = gs.satisfy_goal(
         ctx, goal_id, body.result, expected_version(version, body.expected_version)
     )
