@@ -73,6 +73,8 @@ Executor = Annotated[Context, require(Scope.EXECUTE)]  # the scheduler: select, 
 Admin = Annotated[Context, require(Scope.ADMIN)]
 
 _ETAG = re.compile(r'^"(\d{1,18})"$')
+# What if_match() takes, for the OpenAPI document (empty: as if absent).
+_IF_MATCH_PATTERN = r'^\s*(\*|"\d{1,18}")?\s*$'
 ANY_VERSION = 0  # If-Match: * -- the caller asks for the change whatever the version
 
 
@@ -83,10 +85,14 @@ def etag(version: int) -> str:
 async def if_match(
     value: Annotated[
         str | None,
-        Header(alias="If-Match", description='The goal\'s ETag, e.g. "3", or * for any version.'),
+        Header(
+            alias="If-Match",
+            description='The goal\'s ETag, e.g. "3", or * for any version (anything else: 400).',
+            json_schema_extra={"pattern": _IF_MATCH_PATTERN},
+        ),
     ] = None,
 ) -> int | None:
-    if value is None:
+    if value is None or not value.strip():  # an empty If-Match names no version: absent
         return None
     if value.strip() == "*":
         return ANY_VERSION

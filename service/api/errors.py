@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope, Send
 
 from service.domain.errors import ErrorKind, GoalStoreError
@@ -132,12 +133,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, "", _title(exc.status_code), str(exc.detail), request)
+        response = problem(exc.status_code, "", _title(exc.status_code), str(exc.detail), request)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # the router's Allow names the first route's methods only
+            response.headers["Allow"] = _allowed(request)
+        return response
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "", "Internal Server Error", None, request)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path (HEAD goes with GET, unlisted)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods - {"HEAD"}))
 
 
 def _title(status: int) -> str:

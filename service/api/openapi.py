@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.schemas.goals import Problem
+from service.domain.inputs import drop_null
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
@@ -27,6 +28,9 @@ def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header":  # absent or a string, never JSON null
+                    drop_null(parameter.get("schema", {}))
             for status, description in _refusals(path, operation):
                 responses.setdefault(status, {"description": description})
             for status, response in responses.items():

@@ -190,18 +190,23 @@ _UPDATABLE = (
 )  # fmt: skip
 
 
+def drop_null(schema: dict[str, Any]) -> None:
+    """A JSON Schema of `X | None` as the schema of X (the null branch of anyOf removed)."""
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        kept = [branch for branch in branches if branch != {"type": "null"}]
+        schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
 def _update_schema(schema: dict[str, Any]) -> None:
     """GoalUpdate's published schema says what the model accepts: a field may be absent,
     but only the nullable ones may be null (the `| None` of the others means "absent")."""
     schema["examples"] = [{"value": 0.9, "horizon_max_min": 1440}]
     for name, field in schema.get("properties", {}).items():
-        branches = field.get("anyOf")
-        if name in _NULLABLE or name not in _UPDATABLE or not branches:
+        if name in _NULLABLE or name not in _UPDATABLE or "anyOf" not in field:
             continue
-        kept = [branch for branch in branches if branch != {"type": "null"}]
-        field.pop("anyOf")
+        drop_null(field)
         field.pop("default", None)  # null: what "absent" is in Python, not a value to send
-        field.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
 
 
 class GoalUpdate(BaseModel):

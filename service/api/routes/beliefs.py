@@ -30,7 +30,11 @@ def get_belief(belief_id: str, _: Reader, gs: GS) -> BeliefPublic:
     return BeliefPublic.of(gs.get_belief(belief_id))
 
 
-@router.put("/{belief_id}", responses={**_AUTH, 400: _P, 413: _P, 422: _P, 429: _P})
+@router.put(
+    "/{belief_id}",
+    responses={201: {"model": BeliefPublic, "description": "Created: the belief is new."},
+               **_AUTH, 400: _P, 413: _P, 422: _P, 429: _P},
+)  # fmt: skip
 def put_belief(
     belief_id: Identifier, spec: BeliefPut, ctx: Writer, gs: GS, response: Response
 ) -> BeliefPublic:
