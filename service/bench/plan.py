@@ -33,6 +33,9 @@ TARGETS = {
     # `goalstore cache rebuild` of 100k goals, read from each backend
     "rebuild_100k_sqlite_s": 2.0,
     "rebuild_100k_postgresql_s": 3.0,
+    # Redis memory of the rebuilt cache (INFO used_memory grown by a rebuild into an
+    # emptied prefix), per 100k goals: ~1.6 KB a goal before issue 17's smaller cache
+    "cache_bytes_per_100k_goals": 60_000_000,
     # select + emit across the selector processes, every goal exactly once, either backend
     "select_goals_per_s": 500.0,
     # POST /v1/goals by CREATE_CLIENTS concurrent writers, on each backend

@@ -1,4 +1,22 @@
-"""Snapshots as snapshot.lua reads them: one row of text fields and one explanation per goal.
+"""Snapshots as snapshot.lua reads them: per goal, what the sorted sets need and the
+fields of its hash.
+
+A goal's hash is kept small enough for Redis to hold it as a listpack (one allocation,
+about a fifth of a hashtable's size): each value far under `hash-max-listpack-value`
+(64 bytes by default), and only the fields that say something (docs/ranking.md, "A
+goal's hash"):
+
+- instants (created, deadline, computed_at) as integer epoch microseconds, which Redis
+  keeps as 8-byte integers: GoalStore's times are whole microseconds, so the text reads
+  back as the same float (`int(text) / 1e6`). One that is not is written as seconds, in
+  the shortest form that reads back as it, with a point or an exponent (reads.instant()
+  tells the two apart);
+- `raw` only where it differs from `score`, `state` only where the placement does not
+  say it (a ranked or blocked goal is adopted), `deadline`, `alignment`, `blocked_by`
+  and `deleted` only where there is one;
+- no copy of the id (the key names it) and no explanation's terms: the urgency is
+  derived from the deadline and computed_at (held_urgency()), the terms are
+  GET /v1/goals/{id}/score's, computed from the store on demand.
 
 Numbers travel as text, in the shortest form that reads back as the same float: Lua
 would spend more formatting them than Redis does storing the whole hash. A batch is
@@ -15,46 +33,57 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
-from service.domain.ranking import TERM_NAMES, Floats, Snapshots
+from service.domain.blocks import DEADLINE_PASSED, Block
+from service.domain.ranking import Floats, Snapshots
 
-Row = tuple[str | bool, ...]  # one snapshot as snapshot.lua reads it
+# One snapshot as snapshot.lua reads it (its header lists the fields; False: none).
+Row = tuple[str | bool, ...]
 
 
 class Encoded(NamedTuple):
     """A batch as snapshot.lua reads it, and the text columns a rebuild places goals by."""
 
-    rows: list[Row]  # one per goal (False: absent)
-    explained: list[bytes]  # each goal's explanation (JSON text, empty when not scored)
+    rows: list[Row]  # one per goal
     ids: Sequence[str]
     placement: Sequence[str]
     category: Sequence[str]
-    deadline: list[str | bool]
-    score: list[str | bool]
+    deadline: list[str | bool]  # epoch seconds (False: none)
+    score: list[str | bool]  # False: not scored
     raw: list[str | bool]
 
 
 def encoded(batch: Snapshots) -> Encoded:
-    """A batch as snapshot.lua reads it (the row's fields: snapshot.lua's header)."""
+    """A batch as snapshot.lua reads it: its row's fields, in snapshot.lua's header. What
+    a sorted set needs (placement, deadline in seconds, score, raw) and what its hash
+    holds; a field the hash leaves out is False."""
     t, fa, sc = batch.table, batch.facts, batch.scores
     n, scored = len(batch), batch.rankable
     seq, computed_at = stamp(batch)
     deadline = [False if d == "null" else d for d in texts(t.deadline)]  # null: inf, none
     score = [v if ok else False for v, ok in zip(texts(sc.score), scored, strict=True)]
     raw = [v if ok else False for v, ok in zip(texts(sc.raw), scored, strict=True)]
+    held_raw = [False if r == s else r for r, s in zip(raw, score, strict=True)]
+    state = [False if p != "none" else s for p, s in zip(batch.placement, fa.state, strict=True)]
+    alignment = [
+        False if a == "0.0" or not ok else a
+        for a, ok in zip(texts(sc.alignment), scored, strict=True)
+    ]  # fmt: skip
+    blocked_by: list[str | bool] = [False] * n
+    for i, found in batch.blocked_by.items():
+        blocked_by[i] = blocked_text(found)
     rows = list(zip(
         t.ids, repeat(seq, n), repeat(computed_at, n), batch.placement, deadline,
-        fa.category, map(str, fa.version), fa.state, texts(t.created),
-        ["1" if deleted else "0" for deleted in fa.deleted], score, raw,
+        fa.category, map(str, fa.version), state, instants(t.created),
+        ["1" if deleted else False for deleted in fa.deleted], score, held_raw,
+        instants(t.deadline), alignment, blocked_by,
         strict=True,
     ))  # fmt: skip
-    return Encoded(
-        rows, explanations(batch), t.ids, batch.placement, fa.category, deadline, score, raw
-    )
+    return Encoded(rows, t.ids, batch.placement, fa.category, deadline, score, raw)
 
 
 def stamp(batch: Snapshots) -> tuple[str, str]:
     """The batch's seq and computed_at, as its snapshots hold them."""
-    return str(batch.seq), repr(batch.computed_at)
+    return str(batch.seq), str(instants(np.array([batch.computed_at]))[0])
 
 
 def texts(column: Floats) -> list[str]:
@@ -64,50 +93,56 @@ def texts(column: Floats) -> list[str]:
     return orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
 
 
-# One goal's explanation; the numbers are urgency, alignment, then TERM_NAMES' terms.
-_EXPLAINED = (
-    b'{"urgency":%s,"alignment":%s,"terms":{'
-    + b",".join(b'"%s":%%s' % name.encode() for name in TERM_NAMES)
-    + b'},"blocked_by":%s}'
-)
-
-
-def explanations(batch: Snapshots) -> list[bytes]:
-    """Each goal's explanation as JSON (empty when not scored), formatted by orjson as
-    one array of numbers per goal, then cut into the template: the numbers are exactly
-    what orjson writes for each float."""
-    sc = batch.scores
-    if not len(batch):
+def instants(column: Floats) -> list[str | bool]:
+    """Each instant (epoch seconds) as a hash holds it: whole epoch microseconds as an
+    integer, or, for one that is not a whole microsecond, seconds as texts() writes them;
+    False for none (inf)."""
+    if not len(column):
         return []
-    numbers = np.column_stack((sc.urgency, sc.alignment, *sc.terms))
-    text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)
-    out = []
-    for i, (row, scored) in enumerate(zip(text[2:-2].split(b"],["), batch.rankable, strict=True)):
-        if not scored:
-            out.append(b"")
-            continue
-        blocked = batch.blocked_by.get(i)
-        blocked_by = orjson.dumps([b.as_dict() for b in blocked]) if blocked else b"[]"
-        out.append(_EXPLAINED % (*row.split(b","), blocked_by))
+    finite = np.isfinite(column)
+    seconds = np.where(finite, column, 0.0)
+    us = np.rint(seconds * 1e6)
+    exact = us / 1e6 == seconds  # what a reader makes of the integer: the same float
+    for step in (-1.0, 1.0):  # the product rounded across a half: the next integer
+        if exact.all():
+            break
+        closer = ~exact & ((us + step) / 1e6 == seconds)
+        us, exact = np.where(closer, us + step, us), exact | closer
+    out: list[str | bool] = list(
+        orjson.dumps(us.astype(np.int64), option=orjson.OPT_SERIALIZE_NUMPY)
+        .decode()[1:-1]
+        .split(",")
+    )
+    if not exact.all():
+        for i in np.flatnonzero(~exact & finite).tolist():
+            out[i] = texts(column[i : i + 1])[0]
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = False
     return out
 
 
-def chunks(
-    batches: Iterable[Encoded], size: int
-) -> Iterator[tuple[list[str], list[Row], list[bytes]]]:
-    """Encoded batches as snapshot.lua's goals, rows and explanations, `size` goals a call."""
+def blocked_text(found: Iterable[Block]) -> str:
+    """Why a goal is blocked, as its hash holds it: `reason:ref` for each block, space
+    apart (ids hold no space); a passed deadline as its reason alone, for the hash's
+    deadline field says which (deadline_passed() makes the ref from it)."""
+    return " ".join(
+        b.reason if b.reason == DEADLINE_PASSED else f"{b.reason}:{b.ref}" for b in found
+    )
+
+
+def chunks(batches: Iterable[Encoded], size: int) -> Iterator[tuple[list[str], list[Row]]]:
+    """Encoded batches as snapshot.lua's goals and rows, `size` goals a call."""
     ids: list[str] = []
     rows: list[Row] = []
-    explained: list[bytes] = []
     for batch in batches:
         ids += batch.ids
         rows += batch.rows
-        explained += batch.explained
         start = 0
         while len(rows) - start >= size:
             stop = start + size
-            yield ids[start:stop], rows[start:stop], explained[start:stop]
+            yield ids[start:stop], rows[start:stop]
             start = stop
-        del ids[:start], rows[:start], explained[:start]
+        del ids[:start], rows[:start]
     if rows:
-        yield ids, rows, explained
+        yield ids, rows

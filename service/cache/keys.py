@@ -27,7 +27,9 @@ class Keys:
         return f"{self.prefix}blocked"
 
     def goal(self, goal_id: str) -> str:
-        """HASH snapshot of one goal: version, state, score, terms, why it is blocked."""
+        """HASH snapshot of one goal: placement, score, category, version, instants, why it
+        is blocked; only the fields that say something, so Redis keeps it a listpack
+        (encoding.py; docs/ranking.md, "A goal's hash")."""
         return self.goal_prefix + goal_id
 
     @property

@@ -46,21 +46,20 @@ class RankingCache:
         WRITE_CHUNK (a script on a pipeline of our own would cost a SCRIPT EXISTS round
         trip more)."""
         client = self.redis if pipe is None else pipe
-        for ids, rows, explained in chunks(map(encoded, batches), WRITE_CHUNK):
-            self._write_chunk("place", ids, rows, explained, client)
+        for ids, rows in chunks(map(encoded, batches), WRITE_CHUNK):
+            self._write_chunk("place", ids, rows, client)
 
     def _write_chunk(
-        self, mode: str, ids: list[str], rows: list[Row], explained: list[bytes],
-        client: Redis | Pipeline,
-    ) -> Any:  # fmt: skip
+        self, mode: str, ids: list[str], rows: list[Row], client: Redis | Pipeline
+    ) -> Any:
         """snapshot.lua over these rows; its reply: the `writes` count after it, how many
         goals it left to place.lua (mode "defer": goals new to Redis), and their ids
         unless that is all of them."""
-        return self.scripts.snapshot(mode, ids, rows, explained, client)
+        return self.scripts.snapshot(mode, ids, rows, client)
 
     def _place(
-        self, key: str, scores: list[str | bool], ids: list[str], writes: int, stamp: Row,
-        marker: str,
+        self, key: str, scores: list[str | bool], ids: list[str], writes: int,
+        stamp: tuple[str, str], marker: str,
     ) -> Any:  # fmt: skip
         """place.lua: these goals into `key` with these scores, unless rewritten since the
         rebuild that wrote them, at seq and computed_at `stamp`, left meta's count at
@@ -158,4 +157,4 @@ class RankingCache:
         pipe = self.redis.pipeline(transaction=False)
         for goal_id in ids:
             pipe.hgetall(self.keys.goal(goal_id))
-        return [decode(raw) for raw in pipe.execute() if raw]
+        return [decode(i, raw) for i, raw in zip(ids, pipe.execute(), strict=True) if raw]

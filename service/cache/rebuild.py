@@ -63,8 +63,8 @@ def run(
 
     sent: list[Sequence[str]] = []  # the ids of each chunk written
     with _InFlight() as flight:
-        for ids, rows, explained in chunks(map(encode, batches), write_chunk):
-            flight.send(cache._write_chunk, "defer", ids, rows, explained, cache.redis)
+        for ids, rows in chunks(map(encode, batches), write_chunk):
+            flight.send(cache._write_chunk, "defer", ids, rows, cache.redis)
             sent.append(ids)
         replies = flight.drain()
         # Counts that follow each other: nobody wrote between this rebuild's writes.

@@ -56,18 +56,17 @@ class Scripts:
                            keys.deadlines]  # fmt: skip
 
     def snapshot(
-        self, mode: str, ids: Sequence[str], rows: list[Row], explained: list[bytes],
-        client: Redis | Pipeline,
-    ) -> Any:  # fmt: skip
+        self, mode: str, ids: Sequence[str], rows: list[Row], client: Redis | Pipeline
+    ) -> Any:
         """snapshot.lua over these rows (of the goals `ids`, in order)."""
         return self._snapshot(
             keys=[*self._snapshot_keys, *self.keys.goal_keys(ids)],
-            args=[mode, self._categories, orjson.dumps(rows), *explained], client=client,
+            args=[mode, self._categories, orjson.dumps(rows)], client=client,
         )  # fmt: skip
 
     def place(
         self, key: str, scores: Sequence[str | bool], ids: Sequence[str], writes: int,
-        stamp: Row, marker: str,
+        stamp: tuple[str, str], marker: str,
     ) -> Any:  # fmt: skip
         """place.lua: the goals `ids` into sorted set `key`, with these scores. The keys of
         their hashes are sent only if it must read them: most calls expect `writes` to

@@ -1,7 +1,8 @@
 -- Write goal snapshots, each unless Redis already holds a newer one of that goal.
 -- "Newer" is the ledger watermark the snapshot was computed at (seq), then the
 -- time it was computed (now), so an event applied late never overwrites a
--- snapshot computed from a later state of SQLite.
+-- snapshot computed from a later state of SQLite. (computed_at is in microseconds; one
+-- an older GoalStore held in seconds compares older, and is overwritten.)
 --
 -- Many goals per call (a rebuild sends every goal, in chunks): one HSET per goal, and
 -- one variadic SADD, ZADD or ZREM per key for the whole chunk. A chunk holds each goal
@@ -28,11 +29,15 @@
 --   snapshot's goal, in the order of ARGV[3]
 -- ARGV: 1 "place" or "defer", 2 JSON array of every category, 3 JSON array of
 --   snapshots, each
---   [id, seq, computed_at, placement, deadline or false, category, version, state,
---    created, deleted (0/1), score or false, raw or false],
---   then ARGV[3 + i]: the explanation (JSON text, or empty) of the i-th snapshot, as is.
--- Every number travels as text (formatting doubles in Lua costs more than the rest of
--- the HSET), the explanation outside the JSON (no escaping to undo).
+--   [id, seq, computed_at, placement, deadline (epoch seconds: the deadlines ZSET's
+--    score), category, version, state, created, deleted, score, raw, deadline (as the
+--    hash holds it), alignment, blocked_by]
+--   where false is none: state (a ranked or blocked goal is adopted), deadline, deleted,
+--   score and raw (not scored), raw (it is the score), alignment (0), blocked_by.
+--   encoding.py says how each is written; instants are epoch microseconds.
+-- The hash holds only the fields that say something (fields() below), so that Redis
+-- keeps it as a listpack; every number travels as text (formatting doubles in Lua costs
+-- more than the rest of the HSET).
 -- Returns {the `writes` count after this call, how many goals it left to place.lua, and
 -- their ids unless that is all of them}.
 local defer = ARGV[1] == 'defer'
@@ -71,6 +76,26 @@ for i, id in ipairs(all) do
 end
 if #fresh > 0 then redis.call('SADD', goals, unpack(fresh)) end
 local deferred = {}
+-- A snapshot's hash: its fields and values, flat, in the order HGETALL shows them.
+local function put(f, name, value)
+  if value then f[#f + 1] = name; f[#f + 1] = value end
+end
+local function fields(s)
+  local f
+  if s[8] then f = {'state', s[8], 'placement', s[4]} else f = {'placement', s[4]} end
+  put(f, 'score', s[11]); put(f, 'raw', s[12]); put(f, 'category', s[6])
+  put(f, 'version', s[7]); put(f, 'deadline', s[13]); put(f, 'created', s[9])
+  put(f, 'alignment', s[14]); put(f, 'blocked_by', s[15]); put(f, 'deleted', s[10])
+  put(f, 'seq', s[2]); put(f, 'computed_at', s[3])
+  return f
+end
+-- A held instant (a deadline) as epoch seconds, for a sorted set's score: the hash
+-- holds epoch microseconds, or seconds with a point or an exponent (an instant not a
+-- whole microsecond, or an older GoalStore's). %.17g reads back as the same double.
+local function seconds(held)
+  if string.find(held, '[.eE]') then return held end
+  return string.format('%.17g', tonumber(held) / 1000000)
+end
 -- The placement rule: where a snapshot puts its goal, and with what score. (A snapshot
 -- held of a category no longer known: its ranking is one nobody reads.)
 local function place(id, placement, deadline, category, score, raw)
@@ -91,11 +116,16 @@ for i, s in ipairs(rows) do
     write = not (seq < held_seq or (seq == held_seq and tonumber(s[3]) < tonumber(held[2] or '-1')))
   end
   if write then
-    local score, raw = s[11] or '', s[12] or ''
-    -- Every field, every time (empty when not scored): no stale field survives.
-    redis.call('HSET', key, 'id', id, 'seq', s[2], 'computed_at', s[3], 'placement', placement,
-      'deadline', deadline or '', 'category', category, 'version', s[7], 'state', s[8],
-      'created', s[9], 'deleted', s[10], 'score', score, 'raw', raw, 'explain', ARGV[3 + i])
+    local score, raw = s[11], s[12] or s[11]
+    local f = fields(s)
+    local added = redis.call('HSET', key, unpack(f))
+    -- A field of the snapshot before that this one leaves out (or one of an older
+    -- GoalStore's) would survive the HSET, and one that snapshot lacked went last: the
+    -- hash is then written anew, in order, and a listpack again. No stale field survives.
+    if (had and added > 0) or redis.call('HLEN', key) > #f / 2 then
+      redis.call('DEL', key)
+      redis.call('HSET', key, unpack(f))
+    end
     if defer and not had then
       deferred[#deferred + 1] = id
     else
@@ -113,8 +143,10 @@ for i, s in ipairs(rows) do
     -- Redis holds a newer snapshot: the goal stays where that one puts it. Placed again
     -- (nothing changes if it is there already), for it may not be: a rebuild that
     -- wrote it as new and stopped before place.lua left it unplaced.
+    -- (No raw: it is the score. An empty deadline: an older GoalStore's "none".)
     local p = redis.call('HMGET', key, 'placement', 'deadline', 'score', 'raw')
-    if p[1] then place(id, p[1], p[2] ~= '' and p[2], held[3], p[3], p[4]) end
+    local held_deadline = p[2] and p[2] ~= '' and seconds(p[2])
+    if p[1] then place(id, p[1], held_deadline, held[3], p[3], p[4] or p[3]) end
   end
 end
 -- A goal is in only one of add/rem for each key, so their order does not matter.

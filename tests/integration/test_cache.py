@@ -74,11 +74,13 @@ def test_rebuild_puts_the_sqlite_ranking_in_redis(
     assert cache.is_warm()
 
 
-def test_snapshots_carry_the_explanation(
+def test_snapshots_carry_why_a_goal_is_blocked(
     db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
 ) -> None:
-    """HGETALL goalstore:goal:{id} shows version, state, placement and, in its explanation,
-    the blocking belief; the hash holds exactly the documented fields."""
+    """HGETALL goalstore:goal:{id} shows version, placement, score, raw and the blocking
+    belief; the hash holds exactly the documented fields (a ranked or blocked goal is
+    adopted: no state), as a listpack. The terms of the explanation are the score
+    endpoint's, computed from the store."""
     goal_id = adopted_goal(db, ctx, contradicts=["core.rest"])
     commands.put_belief(db, ctx, "core.rest", BeliefPut(statement="rest"))
     commands.rebuild_cache(db, cache, now=ctx.clock())
@@ -86,20 +88,100 @@ def test_snapshots_carry_the_explanation(
     held = {k.decode(): v.decode() for k, v in redis_client.hgetall(KEYS.goal(goal_id)).items()}
 
     assert {
-        "id", "version", "state", "category", "placement", "score", "raw", "explain", "deadline",
-        "created", "deleted", "seq", "computed_at",
+        "placement", "score", "raw", "category", "version", "created", "blocked_by", "seq",
+        "computed_at",
     } == set(held)  # fmt: skip
-    assert ("2", "adopted", "blocked", "0", "") == (
-        held["version"], held["state"], held["placement"], held["deleted"], held["deadline"]
+    assert ("2", "blocked", "0.0", "contradicts_belief:core.rest") == (
+        held["version"], held["placement"], held["score"], held["blocked_by"]
     )  # fmt: skip
-    explanation = json.loads(held["explain"])
-    assert [{"reason": "contradicts_belief", "ref": "core.rest"}] == explanation["blocked_by"]
-    assert -1.0 == explanation["terms"]["penalty"]
-    assert float(held["raw"]) == pytest.approx(sum(explanation["terms"].values()))
+    assert b"listpack" == redis_client.object("encoding", KEYS.goal(goal_id))
+    snap = cache.snapshot(goal_id)
+    assert snap is not None
+    assert [{"reason": "contradicts_belief", "ref": "core.rest"}] == snap["blocked_by"]
+    assert ("adopted", False, None, 0.0) == (
+        snap["state"], snap["deleted"], snap["deadline"], snap["urgency"]
+    )  # fmt: skip
+    _, score = commands.goal_score(db, goal_id, now=ctx.clock())
+    assert -1.0 == score.terms["penalty"]
+    assert float(held["raw"]) == score.raw == pytest.approx(sum(score.terms.values()))
     assert 0.0 == redis_client.zcard(KEYS.ranked)
     assert [goal_id] == [m.decode() for m in redis_client.zrange(KEYS.blocked, 0, -1)]
     assert [b"core.rest"] == sorted(redis_client.smembers(KEYS.beliefs_active))
     assert b"0.5" == redis_client.hget(KEYS.weights, "value_weight")
+
+
+def test_every_goal_hash_stays_a_listpack_and_keeps_no_stale_field(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """Ranked (with a deadline, with an alignment), blocked, proposed, deleted: each goal's
+    hash is a listpack holding only what says something; a goal unblocked since loses
+    its raw sum and its blocks, and a deleted one its score."""
+    due = adopted_goal(db, ctx, horizon_max_min=600)
+    blocked = adopted_goal(db, ctx, contradicts=["b.on"])  # adopted before the belief
+    commands.put_belief(db, ctx, "b.on", BeliefPut(statement="on"))
+    aligned = adopted_goal(db, ctx, aligns_with=["b.on"])
+    proposed = new_goal(db, ctx).id
+    gone = adopted_goal(db, ctx)
+    commands.rebuild_cache(db, cache, now=ctx.clock())
+
+    def held(goal_id: str) -> dict[str, str]:
+        assert b"listpack" == redis_client.object("encoding", KEYS.goal(goal_id)), goal_id
+        raw = redis_client.hgetall(KEYS.goal(goal_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    assert ["placement", "score", "category", "version", "deadline", "created", "seq",
+            "computed_at"] == list(held(due))  # fmt: skip
+    assert "1.0" == held(aligned)["alignment"]
+    assert {"raw", "blocked_by"} <= set(held(blocked))
+    assert ("proposed", "none") == (held(proposed)["state"], held(proposed)["placement"])
+    assert "score" not in held(proposed)
+
+    commands.put_belief(db, ctx, "b.on", BeliefPut(statement="on", active=False))
+    commands.delete_goal(db, ctx, gone)
+    changed = [aligned, blocked, gone]
+    cache.write([commands.ranking_state(db, changed, now=ctx.clock()).snapshots()])
+
+    assert "alignment" not in held(aligned)
+    commands.update_goal(db, ctx, aligned, GoalUpdate(horizon_max_min=60), 2)
+    cache.write([commands.ranking_state(db, [aligned], now=ctx.clock()).snapshots()])
+    assert list(held(due)) == list(held(aligned))  # a deadline since: in its place
+    assert {"raw", "blocked_by", "state"}.isdisjoint(held(blocked))
+    snap = cache.snapshot(blocked)  # adopted, as its placement says
+    assert snap is not None and ("ranked", "adopted") == (snap["placement"], snap["state"])
+    assert {"state": "adopted", "placement": "none", "deleted": "1"}.items() <= held(gone).items()
+    assert {"score", "raw"}.isdisjoint(held(gone))
+
+
+def test_a_hash_an_older_goalstore_wrote_is_read_and_rewritten_compact(
+    db: Database, ctx: Context, cache: RankingCache, redis_client: Redis
+) -> None:
+    """A snapshot as GoalStore wrote it before its hashes were compact (every field, the
+    explanation as JSON, instants in seconds: a hashtable): read as it stands, and written
+    anew, as a listpack without its old fields, by the next write of the goal."""
+    goal_id = adopted_goal(db, ctx, value=0.9)
+    commands.rebuild_cache(db, cache, now=ctx.clock())
+    created = ctx.clock().timestamp()
+    explain = json.dumps({"urgency": 0.0, "alignment": 0.0, "terms": {"value": 0.45},
+                          "blocked_by": [], "padding": "x" * 64})  # fmt: skip
+    old = {"id": goal_id, "seq": "1", "computed_at": repr(created), "placement": "ranked",
+           "deadline": "", "category": "maintenance", "version": "2", "state": "adopted",
+           "created": repr(created), "deleted": "0", "score": "0.5", "raw": "0.5",
+           "explain": explain}  # fmt: skip
+    redis_client.delete(KEYS.goal(goal_id))
+    redis_client.hset(KEYS.goal(goal_id), mapping=old)
+    assert b"hashtable" == redis_client.object("encoding", KEYS.goal(goal_id))
+
+    [item] = cache.page(10).items
+    assert (goal_id, 0.5, 0.5, created, None) == (
+        item["id"], item["score"], item["raw"], item["created"], item["deadline"]
+    )  # fmt: skip
+    cache.write([commands.ranking_state(db, [goal_id], now=ctx.clock()).snapshots()])
+
+    assert b"listpack" == redis_client.object("encoding", KEYS.goal(goal_id))
+    fields = {k.decode() for k in redis_client.hkeys(KEYS.goal(goal_id))}
+    assert {"id", "explain", "state", "deleted", "raw", "deadline"}.isdisjoint(fields)
+    snap = cache.snapshot(goal_id)
+    assert snap is not None and created == snap["created"]
 
 
 def test_an_older_snapshot_never_overwrites_a_newer_one(

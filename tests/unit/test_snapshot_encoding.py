@@ -1,57 +1,158 @@
-"""What the cache sends snapshot.lua: every number as text that reads back as the same
-float, explanations as JSON equal to each goal's Score."""
+"""What the cache sends snapshot.lua, and the hash it writes from it: every number as
+text that reads back as the same float, instants as whole microseconds, only the fields
+that say something, and the hash read back (reads.decode) as the snapshot it came from."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-import orjson
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.cache.encoding import encoded
-from service.domain.ranking import Facts, Features, RankingInputs, snapshots
+from service.cache.encoding import Row, encoded, instants
+from service.cache.reads import decode, instant
+from service.domain.ranking import Facts, Features, RankingInputs, Snapshot, snapshots
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Subnormal and tiny values too: the text must read back as the same float.
 unit = st.floats(min_value=0.0, max_value=1.0)
-instant = st.floats(min_value=0.0, max_value=7.2e9)  # epoch seconds up to the year 2198
+# Epoch seconds up to the year 2198: whole microseconds (as GoalStore's times are), or any
+# float (written as seconds, then).
+whole_us = st.integers(0, 7_200_000_000_000_000).map(lambda us: us / 1e6)
+instant_s = whole_us | st.floats(min_value=0.0, max_value=7.2e9)
 
 
 @st.composite
 def goal_rows(draw: st.DrawFn) -> tuple[Features, Facts]:
     n = draw(st.integers(0, 10**6))
-    deadline = draw(st.none() | instant)
-    features = Features(f"g{n}", draw(unit), draw(unit), draw(unit), deadline, draw(instant),
-                        (), ("b.x",) if draw(st.booleans()) else (), ())  # fmt: skip
+    deadline = draw(st.none() | instant_s | st.just(NOW.timestamp() - 60))  # passed too
+    beliefs = ("b.x", "b.y")
+    features = Features(
+        f"g{n}", draw(unit), draw(unit), draw(unit), deadline, draw(instant_s),
+        tuple(draw(st.lists(st.sampled_from(beliefs), max_size=2))),
+        tuple(draw(st.lists(st.sampled_from(beliefs), max_size=1))),
+        tuple(draw(st.lists(st.sampled_from(["g:dep", "g.other"]), max_size=2))),
+    )  # fmt: skip
     state = draw(st.sampled_from(["adopted", "proposed", "executing"]))
     return features, Facts(draw(st.integers(1, 99)), state, "maintenance", draw(st.booleans()))
 
 
+def hash_of(row: Row) -> dict[str, str]:
+    """The hash snapshot.lua's fields() makes of a row, in the same order."""
+    (_, seq, computed_at, placement, _, category, version, state, created, deleted, score,
+     raw, deadline, alignment, blocked_by) = row  # fmt: skip
+    pairs = [("state", state), ("placement", placement), ("score", score), ("raw", raw),
+             ("category", category), ("version", version), ("deadline", deadline),
+             ("created", created), ("alignment", alignment), ("blocked_by", blocked_by),
+             ("deleted", deleted), ("seq", seq), ("computed_at", computed_at)]  # fmt: skip
+    return {name: str(value) for name, value in pairs if value is not False}
+
+
+def expected(snap: Snapshot) -> dict[str, Any]:
+    """What a read of the cache (RankingCache.snapshot) says of a snapshot."""
+    out: dict[str, Any] = {
+        "id": snap.goal_id, "state": snap.state, "placement": snap.placement,
+        "category": snap.category, "version": snap.version,
+        "score": snap.score.score if snap.score else None,
+        "raw": snap.score.raw if snap.score else None, "blocked": snap.placement == "blocked",
+        "deadline": snap.deadline, "created": snap.created, "deleted": snap.deleted,
+        "seq": snap.seq, "computed_at": snap.computed_at,
+    }  # fmt: skip
+    if snap.score is not None:
+        out["urgency"] = snap.score.urgency
+        out["alignment"] = snap.score.alignment
+        out["blocked_by"] = [b.as_dict() for b in snap.score.blocked_by]
+    return out
+
+
 @given(st.lists(goal_rows(), max_size=20, unique_by=lambda g: g[0].goal_id))
-def test_every_number_reads_back_as_the_same_float(goals: list[tuple[Features, Facts]]) -> None:
-    """Every field of every snapshot is encoded as text that reads back as the same value,
-    and each explanation as JSON equal to the goal's Score."""
+def test_every_snapshot_reads_back_from_its_hash(goals: list[tuple[Features, Facts]]) -> None:
+    """Each snapshot's row carries its sorted sets' scores as text that reads back as the
+    same float, and its hash, read back, says everything the snapshot does: the urgency
+    derived, the blocks rebuilt, each number the same float."""
     inputs = RankingInputs(now=NOW, active_beliefs=frozenset({"b.x"}))
     batch = snapshots(goals, inputs, seq=7)
 
-    rows, explained = encoded(batch)[:2]
+    rows = encoded(batch).rows
 
-    assert len(goals) == len(rows) == len(explained)
-    for snap, row, explanation in zip(batch, rows, explained, strict=True):
-        (goal_id, seq, _, placement, deadline, category, version, state, created, deleted,
-         score, raw) = row  # fmt: skip
-        assert (snap.goal_id, str(snap.seq), snap.placement) == (goal_id, seq, placement)
-        assert (snap.category, str(snap.version), snap.state) == (category, version, state)
-        assert ("1" if snap.deleted else "0") == deleted
-        assert snap.created == float(str(created))
+    assert len(goals) == len(rows)
+    for snap, row in zip(batch, rows, strict=True):
+        goal_id, placement, deadline, score, raw = row[0], row[3], row[4], row[10], row[11]
+        assert (snap.goal_id, snap.placement) == (goal_id, placement)
         assert snap.deadline == (None if deadline is False else float(str(deadline)))
         if snap.score is None:
-            assert (False, False, b"") == (score, raw, explanation)
-            continue
-        assert (snap.score.score, snap.score.raw) == (float(str(score)), float(str(raw)))
-        assert {
-            "urgency": snap.score.urgency, "alignment": snap.score.alignment,
-            "terms": snap.score.terms,
-            "blocked_by": [b.as_dict() for b in snap.score.blocked_by],
-        } == orjson.loads(explanation)  # fmt: skip
+            assert (False, False) == (score, raw)
+        else:
+            assert snap.score.score == float(str(score))
+            assert snap.score.raw == float(str(raw or score))  # no raw: it is the score
+        held = hash_of(row)
+        assert expected(snap) == decode(snap.goal_id, held)
+        # A listpack's values (hash-max-listpack-value); only a goal blocked for several
+        # reasons may hold a longer blocked_by (that one hash is then a hashtable).
+        assert all(len(v) <= 64 for name, v in held.items() if name != "blocked_by")
+
+
+def test_a_ranked_goal_holds_only_what_says_something() -> None:
+    """An adopted goal, ranked: no state (its placement says it), no raw (its score is
+    it), no explanation but what is not zero; instants in microseconds."""
+    created = datetime(2026, 3, 1, 11, 0, 0, 250_001, tzinfo=UTC).timestamp()
+    features = Features("g-1", 0.5, 0.5, 0.5, None, created, (), (), ())
+    batch = snapshots([(features, Facts(3, "adopted", "exploration", False))],
+                      RankingInputs(now=NOW), seq=41)  # fmt: skip
+
+    held = hash_of(encoded(batch).rows[0])
+
+    assert ["placement", "score", "category", "version", "created", "seq",
+            "computed_at"] == list(held)  # fmt: skip
+    assert ("ranked", "3", "1772362800250001", "41", "1772366400000000") == (
+        held["placement"], held["version"], held["created"], held["seq"], held["computed_at"]
+    )  # fmt: skip
+
+
+def test_a_blocked_goal_holds_its_raw_sum_and_why() -> None:
+    """Blocked by a belief and by its passed deadline: raw (below its score of 0), the
+    blocks (the deadline's ref is the deadline, which the hash holds)."""
+    deadline = NOW.timestamp() - 90
+    features = Features("g-2", 0.5, 0.5, 0.5, deadline, deadline - 3600, (), ("b.x",),
+                        ("g:dep",))  # fmt: skip
+    inputs = RankingInputs(now=NOW, active_beliefs=frozenset({"b.x"}))
+    batch = snapshots([(features, Facts(2, "adopted", "maintenance", False))], inputs, seq=9)
+
+    held = hash_of(encoded(batch).rows[0])
+
+    assert ("blocked", "0.0") == (held["placement"], held["score"])
+    assert float(held["raw"]) < 0
+    why = "contradicts_belief:b.x dependency_unsatisfied:g:dep deadline_passed"
+    assert why == held["blocked_by"]
+    assert [
+        {"reason": "contradicts_belief", "ref": "b.x"},
+        {"reason": "dependency_unsatisfied", "ref": "g:dep"},
+        {"reason": "deadline_passed", "ref": "2026-03-01T11:58:30+00:00"},
+    ] == decode("g-2", held)["blocked_by"]
+
+
+def test_an_unplaced_goal_holds_its_state_and_no_score() -> None:
+    features = Features("g-3", 0.5, 0.5, 0.5, None, NOW.timestamp(), (), (), ())
+    batch = snapshots([(features, Facts(4, "executing", "maintenance", True))],
+                      RankingInputs(now=NOW), seq=9)  # fmt: skip
+
+    held = hash_of(encoded(batch).rows[0])
+
+    assert ["state", "placement", "category", "version", "created", "deleted", "seq",
+            "computed_at"] == list(held)  # fmt: skip
+    assert ("executing", "none", "1") == (held["state"], held["placement"], held["deleted"])
+
+
+@given(st.lists(instant_s | st.just(float("inf")), max_size=30))
+def test_instants_read_back_as_the_same_float(seconds: list[float]) -> None:
+    """Whole microseconds as an integer, any other float as seconds; inf (no deadline) as
+    False."""
+    for value, held in zip(seconds, instants(np.array(seconds, dtype=np.float64)), strict=True):
+        if value == float("inf"):
+            assert held is False
+        else:
+            assert isinstance(held, str) and value == instant(held)
+            if round(value * 1e6) / 1e6 == value:
+                assert held.lstrip("-").isdigit()

@@ -30,11 +30,12 @@ from service.domain.ranking.cache_snapshots import (
     Snapshot,
     Snapshots,
     facts,
+    held_urgency,
     snapshot,
     snapshots,
 )
 from service.domain.ranking.columns import FeatureTable, Scores, score_table
-from service.domain.ranking.explanation import Score, blocks, explain
+from service.domain.ranking.explanation import Score, blocks, deadline_passed, explain
 from service.domain.ranking.formula import (
     BLOCK_PENALTY,
     NO_DEADLINE,
@@ -71,9 +72,11 @@ __all__ = [
     "alignment_of",
     "blocks",
     "clamp",
+    "deadline_passed",
     "explain",
     "facts",
     "features",
+    "held_urgency",
     "order_key",
     "order_keys",
     "rank",

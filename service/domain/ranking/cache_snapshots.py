@@ -14,7 +14,7 @@ from service.domain.blocks import Block
 from service.domain.goal import Goal, GoalState
 from service.domain.ranking.columns import FeatureTable, OnDemand, score_table
 from service.domain.ranking.explanation import Score, blocks
-from service.domain.ranking.formula import NO_DEADLINE, TERM_NAMES, clamp
+from service.domain.ranking.formula import NO_DEADLINE, TERM_NAMES, clamp, urgency
 from service.domain.ranking.inputs import Features, RankingInputs, features
 
 
@@ -109,6 +109,13 @@ class Snapshots(OnDemand[Snapshot]):
             fa.deleted[i], score, None if deadline == NO_DEADLINE else deadline,
             float(t.created[i]), self.seq, self.computed_at,
         )  # fmt: skip
+
+
+def held_urgency(deadline: float | None, computed_at: float) -> float:
+    """The urgency a snapshot was scored with, from the deadline and the `now` it holds
+    (score_table() computes it the same way, to the bit): the cache derives it rather
+    than keep it."""
+    return urgency((NO_DEADLINE if deadline is None else deadline) - computed_at)
 
 
 def snapshots(

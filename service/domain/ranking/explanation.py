@@ -60,9 +60,14 @@ def blocks(f: Features, inputs: RankingInputs) -> list[Block]:
     found = [Block(CONTRADICTS_BELIEF, ref=b) for b in contradicted(f.contradicts, active)]
     found += [Block(DEPENDENCY_UNSATISFIED, ref=g) for g in unmet(f.depends_on, satisfied)]
     if f.deadline is not None and passed(f.deadline - inputs.now.timestamp()):
-        deadline = datetime.fromtimestamp(f.deadline, UTC).isoformat()
-        found.append(Block(DEADLINE_PASSED, ref=deadline))
+        found.append(deadline_passed(f.deadline))
     return found
+
+
+def deadline_passed(deadline: float) -> Block:
+    """The block a passed deadline (epoch seconds) puts on a goal: its ref is the deadline
+    in ISO 8601 (so the cache, which holds the deadline, need not keep the ref too)."""
+    return Block(DEADLINE_PASSED, ref=datetime.fromtimestamp(deadline, UTC).isoformat())
 
 
 def explain(goal: Goal | Features, inputs: RankingInputs) -> Score:
