@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -110,6 +111,7 @@ class Database(ABC):
         self._local = threading.local()
         self._pid = os.getpid()
         self._writers = threading.RLock()
+        self._unavailable_at = -1e9  # when a writer of this process last found it away
 
     # --- what an engine provides -------------------------------------------------
     @abstractmethod
@@ -163,10 +165,18 @@ class Database(ABC):
         hundreds of milliseconds), and without holding a pooled connection. Reentrant,
         so a write begun inside another fails as the engine says, not by deadlock.
         """
-        if not self._writers.acquire(timeout=self.busy_timeout_ms / 1000):
+        timeout_s = self.busy_timeout_ms / 1000
+        if not self._writers.acquire(timeout=timeout_s):
+            # Queued behind writers that waited on a server that does not answer: say so,
+            # rather than that the lock was busy.
+            if time.monotonic() - self._unavailable_at < 2 * timeout_s:
+                raise StoreUnavailable("this process's writers find the database away")
             raise StoreBusy("this process's other writers held the write lock past the timeout")
         try:
             yield
+        except StoreUnavailable:
+            self._unavailable_at = time.monotonic()
+            raise
         finally:
             self._writers.release()
 
