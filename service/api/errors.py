@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -12,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import Scope, Send
 
 from service.domain.errors import ErrorKind, GoalStoreError
@@ -136,7 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
         response = problem(exc.status_code, "", _title(exc.status_code), str(exc.detail), request)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:  # the router's Allow names the first route's methods only
-            response.headers["Allow"] = _allowed(request)
+            response.headers["Allow"] = _allowed(request, response.headers.get("Allow", ""))
         return response
 
     @app.exception_handler(Exception)
@@ -145,14 +146,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(500, "", "Internal Server Error", None, request)
 
 
-def _allowed(request: Request) -> str:
-    """Every method some route takes at this path (HEAD goes with GET, unlisted)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods - {"HEAD"}))
+def _allowed(request: Request, given: str) -> str:
+    """The methods the OpenAPI document declares for the request's path (a literal path
+    before templated ones: /v1/goals/select is not a goal id), else what the router said."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    path = request.url.path
+    matching = [template for template in paths if _template(template).fullmatch(path)]
+    literal = [template for template in matching if "{" not in template]
+    methods = {method.upper() for template in literal or matching for method in paths[template]}
+    return ", ".join(sorted(methods)) or given
+
+
+@lru_cache(maxsize=256)
+def _template(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
 
 
 def _title(status: int) -> str:

@@ -166,3 +166,20 @@ def test_each_request_is_logged_with_its_trace(
     record: Any = lines[0]
     assert ("GET", "/livez", 200) == (record.method, record.path, record.status)
     assert record.duration_ms >= 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("OPTIONS", "/v1/goals", "GET, POST"), ("OPTIONS", "/v1/goals/select", "POST"),
+     ("TRACE", "/v1/goals/g-1", "DELETE, GET, PATCH"), ("PUT", "/v1/goals/g-1/adopt", "POST"),
+     ("POST", "/livez", "GET")],
+)  # fmt: skip
+def test_a_405_names_every_method_the_path_takes(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    """Allow lists every method of the path, not only those of the first route the router
+    tried (OPTIONS /v1/goals/select used to say GET: the goal route's), as a problem."""
+    response = client.request(method, path)
+
+    assert (405, allow) == (response.status_code, response.headers.get("allow"))
+    assert "application/problem+json" == response.headers["content-type"]
