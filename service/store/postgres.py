@@ -140,8 +140,10 @@ class PgConnection:
         self._queued.append((sql, parameters))
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        if sql == "ROLLBACK":
-            self._queued.clear()  # nothing queued is wanted any more
+        if sql == "ROLLBACK" or sql.startswith("ROLLBACK TO SAVEPOINT"):
+            # Nothing queued is wanted any more: what a savepoint undoes was queued after
+            # it (the SAVEPOINT statement itself sent everything queued before it).
+            self._queued.clear()
         return self._run(self.raw.cursor(), sql, parameters)
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:

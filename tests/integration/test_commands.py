@@ -632,3 +632,23 @@ def test_a_sent_write_that_fails_fails_its_transaction_whole(db: Database) -> No
     with db.write() as conn:  # and the connection is usable afterwards
         conn.send(insert, ("b-ok", "fine", 1, 1, "t", "t"))
     assert 1 == db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
+
+
+def test_a_savepoint_rolled_back_drops_the_writes_it_sent(db: Database, ctx: Context) -> None:
+    """Inside a batch, a command that sent a write (queued on PostgreSQL) and then failed
+    is undone alone: its write never reaches the store, even a write that would break a
+    constraint, and the batch's other commands commit."""
+    bad = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES ('b', 'active must be 0 or 1', 7, 1, 't', 't')"
+    )
+    with db.batch():
+        new_goal(db, ctx, id="g-1")
+        with pytest.raises((RuntimeError, sqlite3.IntegrityError)), db.write() as conn:
+            conn.send(bad, ())
+            raise RuntimeError("the command changed its mind")
+        new_goal(db, ctx, id="g-2")
+
+    assert ["g-1", "g-2"] == [r[0] for r in db.connection().execute("SELECT id FROM goals")]
+    assert 0 == db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
+    assert commands.verify_ledger(db).ok
