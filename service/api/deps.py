@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import RateLimited
 from service.auth import ApiKey, Scope, authenticate, presented_key
@@ -56,7 +57,7 @@ def require(scope: Scope) -> object:
         actor = key.actor if key else ANONYMOUS
         limiter = services.rate_limiter
         if scope is not Scope.READ and limiter is not None:  # reads are never limited
-            wait_s = limiter.wait_s(actor)
+            wait_s = await run_in_threadpool(limiter.wait_s, actor)  # Redis: not on the loop
             if wait_s > 0:
                 raise RateLimited(actor, wait_s)
         admin = key.admin if key is not None else True

@@ -225,13 +225,16 @@ class Database(ABC):
         self._local.depth = depth + 1
         try:
             yield conn
+            # Inside the try: on PostgreSQL a write queued by send() is sent with this
+            # statement, and if it fails, the savepoint must still be rolled back.
+            conn.execute(f"RELEASE SAVEPOINT {name}")
         except BaseException:
             conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             conn.ledger_head = None  # an append inside may be undone: read it again
+            conn.execute(f"RELEASE SAVEPOINT {name}")
             raise
         finally:
             self._local.depth = depth
-            conn.execute(f"RELEASE SAVEPOINT {name}")
 
     @contextmanager
     def batch(self) -> Iterator[Connection]:
@@ -387,6 +390,7 @@ class SqliteDatabase(Database):
         return True
 
     def close(self) -> None:
+        self._this_process()  # a forked child sets the parent's connections aside, unclosed
         with self._lock:
             for conn in self._opened:
                 conn.close()

@@ -121,7 +121,10 @@ class PgConnection:
                 with self.raw.pipeline():
                     for queued_sql, queued_parameters in queued:
                         self.raw.cursor().execute(_translate(queued_sql), queued_parameters)
-                    cursor.execute(_translate(sql), parameters or None)
+                    if parameters:
+                        cursor.execute(_translate(sql), parameters)
+                    else:  # as the text is, as outside a pipeline
+                        cursor.execute(sql)
             elif parameters:
                 cursor.execute(_translate(sql), parameters)
             else:  # no parameters: the text is sent as it is (a script, `%` and all)
@@ -140,6 +143,15 @@ class PgConnection:
         self._queued.append((sql, parameters))
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        if sql == "COMMIT":
+            raw = self.raw.cursor()
+            cursor = self._run(raw, sql, parameters)
+            if raw.statusmessage == "ROLLBACK":  # PostgreSQL's answer to an aborted one
+                raise RuntimeError(
+                    "COMMIT rolled the transaction back: a statement in it had failed and "
+                    "its error was caught without rolling back"
+                )
+            return cursor
         if sql == "ROLLBACK" or sql.startswith("ROLLBACK TO SAVEPOINT"):
             # Nothing queued is wanted any more: what a savepoint undoes was queued after
             # it (the SAVEPOINT statement itself sent everything queued before it).
@@ -311,6 +323,7 @@ class PostgresDatabase(Database):
         return True
 
     def close(self) -> None:
+        self._this_process()  # a forked child sets the parent's pool aside, unclosed
         if self._pool is not None:
             self._pool.close()
             self._pool = None

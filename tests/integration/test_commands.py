@@ -652,3 +652,25 @@ def test_a_savepoint_rolled_back_drops_the_writes_it_sent(db: Database, ctx: Con
     assert ["g-1", "g-2"] == [r[0] for r in db.connection().execute("SELECT id FROM goals")]
     assert 0 == db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
     assert commands.verify_ledger(db).ok
+
+
+def test_a_queued_write_failing_at_the_end_of_a_savepoint_undoes_that_command_only(
+    db: Database, ctx: Context
+) -> None:
+    """A command in a batch whose last, queued write fails (sent on PostgreSQL with the
+    savepoint's release) is undone alone, as on SQLite, where it fails at once: the
+    caller that catches its error goes on, and the batch commits the other commands."""
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES (?, 's', 1, 1, 't', 't')"
+    )
+    with db.batch():
+        for belief_id in ("b-10", "b-1", "b-1", "b-11"):  # the second b-1 breaks the key
+            try:
+                with db.write() as conn:
+                    conn.send(insert, (belief_id,))
+            except (sqlite3.IntegrityError, psycopg.IntegrityError):
+                pass
+
+    rows = db.connection().execute("SELECT id FROM beliefs ORDER BY id").fetchall()
+    assert ["b-1", "b-10", "b-11"] == [row[0] for row in rows]

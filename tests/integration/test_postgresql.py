@@ -284,3 +284,25 @@ def test_a_lost_server_mid_transaction_leaves_nothing_half_written(
     new_goal(db, ctx, id="g-2")  # and the store serves again
     db.close()
     assert [0, 0, 0] == counts
+
+
+def test_a_commit_of_a_failed_transaction_is_an_error_not_a_silent_rollback(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL answers COMMIT of a transaction whose statement failed with a quiet
+    ROLLBACK; a caller that swallowed the statement's error must not think it wrote."""
+    db = open_database(postgres_url)
+    migrate(db)
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES ('b', 's', 1, 1, 't', 't')"
+    )
+    refused = pytest.raises(RuntimeError, match="COMMIT rolled the transaction back")
+    with refused, db.write() as conn:
+        conn.execute(insert)
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SELECT 1 / 0")
+
+    count = db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
+    db.close()
+    assert 0 == count
