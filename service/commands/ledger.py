@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.commands.base import live_goal
-from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay, verify_chain
+from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store.db import Database
@@ -22,11 +22,7 @@ def goal_history(
 
 def verify_ledger(db: Database, checkpoint: Checkpoint | None = None) -> ChainReport:
     with db.read() as conn:
-        return verify_chain(
-            ledger_table.rows(conn),
-            lambda digest: ledger_table.find_by_hash(conn, digest),
-            checkpoint,
-        )
+        return ledger_table.verify(conn, checkpoint)
 
 
 def ledger_checkpoint(db: Database) -> Checkpoint:

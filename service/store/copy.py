@@ -29,11 +29,12 @@ from typing import Any
 import orjson
 
 from service.domain.errors import ErrorKind, GoalStoreError
-from service.domain.ledger import ChainReport, verify_chain
+from service.domain.ledger import ChainReport
 from service.domain.timefmt import format_ts
+from service.store import catalog
 from service.store import ledger as ledger_table
 from service.store.db import Connection, Database
-from service.store.migrate import MigrationError, load_migrations, migrate, migrations_dir
+from service.store.migrate import MigrationError, check_current, migrate
 
 BATCH_ROWS = 5_000
 MARKER = "store_copy"
@@ -149,7 +150,7 @@ def copy_store(
     marker = _claimable(target, origin)
 
     with source.read() as src:  # one snapshot: the chain verified is the one copied
-        chain = _chain(src)
+        chain = ledger_table.verify(src)
         if not chain.ok:
             raise CopyRefused(
                 f"the ledger of {source.shown} is broken at seq {chain.first_bad_seq} "
@@ -169,13 +170,13 @@ def copy_store(
         migrate(target)
         state = marker["progress"] if marker is not None else _start(target, origin, head)
         columns = _columns_of(src, target)
-        totals = {t.name: _count(src, t.name) for t in TABLES}
+        totals = {t.name: catalog.count(src, t.name) for t in TABLES}
         for table in TABLES:
             _copy_table(src, target, table, columns[table.name], totals[table.name], state,
                         report_step, batch_rows)  # fmt: skip
 
     with target.write() as dst:
-        sequences = _move_sequences(dst)
+        sequences = catalog.move_identities(dst, {t.name for t in TABLES})
     target_chain = _verify(target)
     problems = _compare(chain, target_chain, totals, target)
     if not problems:
@@ -212,22 +213,10 @@ def _check_source_schema(source: Database) -> None:
     ones TABLES lists); reads only."""
     if not source.table_exists("schema_migrations"):
         raise MigrationError(f"{source.shown} is not a GoalStore database (no schema_migrations)")
-    conn = source.connection()
-    applied = {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
-    known = load_migrations(migrations_dir(source.dialect))
-    pending = [m.name for m in known if m.version not in applied]
-    if pending:
-        raise MigrationError(
-            f"{source.shown} needs migrations {', '.join(pending)}: run "
-            "`goalstore --database SOURCE migrate` first"
-        )
-    unknown = applied - {m.version for m in known}
-    if unknown:
-        raise MigrationError(
-            f"{source.shown} has migrations this code does not know: {sorted(unknown)}"
-        )
-    missing = {t.name for t in TABLES} - _tables(conn)
-    extra = _tables(conn) - {t.name for t in TABLES} - NOT_COPIED
+    check_current(source, fix="run `goalstore --database SOURCE migrate` first")
+    present = catalog.tables(source.connection())
+    missing = {t.name for t in TABLES} - present
+    extra = present - {t.name for t in TABLES} - NOT_COPIED
     if missing or extra:  # the migrations and TABLES disagree: this module is out of date
         raise MigrationError(
             f"store copy does not know the tables of {source.shown}: "
@@ -275,7 +264,8 @@ def _occupied(target: Database) -> dict[str, int]:
     """How many goals and ledger rows the target holds, if any."""
     conn = target.connection()
     counts = {
-        name: _count(conn, name) if target.table_exists(name) else 0 for name in ("goals", "ledger")
+        name: catalog.count(conn, name) if target.table_exists(name) else 0
+        for name in ("goals", "ledger")
     }
     return counts if any(counts.values()) else {}
 
@@ -285,7 +275,7 @@ def _start(target: Database, origin: str, head: str) -> dict[str, Any]:
     state: dict[str, Any] = {}
     with target.write() as dst:
         dst.execute(_MARKER_TABLE)
-        if any(_count(dst, name) for name in ("goals", "ledger")):  # written to meanwhile
+        if any(catalog.count(dst, name) for name in ("goals", "ledger")):  # written to meanwhile
             raise CopyRefused(f"{target.shown} was written to while the copy was starting")
         dst.execute(
             f"INSERT INTO {MARKER} (id, source, source_head, progress, started_at)"
@@ -361,46 +351,12 @@ def insert_rows(conn: Connection, sql: str, rows: list[Any]) -> None:
     conn.executemany(sql, rows)
 
 
-def _move_sequences(conn: Connection) -> dict[str, int]:
-    """PostgreSQL: each identity column's sequence moved past the copied keys (its next
-    value is max + 1), so new rows do not collide with copied ones. SQLite needs nothing:
-    an INTEGER PRIMARY KEY goes on from the largest key."""
-    if conn.dialect.name != "postgresql":
-        return {}
-    copied = {t.name for t in TABLES}
-    identities = conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND is_identity = 'YES'"
-        " ORDER BY table_name, column_name"
-    ).fetchall()
-    moved: dict[str, int] = {}
-    for table, column in ((str(r[0]), str(r[1])) for r in identities):
-        if table not in copied:
-            continue
-        (next_value,) = conn.execute(
-            f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}"
-        ).fetchone()
-        conn.execute(
-            "SELECT setval(pg_get_serial_sequence(?, ?), ?, false)",
-            (table, column, int(next_value)),
-        )
-        moved[f"{table}.{column}"] = int(next_value)
-    return moved
-
-
 # --- checks -----------------------------------------------------------------------------
-
-
-def _chain(conn: Connection) -> ChainReport:
-    """`goalstore ledger verify`'s walk (commands.verify_ledger) over `conn`'s snapshot."""
-    return verify_chain(
-        ledger_table.rows(conn), lambda digest: ledger_table.find_by_hash(conn, digest)
-    )
 
 
 def _verify(db: Database) -> ChainReport:
     with db.read() as conn:
-        return _chain(conn)
+        return ledger_table.verify(conn)
 
 
 def _compare(
@@ -419,39 +375,10 @@ def _compare(
         )
     conn = db.connection()
     for name, total in totals.items():
-        copied = _count(conn, name)
+        copied = catalog.count(conn, name)
         if copied != total:
             problems.append(f"{name}: {total} rows in the source, {copied} in the target")
     return problems
-
-
-# --- the schema, read on either engine --------------------------------------------------
-
-
-def _count(conn: Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-
-
-def _tables(conn: Connection) -> set[str]:
-    if conn.dialect.name == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    else:
-        sql = (
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-        )
-    return {str(row[0]) for row in conn.execute(sql)}
-
-
-def _columns(conn: Connection, table: str) -> list[str]:
-    if conn.dialect.name == "sqlite":
-        sql = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
-    else:
-        sql = (
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
-        )
-    return [str(row[0]) for row in conn.execute(sql, (table,))]
 
 
 def _columns_of(src: Connection, target: Database) -> dict[str, list[str]]:
@@ -459,7 +386,7 @@ def _columns_of(src: Connection, target: Database) -> dict[str, list[str]]:
     dst = target.connection()
     found = {}
     for table in TABLES:
-        mine, theirs = _columns(src, table.name), _columns(dst, table.name)
+        mine, theirs = catalog.columns(src, table.name), catalog.columns(dst, table.name)
         if set(mine) != set(theirs):
             raise MigrationError(
                 f"{table.name} has other columns in the source ({', '.join(mine)}) than in "

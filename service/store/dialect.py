@@ -17,6 +17,8 @@ class Dialect:
     _field: str  # one top-level JSON field as text: {expr}, {key}
     integer: str  # the type a JSON element is cast to when compared with an integer key
     table_exists: str  # one row if the table named by the parameter exists
+    tables: str  # the names of the store's tables
+    columns: str  # the column names of the table named by the parameter, in order
 
     def each(self, expr: str, alias: str) -> str:
         """A FROM item whose rows are the elements of the JSON array `expr`, as
@@ -40,6 +42,8 @@ SQLITE = Dialect(
     _field="json_extract({expr}, '$.{key}')",
     integer="INTEGER",
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    tables="SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    columns="SELECT name FROM pragma_table_info(?) ORDER BY cid",
 )
 
 POSTGRESQL = Dialect(
@@ -48,4 +52,8 @@ POSTGRESQL = Dialect(
     _field="(CAST({expr} AS json) ->> '{key}')",
     integer="BIGINT",
     table_exists="SELECT 1 WHERE to_regclass(CAST(? AS text)) IS NOT NULL",
+    tables="SELECT table_name FROM information_schema.tables"
+    " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+    columns="SELECT column_name FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
 )

@@ -7,7 +7,15 @@ from typing import Any
 
 import orjson
 
-from service.domain.ledger import GENESIS, LedgerRow, canonical_json, seal
+from service.domain.ledger import (
+    GENESIS,
+    ChainReport,
+    Checkpoint,
+    LedgerRow,
+    canonical_json,
+    seal,
+    verify_chain,
+)  # fmt: skip
 from service.store.db import Connection
 
 _COLUMNS = "seq, ts, event_type, goal_id, actor, trace_id, span_id, payload, prev_hash, hash"
@@ -90,6 +98,11 @@ def rows(conn: Connection, batch: int = 5_000) -> Iterator[LedgerRow]:
             return
         yield from (_row(row) for row in chunk)
         after = chunk[-1]["seq"]
+
+
+def verify(conn: Connection, checkpoint: Checkpoint | None = None) -> ChainReport:
+    """The chain walked from GENESIS over `conn`'s view (`goalstore ledger verify`)."""
+    return verify_chain(rows(conn), lambda digest: find_by_hash(conn, digest), checkpoint)
 
 
 def find_by_hash(conn: Connection, digest: str) -> LedgerRow | None:

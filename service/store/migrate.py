@@ -113,13 +113,25 @@ def ensure_schema(db: Database, directory: Path | None = None) -> None:
     if not db.table_exists("schema_migrations"):
         migrate(db, directory)
         return
-    conn = db.connection()
-    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    check_current(db, directory)
+
+
+def check_current(
+    db: Database, directory: Path | None = None, fix: str = "run `goalstore migrate`"
+) -> None:
+    """A migrated database at exactly this code's migrations, else MigrationError naming
+    what is pending (and `fix`) or what this code does not know. Reads only."""
+    applied = {
+        int(row[0]) for row in db.connection().execute("SELECT version FROM schema_migrations")
+    }
     known = load_migrations(directory or migrations_dir(db.dialect))
     pending = [m.name for m in known if m.version not in applied]
     if pending:
+        raise MigrationError(f"{db.shown} needs migrations {', '.join(pending)}: {fix}")
+    unknown = applied - {m.version for m in known}
+    if unknown:
         raise MigrationError(
-            f"{db.shown} needs migrations {', '.join(pending)}: run `goalstore migrate`"
+            f"{db.shown} has migrations this code does not know: {sorted(unknown)}"
         )
 
 
