@@ -96,10 +96,11 @@ class GoalStore:
     def list_goals(
         self, *, state: str | None = None, category: str | None = None,
         include_deleted: bool = False, cursor: int = 0, limit: int = 50,
+        assigned_to: str | None = None,
     ) -> c.GoalPage:  # fmt: skip
         return c.list_goals(
             self.db, state=state, category=category, include_deleted=include_deleted,
-            cursor=cursor, limit=limit,
+            cursor=cursor, limit=limit, assigned_to=assigned_to,
         )  # fmt: skip
 
     def update_goal(
@@ -123,6 +124,18 @@ class GoalStore:
         self, ctx: Context, goal_id: str, expected_version: int | None = None
     ) -> c.Change:
         return c.delete_goal(self.db, ctx, goal_id, expected_version)
+
+    # --- notes, links, blocks, criteria ---------------------------------------------
+
+    def block_goal(
+        self, ctx: Context, goal_id: str, reason: str, expected_version: int | None = None
+    ) -> c.Change:
+        return c.block_goal(self.db, ctx, goal_id, reason, expected_version)
+
+    def unblock_goal(
+        self, ctx: Context, goal_id: str, expected_version: int | None = None
+    ) -> c.Change:
+        return c.unblock_goal(self.db, ctx, goal_id, expected_version)
 
     def goal_history(self, goal_id: str, *, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
         return c.goal_history(self.db, goal_id, after=after, limit=limit)

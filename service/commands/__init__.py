@@ -4,6 +4,7 @@ The API, the CLI, scenarios and workers call these and nothing below them, so
 every rule (versions, lifecycle, ledger, outbox) lives in exactly one place.
 """
 
+from service.commands.annotations import block_goal, unblock_goal
 from service.commands.base import MAX_PAGE, Change, Context, utcnow
 from service.commands.beliefs import get_belief, list_beliefs, put_belief
 from service.commands.decisions import (
@@ -89,6 +90,7 @@ __all__ = [
     "abandon_goal",
     "adopt_goal",
     "apply_events",
+    "block_goal",
     "cache_backlog",
     "change_decision",
     "create_goal",
@@ -123,6 +125,7 @@ __all__ = [
     "start_goals",
     "store_figures",
     "sweep_tasks",
+    "unblock_goal",
     "update_goal",
     "utcnow",
     "verify_ledger",

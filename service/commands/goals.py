@@ -47,13 +47,15 @@ from service.store import tasks as task_table
 from service.store.db import Connection, Database
 
 
-def _check_dependencies(conn: Connection, goal: Goal) -> None:
-    if not goal.depends_on:
-        return
-    unknown = goal_table.missing(conn, list(goal.depends_on))
-    if unknown:
-        raise InvalidGoal([FieldError(("depends_on",), f"unknown goal ids: {', '.join(unknown)}")])
-    if goal_table.depends_transitively(conn, list(goal.depends_on), goal.id):
+def _check_references(conn: Connection, goal: Goal, *, names: tuple[str, ...]) -> None:
+    """The goals `depends_on` and `related` name must exist; dependencies may not cycle."""
+    for name in names:
+        ids = list(getattr(goal, name))
+        unknown = goal_table.missing(conn, ids) if ids else []
+        if unknown:
+            raise InvalidGoal([FieldError((name,), f"unknown goal ids: {', '.join(unknown)}")])
+    cycle = "depends_on" in names and goal.depends_on
+    if cycle and goal_table.depends_transitively(conn, list(goal.depends_on), goal.id):
         raise InvalidGoal([FieldError(("depends_on",), "would make a dependency cycle")])
 
 
@@ -66,7 +68,7 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
         goal = spec.build(owner=ctx.actor, now=now)
         if goal_table.fetch(conn, goal.id) is not None:
             raise GoalAlreadyExists(goal.id)
-        _check_dependencies(conn, goal)
+        _check_references(conn, goal, names=("depends_on", "related"))
         record = to_record(goal)
         goal_table.insert(conn, record)
         record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
@@ -92,6 +94,7 @@ def list_goals(
     include_deleted: bool = False,
     cursor: int = 0,
     limit: int = 50,
+    assigned_to: str | None = None,
 ) -> GoalPage:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput([FieldError(("limit",), f"must be between 1 and {MAX_PAGE}")])
@@ -105,14 +108,16 @@ def list_goals(
             include_deleted=include_deleted,
             after=cursor,
             limit=limit,
+            assigned_to=assigned_to,
         )
         total = goal_table.count(
-            conn, state=state, category=category, include_deleted=include_deleted
-        )
+            conn, state=state, category=category, include_deleted=include_deleted,
+            assigned_to=assigned_to,
+        )  # fmt: skip
     return GoalPage([from_record(r) for r in records], total, next_cursor)
 
 
-def _mutate(
+def mutate(
     db: Database,
     ctx: Context,
     goal_id: str,
@@ -202,10 +207,11 @@ def update_goal(
         raise PreconditionRequired(goal_id, "update")
 
     def check(conn: Connection, goal: Goal) -> None:
-        if "depends_on" in patch.model_fields_set:
-            _check_dependencies(conn, goal)
+        named = tuple(n for n in ("depends_on", "related") if n in patch.model_fields_set)
+        if named:
+            _check_references(conn, goal, names=named)
 
-    return _mutate(
+    return mutate(
         db, ctx, goal_id, version,
         action="update", event_type="goal_updated", change=patch.apply, extra_checks=check,
     )  # fmt: skip
@@ -221,7 +227,7 @@ def _lifecycle(
     def command(
         db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
     ) -> Change:
-        return _mutate(
+        return mutate(
             db, ctx, goal_id, expected_version,
             action=action,
             event_type=event_type,
@@ -268,10 +274,10 @@ def adopt_goal(
     with db.read() as conn:
         goal = live_goal(conn, goal_id)
         beliefs = belief_table.listing(conn)
-    authorize(ctx, goal, "adopt")  # before the checker is consulted; _mutate checks again
+    authorize(ctx, goal, "adopt")  # before the checker is consulted; mutate checks again
     if goal.state == GoalState.ADOPTED:
         return Change(goal, changed=False)
-    # Other states: _mutate checks the version first, then the transition refuses.
+    # Other states: mutate checks the version first, then the transition refuses.
     consistency = vetting.consult(goal, beliefs)  # outside the transaction: may be HTTP
     warnings: list[str] = []
 
@@ -282,7 +288,7 @@ def adopt_goal(
         warnings.extend(verdict.warnings)
 
     try:
-        change = _mutate(
+        change = mutate(
             db, ctx, goal_id, expected_version,
             action="adopt", event_type="goal_adopted",
             change=lambda goal, now: transition(goal, "adopt", now),
@@ -314,7 +320,7 @@ def delete_goal(
     db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
 ) -> Change:
     """Soft delete: the row and its history stay; reads and the ranking stop showing it."""
-    return _mutate(
+    return mutate(
         db, ctx, goal_id, expected_version,
         action="delete",
         event_type="goal_deleted",

@@ -33,6 +33,28 @@ TERMINAL_STATES = frozenset({GoalState.SATISFIED, GoalState.ABANDONED})
 
 
 @dataclass(frozen=True, slots=True)
+class Criterion:
+    """An acceptance criterion (seed 001): what must hold before the goal is satisfied.
+    `met` is None until a reviewer decides, then True or False with the evidence."""
+
+    id: str
+    text: str
+    met: bool | None = None
+    evidence: Any = None
+    reviewed_by: str | None = None
+    reviewed_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "met": self.met, "evidence": self.evidence,
+                "reviewed_by": self.reviewed_by, "reviewed_at": self.reviewed_at}  # fmt: skip
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Criterion:
+        return cls(record["id"], record["text"], record.get("met"), record.get("evidence"),
+                   record.get("reviewed_by"), record.get("reviewed_at"))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Goal:
     id: str
     text: str
@@ -54,6 +76,15 @@ class Goal:
     state: GoalState = GoalState.PROPOSED
     version: int = 1
     deleted_at: datetime | None = None
+    # What the seeds keep besides the ranking inputs (migrations/*/0006_goal_details.sql).
+    assigned_to: str | None = None
+    related: tuple[str, ...] = ()  # other goals, for reference only: they block nothing
+    criteria: tuple[Criterion, ...] = ()
+    manual_block: dict[str, Any] | None = None  # {reason, actor, at}: never selected
+    links: tuple[dict[str, Any], ...] = ()  # external work: {kind, ref, url, actor, at}
+    result: Any = None  # the typed result it was satisfied with
+    last_failure: dict[str, Any] | None = None  # the last GoalFailure recorded
+    progress: float = 0.0  # verified live tasks / live tasks (derived: no version bump)
 
     @property
     def deadline(self) -> datetime | None:
@@ -66,6 +97,10 @@ class Goal:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def unmet_criteria(self) -> list[str]:
+        """The ids of the criteria not (yet) reviewed as met: the gate needs none."""
+        return [c.id for c in self.criteria if c.met is not True]
 
 
 def mint_goal_id() -> str:
@@ -122,6 +157,12 @@ def goal_problems(goal: Goal) -> list[FieldError]:
         )
     if goal.id in goal.depends_on:
         problems.append(FieldError(("depends_on",), "a goal cannot depend on itself"))
+    if goal.id in goal.related:
+        problems.append(FieldError(("related",), "a goal cannot be related to itself"))
+    ids = [c.id for c in goal.criteria]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        problems.append(FieldError(("criteria",), f"repeated criterion ids: {', '.join(repeated)}"))
     return problems
 
 
@@ -132,7 +173,18 @@ RECORD_FIELDS: tuple[str, ...] = (
     "horizon_min_min", "horizon_max_min", "aligns_with", "contradicts", "depends_on",
     "success_metrics", "metadata", "state", "version", "owner",
     "created_at", "updated_at", "deleted_at",
+    "assigned_to", "related", "criteria", "manual_block", "links", "result", "last_failure",
+    "progress",
 )  # fmt: skip
+# The stored values of the fields added after goals were first recorded (0006): what a
+# goal created before then holds, and what replay starts every goal from.
+LATER_FIELD_DEFAULTS: dict[str, Any] = {
+    "assigned_to": None, "related": [], "criteria": [], "manual_block": None, "links": [],
+    "result": None, "last_failure": None, "progress": 0.0,
+}  # fmt: skip
+# Fields the service derives (from tasks, from failures): they change without a version
+# bump, so a client's If-Match is not made stale by a task review.
+DERIVED_FIELDS = frozenset({"progress", "last_failure"})
 
 
 def to_record(goal: Goal) -> dict[str, Any]:
@@ -144,8 +196,9 @@ def to_record(goal: Goal) -> dict[str, Any]:
     record = {name: getattr(goal, name) for name in RECORD_FIELDS}
     record["category"] = goal.category.value
     record["state"] = goal.state.value
-    for name in ("aligns_with", "contradicts", "depends_on"):
+    for name in ("aligns_with", "contradicts", "depends_on", "related", "links"):
         record[name] = list(record[name])
+    record["criteria"] = [c.as_dict() for c in goal.criteria]
     for name in ("created_at", "updated_at", "deleted_at"):
         moment = getattr(goal, name)
         record[name] = None if moment is None else format_ts(moment)
@@ -182,6 +235,14 @@ def from_record(record: dict[str, Any]) -> Goal:
         created_at=parse_ts(record["created_at"]),
         updated_at=parse_ts(record["updated_at"]),
         deleted_at=None if deleted_at is None else parse_ts(deleted_at),
+        assigned_to=record["assigned_to"],
+        related=tuple(record["related"]),
+        criteria=tuple(Criterion.of(c) for c in record["criteria"]),
+        manual_block=record["manual_block"],
+        links=tuple(record["links"]),
+        result=record["result"],
+        last_failure=record["last_failure"],
+        progress=float(record["progress"]),
     )
 
 

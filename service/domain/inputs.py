@@ -24,6 +24,7 @@ from pydantic import (
 from service.domain import limits
 from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
 from service.domain.goal import (
+    Criterion,
     Goal,
     GoalCategory,
     bump,
@@ -102,6 +103,28 @@ def _known_type(name: str) -> str:
 
 GoalTypeName = Annotated[str, Field(max_length=limits.MAX_ID_LENGTH), AfterValidator(_known_type)]
 
+
+class CriterionSpec(BaseModel):
+    """An acceptance criterion as a client writes it; reviews are recorded separately."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    text: GoalText
+
+
+Criteria = Annotated[list[CriterionSpec], Field(max_length=limits.MAX_CRITERIA)]
+
+
+def criteria_of(
+    specs: list[CriterionSpec], before: tuple[Criterion, ...] = ()
+) -> tuple[Criterion, ...]:
+    """The goal's criteria from a client's list. A criterion whose id and text are unchanged
+    keeps its review; a new or reworded one starts unreviewed."""
+    kept = {(c.id, c.text): c for c in before}
+    return tuple(kept.get((spec.id, spec.text), Criterion(spec.id, spec.text)) for spec in specs)
+
+
 EXAMPLE_GOAL: dict[str, Any] = {
     "id": "goal_001",
     "text": "Conduct weekly self-reflection on identity coherence",
@@ -148,6 +171,15 @@ class GoalCreate(BaseModel):
     depends_on: IdList = Field(default_factory=list, description="Goal ids.")
     success_metrics: Metrics = Field(default_factory=dict)
     metadata: Metadata = Field(default_factory=dict)
+    assigned_to: Identifier | None = Field(default=None, description="The actor working on it.")
+    related: IdList = Field(
+        default_factory=list,
+        description="Goal ids for reference; unlike depends_on, they block nothing.",
+    )
+    criteria: Criteria = Field(
+        default_factory=list,
+        description="Acceptance criteria: satisfying the goal needs each reviewed as met.",
+    )
     state: Literal["proposed"] = Field(
         default="proposed", description="Goals are always created proposed."
     )
@@ -178,15 +210,19 @@ class GoalCreate(BaseModel):
             owner=owner,
             created_at=now,
             updated_at=now,
+            assigned_to=self.assigned_to,
+            related=tuple(self.related),
+            criteria=criteria_of(self.criteria),
         )
         ensure_valid(goal)
         return goal
 
 
-_NULLABLE = frozenset({"horizon_max_min"})
+_NULLABLE = frozenset({"horizon_max_min", "assigned_to"})
 _UPDATABLE = (
     "text", "category", "goal_type", "value", "effort", "risk", "horizon_min_min",
     "horizon_max_min", "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata",
+    "assigned_to", "related", "criteria",
 )  # fmt: skip
 
 
@@ -212,7 +248,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
 class GoalUpdate(BaseModel):
     """A partial change: fields present replace the stored ones; absent ones stay.
 
-    Only `horizon_max_min` may be set to null (it removes the deadline).
+    Only `horizon_max_min` (it removes the deadline) and `assigned_to` may be set to null.
     """
 
     model_config = ConfigDict(
@@ -234,6 +270,12 @@ class GoalUpdate(BaseModel):
     depends_on: IdList | None = None
     success_metrics: Metrics | None = None
     metadata: Metadata | None = None
+    assigned_to: Identifier | None = Field(default=None, description="null: nobody.")
+    related: IdList | None = None
+    criteria: Criteria | None = Field(
+        default=None,
+        description="Replaces the list; a criterion with the same id and text keeps its review.",
+    )
     expected_version: int | None = Field(
         default=None, ge=1, description="The version this change is based on (or If-Match)."
     )
@@ -253,9 +295,11 @@ class GoalUpdate(BaseModel):
         if goal.is_terminal:
             raise IllegalTransition(goal.id, goal.state.value, "update")
         changes = self.changes()
-        for name in ("aligns_with", "contradicts", "depends_on"):
+        for name in ("aligns_with", "contradicts", "depends_on", "related"):
             if name in changes:
                 changes[name] = tuple(changes[name])
+        if "criteria" in changes:
+            changes["criteria"] = criteria_of(changes["criteria"], goal.criteria)
         changed = replace(goal, **changes)
         if not record_changes(to_record(goal), to_record(changed)):
             return goal

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import orjson
 
+from service.domain.goal import LATER_FIELD_DEFAULTS
+
 GENESIS = "0" * 64
 _CHECKPOINT = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
 
@@ -159,5 +161,7 @@ def replay(rows: Iterable[LedgerRow]) -> dict[str, dict[str, Any]]:
         changes = row.payload.get("set")
         if row.goal_id is None or not changes:
             continue
-        records.setdefault(row.goal_id, {}).update(changes)
+        if row.goal_id not in records:  # a goal created before later fields were added
+            records[row.goal_id] = dict(LATER_FIELD_DEFAULTS)
+        records[row.goal_id].update(changes)
     return records

@@ -60,6 +60,8 @@ class Task:
     evidence: Any = None
     reason: str | None = None
     superseded: bool = False
+    version: int = 1  # +1 on every change: a review names the version it is based on
+    origin: str = "selection"  # or "manual": work a person recorded outside selection
 
 
 @dataclass

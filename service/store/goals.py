@@ -11,9 +11,10 @@ from service.domain.goal import RECORD_FIELDS
 from service.domain.ledger import canonical_json
 from service.store.db import Connection
 
-_JSON_COLUMNS = frozenset(
-    {"aligns_with", "contradicts", "depends_on", "success_metrics", "metadata"}
-)
+_JSON_COLUMNS = frozenset({
+    "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata", "related",
+    "criteria", "manual_block", "links", "result", "last_failure",
+})  # fmt: skip
 _COLUMNS = ", ".join(RECORD_FIELDS)
 
 
@@ -52,9 +53,13 @@ def update(conn: Connection, goal_id: str, changes: dict[str, Any], expected_ver
 
 
 def _filters(
-    state: str | None, category: str | None, include_deleted: bool
-) -> tuple[str, list[Any]]:
+    state: str | None, category: str | None, include_deleted: bool,
+    assigned_to: str | None = None,
+) -> tuple[str, list[Any]]:  # fmt: skip
     clauses, params = [], []
+    if assigned_to is not None:
+        clauses.append("assigned_to = ?")
+        params.append(assigned_to)
     if state is not None:
         clauses.append("state = ?")
         params.append(state)
@@ -74,9 +79,10 @@ def page(
     include_deleted: bool,
     after: int,
     limit: int,
+    assigned_to: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Up to `limit` records created after cursor `after`, and the cursor of the next page."""
-    where, params = _filters(state, category, include_deleted)
+    where, params = _filters(state, category, include_deleted, assigned_to)
     rows = conn.execute(
         f"SELECT pk, {_COLUMNS} FROM goals WHERE {where} AND pk > ? ORDER BY pk LIMIT ?",
         (*params, after, limit + 1),
@@ -87,9 +93,10 @@ def page(
 
 
 def count(
-    conn: Connection, *, state: str | None, category: str | None, include_deleted: bool
-) -> int:
-    where, params = _filters(state, category, include_deleted)
+    conn: Connection, *, state: str | None, category: str | None, include_deleted: bool,
+    assigned_to: str | None = None,
+) -> int:  # fmt: skip
+    where, params = _filters(state, category, include_deleted, assigned_to)
     return int(conn.execute(f"SELECT count(*) FROM goals WHERE {where}", params).fetchone()[0])
 
 

@@ -12,7 +12,8 @@ from service.store.db import Connection
 
 _FIELDS = (
     "task_id", "goal_id", "goal_version", "attempt", "state", "superseded", "evidence",
-    "reason", "trace_id", "span_id", "traceparent", "created_at", "updated_at",
+    "reason", "trace_id", "span_id", "traceparent", "created_at", "updated_at", "version",
+    "origin",
 )  # fmt: skip
 _COLUMNS = ", ".join(_FIELDS)
 
@@ -32,6 +33,8 @@ def _task(row: Any) -> Task:
         traceparent=row["traceparent"],
         created_at=parse_ts(row["created_at"]),
         updated_at=parse_ts(row["updated_at"]),
+        version=row["version"],
+        origin=row["origin"],
     )
 
 
@@ -40,6 +43,7 @@ def _values(task: Task) -> list[Any]:
         task.task_id, task.goal_id, task.goal_version, task.attempt, task.state.value,
         int(task.superseded), orjson.dumps(task.evidence).decode(), task.reason, task.trace_id,
         task.span_id, task.traceparent, format_ts(task.created_at), format_ts(task.updated_at),
+        task.version, task.origin,
     ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from service.domain.errors import IllegalTransition
 from service.domain.goal import (
+    Criterion,
     GoalCategory,
     GoalState,
     from_record,
@@ -208,6 +209,9 @@ def test_to_record_gives_plain_json_values() -> None:
         success_metrics={"coherence_delta": 0.05},
         metadata={"source": "seed"},
         updated_at=LATER,
+        related=("goal_002",),
+        criteria=(Criterion("c1", "the report is filed"),),
+        links=({"kind": "session", "ref": "s-1", "url": None, "actor": "a", "at": "t"},),
     )
 
     expected = {
@@ -231,8 +235,26 @@ def test_to_record_gives_plain_json_values() -> None:
         "created_at": "2026-01-01T12:00:00.000000Z",
         "updated_at": "2026-01-01T12:05:30.000250Z",
         "deleted_at": None,
+        "assigned_to": None,
+        "related": ["goal_002"],
+        "criteria": [
+            {
+                "id": "c1",
+                "text": "the report is filed",
+                "met": None,
+                "evidence": None,
+                "reviewed_by": None,
+                "reviewed_at": None,
+            }
+        ],
+        "links": [{"kind": "session", "ref": "s-1", "url": None, "actor": "a", "at": "t"}],
+        "manual_block": None,
+        "result": None,
+        "last_failure": None,
+        "progress": 0.0,
     }
     assert expected == to_record(goal)
+    assert from_record(expected) == goal
 
 
 def test_to_record_writes_instants_in_utc() -> None:

@@ -29,6 +29,7 @@ from service.api.schemas import (
     VersionPrecondition,
 )
 from service.commands import MAX_PAGE
+from service.domain import limits
 from service.domain.goal import Goal, GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
 from service.usecases import GoalStore, StateCommand
@@ -78,14 +79,20 @@ def list_goals(
     include_deleted: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    assigned_to: Annotated[
+        str | None,
+        Query(max_length=limits.MAX_ID_LENGTH, description="Only goals assigned to this actor."),
+    ] = None,
 ) -> GoalsPublic:
-    """List goals in creation order, filtered by state and category, a page at a time."""
+    """List goals in creation order, filtered by state, category and assignee, a page at a
+    time."""
     page = gs.list_goals(
         state=state,
         category=category,
         include_deleted=include_deleted,
         cursor=int(cursor or 0),
         limit=limit,
+        assigned_to=assigned_to,
     )
     return GoalsPublic(
         data=[GoalPublic.of(goal) for goal in page.goals],

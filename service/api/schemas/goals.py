@@ -22,7 +22,50 @@ _EXAMPLE_PUBLIC = {
     "updated_at": "2026-11-22T09:30:00.000000Z",
     "deleted_at": None,
     "deadline": "2026-11-29T09:30:00.000000Z",
+    "assigned_to": None,
+    "related": [],
+    "criteria": [],
+    "manual_block": None,
+    "links": [],
+    "result": None,
+    "last_failure": None,
+    "progress": 0.0,
 }
+
+
+class CriterionPublic(BaseModel):
+    id: str
+    text: str
+    met: bool | None = Field(description="null until reviewed; the gate needs every one true.")
+    evidence: Any
+    reviewed_by: str | None
+    reviewed_at: str | None
+
+
+class ManualBlockPublic(BaseModel):
+    reason: str
+    actor: str
+    at: str
+
+
+class LinkPublic(BaseModel):
+    kind: str
+    ref: str
+    url: str | None
+    actor: str
+    at: str
+
+
+class GoalFailurePublic(BaseModel):
+    """The last GoalFailure (seed 002): why the goal's result or execution failed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error_type: str = Field(description="validation, execution or address.")
+    detail: str
+    suggestions: list[str]
+    debug_info: dict[str, Any]
+    at: str
 
 
 class GoalPublic(BaseModel):
@@ -49,6 +92,16 @@ class GoalPublic(BaseModel):
     updated_at: datetime
     deleted_at: datetime | None
     deadline: datetime | None = Field(description="created_at + horizon_max_min, if set.")
+    assigned_to: str | None
+    related: list[str] = Field(description="Other goals, for reference; they block nothing.")
+    criteria: list[CriterionPublic]
+    manual_block: ManualBlockPublic | None = Field(
+        description="Set by POST …/block: the goal is never selected until unblocked."
+    )
+    links: list[LinkPublic] = Field(description="External work linked to the goal.")
+    result: Any = Field(description="The typed result the goal was satisfied with, else null.")
+    last_failure: GoalFailurePublic | None
+    progress: float = Field(ge=0, le=1, description="Verified live tasks / live tasks.")
     warnings: list[str] = Field(
         default_factory=list,
         description="Adoption: aligns_with ids that are not known beliefs (they do not block).",
@@ -79,6 +132,14 @@ class GoalPublic(BaseModel):
             updated_at=goal.updated_at,
             deleted_at=goal.deleted_at,
             deadline=goal.deadline,
+            assigned_to=goal.assigned_to,
+            related=list(goal.related),
+            criteria=[CriterionPublic(**c.as_dict()) for c in goal.criteria],
+            manual_block=goal.manual_block,
+            links=list(goal.links),
+            result=goal.result,
+            last_failure=goal.last_failure,
+            progress=goal.progress,
         )
 
 
