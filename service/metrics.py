@@ -95,6 +95,11 @@ SELECT_LATENCY = Spec(
 ADOPT_LATENCY = Spec(
     "goal_adopt_latency_seconds", "histogram", "Time to vet and adopt one goal (successful)."
 )
+SAFETY_VIOLATIONS = Spec(
+    "goal_safety_violations", "counter",
+    "Goals about to be handed to the scheduler while contradicting an active belief: vetting "
+    "let them through, the start's safety check refused them. Must stay 0 (seed 000).",
+)  # fmt: skip
 RATE_LIMITED = Spec(
     "goalstore_rate_limited", "counter",
     "Writes refused with 429 because the actor's write limit was spent, per actor.",
@@ -104,7 +109,7 @@ RATE_LIMITED = Spec(
 RECORDED = (
     GOALS_ADOPTED, GOAL_SELECTED, GOAL_SELECTED_SHADOW, GOAL_BLOCKED_BY_BELIEF,
     EVENTS_APPLIED, TASKS_FINISHED, PRIORITIZE_LATENCY, SELECT_LATENCY, ADOPT_LATENCY,
-    RATE_LIMITED,
+    RATE_LIMITED, SAFETY_VIOLATIONS,
 )  # fmt: skip
 
 # --- read at scrape time from SQLite and Redis (service/api/metrics.py) ----------------

@@ -20,8 +20,11 @@ from redis import Redis
 from service import commands as c
 from service.cache.ranking import RankingCache
 from service.commands import Context
+from service.commands.health import healthcheck
+from service.commands.ledger import timeline
 from service.commands.observe import RedisFigures, readiness, redis_figures
 from service.commands.tasks import JobProbe
+from service.domain.annotations import Note
 from service.domain.beliefs import Belief, BeliefPut
 from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
 from service.domain.errors import RedisRequired
@@ -137,6 +140,25 @@ class GoalStore:
     ) -> c.Change:
         return c.unblock_goal(self.db, ctx, goal_id, expected_version)
 
+    def add_note(self, ctx: Context, goal_id: str, kind: str, text: str) -> Note:
+        return c.add_note(self.db, ctx, goal_id, kind, text)
+
+    def list_notes(self, goal_id: str, *, cursor: int | None = None, limit: int = 50) -> c.NotePage:
+        return c.list_notes(self.db, goal_id, cursor=cursor, limit=limit)
+
+    def link_work(
+        self, ctx: Context, goal_id: str, kind: str, ref: str, url: str | None = None,
+        expected_version: int | None = None,
+    ) -> c.Change:  # fmt: skip
+        return c.link_work(self.db, ctx, goal_id, kind, ref, url, expected_version)
+
+    def review_criterion(
+        self, ctx: Context, goal_id: str, criterion_id: str, met: bool, evidence: Any = None,
+        expected_version: int | None = None,
+    ) -> c.Change:  # fmt: skip
+        return c.review_criterion(self.db, ctx, goal_id, criterion_id, met, evidence,
+                                  expected_version)  # fmt: skip
+
     def goal_history(self, goal_id: str, *, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
         return c.goal_history(self.db, goal_id, after=after, limit=limit)
 
@@ -198,10 +220,21 @@ class GoalStore:
         return c.report_progress(self.db, ctx, task_id, note, fraction)
 
     def review_task(
-        self, ctx: Context, goal_id: str, task_id: str, action: str, *, reason: str | None = None
-    ) -> Task:
+        self, ctx: Context, goal_id: str, task_id: str, action: str, *,
+        reason: str | None = None, expected_version: int | None = None,
+    ) -> Task:  # fmt: skip
+        """`expected_version`: the TASK's version the review is based on."""
         return c.review_task(self.db, ctx, goal_id, task_id, action, reason=reason,
+                             expected_version=expected_version,
                              max_attempts=self.policy.max_attempts)  # fmt: skip
+
+    def create_task(
+        self, ctx: Context, goal_id: str, *, evidence: Any = None, note: str | None = None,
+        expected_version: int | None = None,
+    ) -> Task:  # fmt: skip
+        """Work done outside selection: a `manual` task, `running`."""
+        return c.create_task(self.db, ctx, goal_id, evidence=evidence, note=note,
+                             expected_version=expected_version)  # fmt: skip
 
     def satisfy_goal(
         self, ctx: Context, goal_id: str, result: Any, expected_version: int | None = None
@@ -261,6 +294,19 @@ class GoalStore:
 
     def readiness(self) -> dict[str, str]:
         return readiness(self.db, self.observed.redis)
+
+    def timeline(
+        self, *, goal_id: str | None = None, trace_id: str | None = None,
+        task_id: str | None = None, after: int = 0, limit: int = 1_000,
+    ) -> list[LedgerRow]:  # fmt: skip
+        """The events of a goal, a trace or a task (each filter given must match)."""
+        return timeline(self.db, goal_id=goal_id, trace_id=trace_id, task_id=task_id,
+                        after=after, limit=limit)  # fmt: skip
+
+    def healthcheck(self, *, extended: bool = False) -> dict[str, Any]:
+        """Every part checked (service/commands/health.py): `ok` unless one failed."""
+        return healthcheck(self.db, self.observed.redis, self.redis_figures, now=c.utcnow(),
+                           max_lag=self.policy.max_lag, extended=extended)  # fmt: skip
 
 
 # The lifecycle commands an entry point may name (scenario steps, CLI subcommands),

@@ -23,3 +23,6 @@ CREATE INDEX goals_by_assignee ON goals (assigned_to, pk) WHERE assigned_to IS N
 ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1 CHECK (version >= 1);
 ALTER TABLE tasks ADD COLUMN origin TEXT NOT NULL DEFAULT 'selection'
     CHECK (origin IN ('selection', 'manual'));
+
+-- `goalstore ledger timeline --trace-id`: one request's events without a ledger scan.
+CREATE INDEX ledger_by_trace ON ledger (trace_id, seq) WHERE trace_id IS NOT NULL;

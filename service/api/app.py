@@ -16,6 +16,7 @@ from service.api.idempotency import IdempotencyMiddleware
 from service.api.metrics import registry_for
 from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
+from service.api.routes import annotations as goal_annotations
 from service.api.routes import beliefs, decisions, goals, meta, tasks
 from service.runtime import Services
 
@@ -68,6 +69,7 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.include_router(metrics_router)
     app.include_router(goals.router)
     app.include_router(tasks.router)
+    app.include_router(goal_annotations.router)
     app.include_router(beliefs.router)
     app.include_router(decisions.router)
     openapi.install(app)

@@ -8,8 +8,8 @@ many floats; a raw ZREVRANGE), because a 2-core machine shared with other work i
 and the ratio says more than the absolute number. docs/benchmarks.md explains each
 figure.
 
-The store-dependent sections (load, rebuild, ranked_read, events, select) run on each
-backend in turn and are reported under `backends.<sqlite|postgresql>`; `create` drives
+The store-dependent sections (fallback_read, load, rebuild, ranked_read, events, select)
+run on each backend in turn and are reported under `backends.<sqlite|postgresql>`; `create` drives
 concurrent writers at one web process on SQLite and three on PostgreSQL and compares
 them; `prioritizer` needs no store. SQLite is a file in a temporary directory, loaded
 through the commands; PostgreSQL is a database of the bench's own on the server at
@@ -22,8 +22,8 @@ needs a Redis: GOALSTORE_REDIS_URL or --redis-url.
 The modules, in the order a run uses them: plan (sizes, targets, backends), stats
 (timing, percentiles), prioritizer, postgres (the bench's PostgreSQL database, and the
 copy into it), dataset (goals through the commands), stage (one backend's store, keys
-and processes; processes), rebuild, ranked_read, events, selection (and selector, the
-process it starts), create.
+and processes; processes), fallback_read (a store of 1k goals of its own), rebuild,
+ranked_read, events, selection (and selector, the process it starts), create.
 """
 
 from __future__ import annotations
@@ -39,7 +39,15 @@ from typing import Any
 
 from redis import Redis
 
-from service.bench import create, events, prioritizer, ranked_read, rebuild, selection
+from service.bench import (
+    create,
+    events,
+    fallback_read,
+    prioritizer,
+    ranked_read,
+    rebuild,
+    selection,
+)
 from service.bench.dataset import load_goals
 from service.bench.plan import (
     CREATE_WEBS,
@@ -105,6 +113,8 @@ def _run(redis_url: str, plan: Plan, server: BenchServer | None) -> dict[str, An
         stages = [sqlite]
         try:
             migrate(sqlite.db)
+            for backend, figure in fallback_read.measure_all(work, server, plan.requests).items():
+                backends[backend]["fallback_read"] = figure
             _by_size(plan, stages, server, backends, work, redis_url)
             for stage in stages:
                 backends[stage.backend]["select"] = selection.measure(stage, plan.selections)

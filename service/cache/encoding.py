@@ -12,8 +12,9 @@ goal's hash"):
   the shortest form that reads back as it, with a point or an exponent (reads.instant()
   tells the two apart);
 - `raw` only where it differs from `score`, `state` only where the placement does not
-  say it (a ranked or blocked goal is adopted), `deadline`, `alignment`, `blocked_by`
-  and `deleted` only where there is one;
+  say it (a ranked or blocked goal is adopted), `deadline`, `alignment`, `blocked_by`,
+  `deleted`, `assigned_to`, `related` and `manual_block` only where there is one; text
+  a person wrote (a manual block's reason, related ids) cut to 64 bytes (fitted());
 - no copy of the id (the key names it) and no explanation's terms: the urgency is
   derived from the deadline and computed_at (held_urgency()), the terms are
   GET /v1/goals/{id}/score's, computed from the store on demand.
@@ -33,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
-from service.domain.blocks import DEADLINE_PASSED, Block
+from service.domain.blocks import DEADLINE_PASSED, MANUAL_BLOCK, Block
 from service.domain.ranking import Floats, Snapshots
 
 # One snapshot as snapshot.lua reads it (its header lists the fields; False: none).
@@ -71,14 +72,65 @@ def encoded(batch: Snapshots) -> Encoded:
     blocked_by: list[str | bool] = [False] * n
     for i, found in batch.blocked_by.items():
         blocked_by[i] = blocked_text(found)
-    rows = list(zip(
+    columns = [
         t.ids, repeat(seq, n), repeat(computed_at, n), batch.placement, deadline,
         fa.category, map(str, fa.version), state, instants(t.created),
         ["1" if deleted else False for deleted in fa.deleted], score, held_raw,
         instants(t.deadline), alignment, blocked_by,
-        strict=True,
-    ))  # fmt: skip
+    ]  # fmt: skip
+    columns += details(batch)
+    rows = list(zip(*columns, strict=True))
     return Encoded(rows, t.ids, batch.placement, fa.category, deadline, score, raw)
+
+
+def details(batch: Snapshots) -> list[list[str | bool]]:
+    """The columns after blocked_by, for the batch's goals: assigned_to, related (ids
+    space apart) and the reason of a manual block, each cut to what a listpack holds
+    (fitted()). Most goals have none of them: the columns from the last one any goal of
+    the batch has on are left out, and snapshot.lua reads a missing one as none."""
+    fa = batch.facts
+    assigned: list[str | bool] = [False if a is None else fitted(a) for a in fa.assigned_to]
+    related: list[str | bool] = [related_text(r) if r else False for r in fa.related]
+    held: list[str | bool] = [False] * len(batch)
+    for i, found in batch.blocked_by.items():
+        for block in found:
+            if block.reason == MANUAL_BLOCK:
+                held[i] = fitted(block.ref)
+    out = [assigned, related, held]
+    while out and not any(out[-1]):
+        out.pop()
+    return out
+
+
+# A hash stays a listpack while every value is at most this long (Redis's default
+# hash-max-listpack-value): longer text is cut to it. The goal's body has it whole.
+LISTPACK_VALUE_BYTES = 64
+_CUT = "\u2026"  # … ends a text cut short
+
+
+def fitted(text: str) -> str:
+    """The text, or as much of it as fits LISTPACK_VALUE_BYTES with "…" after it."""
+    raw = text.encode()
+    if len(raw) <= LISTPACK_VALUE_BYTES:
+        return text
+    room = LISTPACK_VALUE_BYTES - len(_CUT.encode())
+    return raw[:room].decode(errors="ignore") + _CUT
+
+
+def related_text(related: Sequence[str]) -> str:
+    """Related goal ids, space apart, as many as fit LISTPACK_VALUE_BYTES; `+N` after
+    them says how many more the goal names."""
+    text = " ".join(related)
+    if len(text.encode()) <= LISTPACK_VALUE_BYTES:
+        return text
+    kept: list[str] = []
+    for n, goal_id in enumerate(related):
+        more = f" +{len(related) - n - 1}" if n + 1 < len(related) else ""
+        trial = " ".join([*kept, goal_id]) + more
+        if len(trial.encode()) > LISTPACK_VALUE_BYTES:
+            break
+        kept.append(goal_id)
+    return " ".join([*kept, f"+{len(related) - len(kept)}"])
 
 
 def stamp(batch: Snapshots) -> tuple[str, str]:
@@ -125,10 +177,12 @@ def instants(column: Floats) -> list[str | bool]:
 def blocked_text(found: Iterable[Block]) -> str:
     """Why a goal is blocked, as its hash holds it: `reason:ref` for each block, space
     apart (ids hold no space); a passed deadline as its reason alone, for the hash's
-    deadline field says which (deadline_passed() makes the ref from it)."""
-    return " ".join(
-        b.reason if b.reason == DEADLINE_PASSED else f"{b.reason}:{b.ref}" for b in found
-    )
+    deadline field says which (deadline_passed() makes the ref from it), and so a manual
+    block, whose reason (text, spaces and all) is the hash's `manual_block` field."""
+    return " ".join(b.reason if b.reason in _ALONE else f"{b.reason}:{b.ref}" for b in found)
+
+
+_ALONE = frozenset({DEADLINE_PASSED, MANUAL_BLOCK})  # blocks whose ref lies elsewhere
 
 
 def chunks(batches: Iterable[Encoded], size: int) -> Iterator[tuple[list[str], list[Row]]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from service.domain.blocks import DEADLINE_PASSED, Block
+from service.domain.blocks import DEADLINE_PASSED, MANUAL_BLOCK, Block
 from service.domain.ranking import deadline_passed, held_urgency, order_key
 
 
@@ -87,21 +87,28 @@ def decode(goal_id: str, raw: dict[Any, Any]) -> dict[str, Any]:
         "deleted": fields.get("deleted") == "1",
         "seq": int(fields["seq"]),
         "computed_at": instant(fields["computed_at"]),
+        "assigned_to": fields.get("assigned_to"),
+        "related": fields.get("related", "").split(),  # ids; "+N": N more (encoding.py)
     }
     if score:
         out["urgency"] = held_urgency(out["deadline"], out["computed_at"])
         out["alignment"] = float(fields.get("alignment") or 0.0)
-        out["blocked_by"] = blocked_by(fields.get("blocked_by", ""), out["deadline"])
+        out["blocked_by"] = blocked_by(
+            fields.get("blocked_by", ""), out["deadline"], fields.get("manual_block", "")
+        )
     return out
 
 
-def blocked_by(held: str, deadline: float | None) -> list[dict[str, object]]:
-    """The blocks a hash's `blocked_by` holds (encoding.blocked_text()), as served."""
+def blocked_by(held: str, deadline: float | None, manual: str = "") -> list[dict[str, object]]:
+    """The blocks a hash's `blocked_by` holds (encoding.blocked_text()), as served; a
+    manual block's reason is the hash's `manual_block` field."""
     found = []
     for part in held.split():
         reason, _, ref = part.partition(":")
         if reason == DEADLINE_PASSED and deadline is not None:
             found.append(deadline_passed(deadline).as_dict())
+        elif reason == MANUAL_BLOCK:
+            found.append(Block(reason, ref=manual or "-").as_dict())
         else:
             found.append(Block(reason, ref=ref).as_dict())
     return found

@@ -5,9 +5,9 @@ Exit codes: 0 done; 1 a check failed (ledger verify, replay --check, a scenario)
 5 invalid input; 6 a collaborator does not answer (checker, Redis, the queue);
 7 not permitted (service/cli/output.py).
 Each command group lives in its own module: setup (migrate, bench), goals (goals …,
-select), audit (ledger …, cache rebuild, apply-scenario), store (store copy); the
-processes (serve, worker, scheduler, selector) in workers/cli.py, which is the
-`goalstore` script.
+select), audit (ledger …, cache rebuild, apply-scenario), store (store copy), health
+(healthcheck); the processes (serve, worker, scheduler, selector) in workers/cli.py,
+which is the `goalstore` script.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import psycopg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from service.cli import audit, goals, setup, store
+from service.cli import annotate, audit, goals, health, setup, store, tasks
 from service.cli.output import (
     EXIT_CHECK_FAILED,
     EXIT_CODE,
@@ -49,12 +49,14 @@ __all__ = [
 ]  # fmt: skip
 
 # Commands that run on an older schema: they apply it, or work on databases of their own.
-_ANY_SCHEMA = ("serve", "migrate", "bench", "store")
+_ANY_SCHEMA = ("serve", "migrate", "bench", "store", "healthcheck")  # healthcheck reports it
 
 
 Group = Callable[[Any], None]  # adds a group's subcommands to the parser's subparsers
 GROUPS: tuple[Group, ...] = (
     setup.add_commands, goals.add_commands, audit.add_commands, store.add_commands,
+    health.add_commands, annotate.add_commands,
+    tasks.add_commands,  # after goals: it adds `goals satisfy`
 )  # fmt: skip
 
 

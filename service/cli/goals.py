@@ -1,4 +1,5 @@
-"""`goalstore goals list|show|create|update|adopt|abandon|delete` and `goalstore select`."""
+"""`goalstore goals list|show|create|update|adopt|abandon|delete|satisfy` and `goalstore
+select`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def cmd_list(args: argparse.Namespace, services: Services) -> int:
         include_deleted=args.include_deleted,
         cursor=args.cursor,
         limit=args.limit,
+        assigned_to=args.assigned_to,
     )
     next_cursor = None if page.next_cursor is None else str(page.next_cursor)
     emit({"data": [goal_json(g) for g in page.goals], "count": page.count,
@@ -71,6 +73,15 @@ def cmd_update(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_satisfy(args: argparse.Namespace, services: Services) -> int:
+    result = orjson.loads(args.result)
+    goal = services.goalstore.satisfy_goal(
+        context(args), args.goal_id, result, args.expected_version
+    )
+    emit(goal_json(goal))
+    return EXIT_OK
+
+
 def _state_command(command: StateCommand) -> Callable[[argparse.Namespace, Services], int]:
     def run(args: argparse.Namespace, services: Services) -> int:
         change = command(services.goalstore, context(args), args.goal_id, args.expected_version)
@@ -95,6 +106,7 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--include-deleted", action="store_true")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor", type=int, default=0)
+    listing.add_argument("--assigned-to", help="only goals assigned to this actor")
     listing.set_defaults(run=cmd_list)
     show = goals.add_parser("show", help="show one goal")
     show.add_argument("goal_id")
@@ -112,3 +124,8 @@ def add_commands(sub: Any) -> None:
         state.add_argument("goal_id")
         state.add_argument("--expected-version", type=int)
         state.set_defaults(run=_state_command(command))
+    satisfy = goals.add_parser("satisfy", help="close a goal through the verification gate")
+    satisfy.add_argument("goal_id")
+    satisfy.add_argument("--result", required=True, help="the typed result, JSON")
+    satisfy.add_argument("--expected-version", type=int)
+    satisfy.set_defaults(run=cmd_satisfy)

@@ -4,7 +4,15 @@ The API, the CLI, scenarios and workers call these and nothing below them, so
 every rule (versions, lifecycle, ledger, outbox) lives in exactly one place.
 """
 
-from service.commands.annotations import block_goal, unblock_goal
+from service.commands.annotations import (
+    NotePage,
+    add_note,
+    block_goal,
+    link_work,
+    list_notes,
+    review_criterion,
+    unblock_goal,
+)
 from service.commands.base import MAX_PAGE, Change, Context, utcnow
 from service.commands.beliefs import get_belief, list_beliefs, put_belief
 from service.commands.decisions import (
@@ -20,6 +28,7 @@ from service.commands.events import (
     refresh_cache,
     relay_outbox,
 )
+from service.commands.gate import GateClosed, ResultInvalid, satisfy_goal
 from service.commands.goals import (
     GoalPage,
     abandon_goal,
@@ -59,13 +68,12 @@ from service.commands.selection import (
 )
 from service.commands.starting import start_goals
 from service.commands.tasks import (
-    GateClosed,
-    ResultInvalid,
+    GoalManuallyBlocked,
+    create_task,
     list_tasks,
     report_progress,
     report_task,
     review_task,
-    satisfy_goal,
     sweep_tasks,
 )
 from service.commands.vetting import Vetting
@@ -76,7 +84,9 @@ __all__ = [
     "Context",
     "Flags",
     "GateClosed",
+    "GoalManuallyBlocked",
     "GoalPage",
+    "NotePage",
     "RankedGoal",
     "RankedView",
     "RankingState",
@@ -88,12 +98,14 @@ __all__ = [
     "StoreFigures",
     "Vetting",
     "abandon_goal",
+    "add_note",
     "adopt_goal",
     "apply_events",
     "block_goal",
     "cache_backlog",
     "change_decision",
     "create_goal",
+    "create_task",
     "delete_goal",
     "get_belief",
     "get_decision",
@@ -101,8 +113,10 @@ __all__ = [
     "goal_history",
     "goal_score",
     "ledger_checkpoint",
+    "link_work",
     "list_beliefs",
     "list_goals",
+    "list_notes",
     "list_outcomes",
     "list_tasks",
     "prioritized",
@@ -118,6 +132,7 @@ __all__ = [
     "replay_check",
     "report_progress",
     "report_task",
+    "review_criterion",
     "review_task",
     "satisfy_goal",
     "select_goal",

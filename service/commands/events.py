@@ -6,26 +6,32 @@
   Redis under the version guard, then marks the events applied. Applying a batch
   twice writes the same snapshots (or is refused by the guard): delivery may repeat.
 - `refresh_cache` is the periodic pass: a cold Redis (restarted empty) is rebuilt
-  whole; otherwise goals whose urgency moved with time are re-scored.
+  whole; otherwise goals whose urgency moved with time are re-scored. Either way it
+  records each passed deadline once (`goal_deadline_passed`).
 - `redeliver_stale` releases claims never applied (a lost job, a killed worker).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from service.cache.ranking import RankingCache
-from service.commands.base import utcnow
+from service.commands.base import Context, record_event, utcnow
 from service.commands.ranking import ranking_state, rebuild_cache, state_in
 from service.domain.events import EventRef, reach
+from service.domain.goal import Goal, GoalState, from_record
+from service.domain.ledger import LedgerRow
 from service.domain.ranking import URGENCY_WINDOW_S
 from service.domain.timefmt import format_ts
 from service.metrics import EVENTS_APPLIED, RECORDER
 from service.store import goals as goal_table
+from service.store import ledger as ledger_table
 from service.store import outbox
-from service.store.db import Database
+from service.store.db import Connection, Database
+from service.tracing import new_trace
 
 
 def relay_outbox(
@@ -86,22 +92,97 @@ def apply_events(
 
 
 def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, Any]:
-    """The periodic pass: rebuild a cold cache; re-score goals whose urgency time has moved.
+    """The periodic pass: rebuild a cold cache; record the deadlines that have passed
+    (record_passed_deadlines()); re-score goals whose urgency time has moved.
 
     Urgency changes only within a day of the deadline and once when it passes, so
     the goals to re-score are those whose deadline lies between the last refresh
-    and a day from now.
+    and a day from now, and the goals whose passed deadline it has just recorded: it
+    applies those events itself (their snapshots are read after them), so they are
+    marked applied here.
     """
     now = now or utcnow()
-    if not cache.is_warm():
-        summary = rebuild_cache(db, cache, now)
-        return {"rebuilt": True, "goals": summary["goals"]}
-    last = float(cache.meta().get("urgency_refreshed_at") or 0.0)
-    goal_ids = cache.with_deadline_between(last, now.timestamp() + URGENCY_WINDOW_S)
-    state = ranking_state(db, goal_ids, now)
-    cache.write([state.snapshots()])
-    cache.note(urgency_refreshed_at=now.timestamp())
-    return {"rebuilt": False, "goals": len(state)}
+    rebuilt = not cache.is_warm()
+    if rebuilt:
+        goals = rebuild_cache(db, cache, now)["goals"]
+        goal_ids: list[str] = []
+    else:
+        last = float(cache.meta().get("urgency_refreshed_at") or 0.0)
+        goal_ids = cache.with_deadline_between(last, now.timestamp() + URGENCY_WINDOW_S)
+    recorded = record_passed_deadlines(db, cache, now)
+    goal_ids = sorted({*goal_ids, *(e.goal_id for e in recorded if e.goal_id)})
+    if goal_ids or not rebuilt:
+        state = ranking_state(db, goal_ids, now)
+        cache.write([state.snapshots()])
+        goals = goals if rebuilt else len(state)
+    if recorded:
+        with db.write() as conn:
+            applied = outbox.mark_applied(conn, [e.seq for e in recorded], format_ts(utcnow()))
+        RECORDER.inc(EVENTS_APPLIED, applied)
+    if not rebuilt:
+        cache.note(urgency_refreshed_at=now.timestamp())
+    return {"rebuilt": rebuilt, "goals": goals, "deadlines_passed": len(recorded)}
+
+
+DEADLINE_PASSED_EVENT = "goal_deadline_passed"
+CLOCK = Context(actor="goalstore", admin=True)  # who records what time alone brought about
+
+
+def record_passed_deadlines(db: Database, cache: RankingCache, now: datetime) -> list[LedgerRow]:
+    """One `goal_deadline_passed` ledger event per adopted goal and deadline passed (a
+    deadline moved later that passes again is another one): the events written.
+
+    An observation, not a change: the goal keeps its version. The candidates are the
+    placed goals whose deadline, as the cache holds it, is past; the store decides,
+    once outside the write lock (most refreshes write nothing) and again inside it, so
+    refreshers running at once write each event once."""
+    candidates = cache.with_deadline_between(float("-inf"), now.timestamp())
+    if not candidates:
+        return []
+    with db.read() as conn:
+        due = _unrecorded_deadlines(conn, candidates, now)
+    if not due:
+        return []
+    ctx = replace(CLOCK, trace=new_trace())
+    with db.write() as conn:
+        due = _unrecorded_deadlines(conn, [goal.id for goal, _ in due], now)
+        return [
+            record_event(conn, ctx, now, DEADLINE_PASSED_EVENT, goal.id,
+                         {"deadline": deadline, "version": goal.version,
+                          "horizon_max_min": goal.horizon_max_min})
+            for goal, deadline in due
+        ]  # fmt: skip
+
+
+def _unrecorded_deadlines(
+    conn: Connection, goal_ids: Sequence[str], now: datetime
+) -> list[tuple[Goal, str]]:
+    """The live adopted goals of `goal_ids` whose deadline has passed with no
+    goal_deadline_passed event for it yet, each with that deadline (ISO 8601)."""
+    due = []
+    records = goal_table.fetch_many(conn, sorted(goal_ids))
+    for goal_id in sorted(records):
+        goal = from_record(records[goal_id])
+        deadline = goal.deadline
+        if goal.state != GoalState.ADOPTED or goal.is_deleted or deadline is None:
+            continue
+        if deadline > now:
+            continue
+        when = format_ts(deadline)
+        if when not in _recorded_deadlines(conn, goal_id):
+            due.append((goal, when))
+    return due
+
+
+def _recorded_deadlines(conn: Connection, goal_id: str) -> set[str]:
+    """The deadlines of the goal's goal_deadline_passed events."""
+    found: set[str] = set()
+    after = 0
+    while rows := ledger_table.for_goal(conn, goal_id, after=after):
+        found.update(r.payload.get("deadline", "") for r in rows
+                     if r.event_type == DEADLINE_PASSED_EVENT)  # fmt: skip
+        after = rows[-1].seq
+    return found
 
 
 def redeliver_stale(

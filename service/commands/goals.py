@@ -129,6 +129,7 @@ def mutate(
     already_done: Callable[[Goal], bool] = lambda goal: False,
     extra_checks: Callable[[Connection, Goal], None] | None = None,
     then: Callable[[Connection, Goal, datetime], None] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Change:
     """Load, authorize, check the version, change, write row + event + outbox: the shape of
     every mutation.
@@ -161,7 +162,7 @@ def mutate(
                 return Change(goal, changed=False)
             if extra_checks is not None:
                 extra_checks(conn, changed)
-            save_change(conn, ctx, now, goal, changed, action, event_type)
+            save_change(conn, ctx, now, goal, changed, action, event_type, extra)
             if then is not None:  # what the change leads to, in the same transaction
                 then(conn, changed, now)
             return Change(changed, changed=True)

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.commands.base import live_goal
+from service.domain.errors import FieldError, InvalidInput
 from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay
+from service.domain.tasks import TaskNotFound
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
+from service.store import tasks as task_table
 from service.store.db import Database
 
 
@@ -18,6 +21,30 @@ def goal_history(
     conn = db.connection()
     live_goal(conn, goal_id, include_deleted=True)  # a deleted goal's history stays readable
     return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
+
+
+def timeline(
+    db: Database, *, goal_id: str | None = None, trace_id: str | None = None,
+    task_id: str | None = None, after: int = 0, limit: int = 1_000,
+) -> list[LedgerRow]:  # fmt: skip
+    """The events of a goal, a trace or a task (every filter given must match), oldest
+    first. A goal or task that does not exist is NotFound; a trace is only its events."""
+    if goal_id is None and trace_id is None and task_id is None:
+        raise InvalidInput([FieldError(("goal_id",), "name a goal, a trace or a task")])
+    if limit < 1:
+        raise InvalidInput([FieldError(("limit",), "must be at least 1")])
+    with db.read() as conn:
+        if goal_id is not None:
+            live_goal(conn, goal_id, include_deleted=True)
+        if task_id is not None:
+            task = task_table.fetch(conn, task_id)
+            if task is None:
+                raise TaskNotFound(task_id)
+            if goal_id not in (None, task.goal_id):
+                return []
+            goal_id = task.goal_id  # a task's events are its goal's: read them by that index
+        return ledger_table.matching(conn, goal_id=goal_id, trace_id=trace_id,
+                                     task_id=task_id, after=after, limit=limit)  # fmt: skip
 
 
 def verify_ledger(db: Database, checkpoint: Checkpoint | None = None) -> ChainReport:

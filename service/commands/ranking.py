@@ -27,7 +27,7 @@ from service.domain.ranking import (
     Score,
     Snapshots,
     explain,
-    features,
+    manual_reason,
     rank,
 )
 from service.domain.timefmt import epoch_us, parse_ts
@@ -112,12 +112,16 @@ def _tables(rows: Sequence[Sequence[Any]]) -> tuple[FeatureTable, FactTable]:
     if not rows:
         return FeatureTable.of([]), FactTable.of([])
     (ids, value, effort, risk, created_at, horizon_max_min, aligns_with, contradicts,
-     depends_on, version, state, category, deleted_at) = zip(*rows, strict=True)  # fmt: skip
+     depends_on, version, state, category, deleted_at, manual_block, assigned_to,
+     related) = zip(*rows, strict=True)  # fmt: skip
+    held = {i: manual_reason(orjson.loads(text)) or "" for i, text in enumerate(manual_block)
+            if text is not None and text != "null"}  # fmt: skip
     table = FeatureTable.stored(
         ids, value, effort, risk, epoch_us(created_at), horizon_max_min, _id_lists(aligns_with),
-        _id_lists(contradicts), _id_lists(depends_on),
+        _id_lists(contradicts), _id_lists(depends_on), held,
     )  # fmt: skip
-    return table, FactTable(version, state, category, [d is not None for d in deleted_at])
+    deleted = [d is not None for d in deleted_at]
+    return table, FactTable(version, state, category, deleted, assigned_to, _id_lists(related))
 
 
 def _id_lists(texts: Sequence[str]) -> list[tuple[str, ...]]:
@@ -172,16 +176,15 @@ def prioritized(
     category: str | None = None,
     include_blocked: bool = False,
 ) -> list[RankedGoal]:
-    """Adopted live goals, best first, computed from SQLite."""
+    """Adopted live goals, best first, computed from the store: every one scored from its
+    ranking columns (as a rebuild scores them), and only the page's goals read whole."""
     with db.read() as conn:
         inputs = ranking_inputs(conn, now or utcnow())
-        goals = {
-            record["id"]: from_record(record)
-            for record in goal_table.live_in_state(conn, GoalState.ADOPTED.value, category)
-        }
-    with RECORDER.timed(PRIORITIZE_LATENCY):
-        top = rank([features(goal) for goal in goals.values()], inputs).top(limit, include_blocked)
-    return [RankedGoal(goals[r.goal_id], r) for r in top]
+        rows = goal_table.ranking_rows_in_state(conn, GoalState.ADOPTED.value, category)
+        with RECORDER.timed(PRIORITIZE_LATENCY):
+            top = rank(_tables(rows)[0], inputs).top(limit, include_blocked)
+        records = goal_table.fetch_many(conn, [r.goal_id for r in top])
+    return [RankedGoal(from_record(records[r.goal_id]), r) for r in top]
 
 
 @dataclass(frozen=True)

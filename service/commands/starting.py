@@ -8,34 +8,45 @@ When the hand-off to the scheduler queue fails, undo_start puts the goal back.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from service.commands.base import Context, live_goal
+from service.commands.gate import refresh_progress
 from service.commands.goals import move_goal
 from service.commands.ranking import ranking_inputs
 from service.commands.vetting import Vetting
-from service.domain.blocks import DEPENDENCY_UNSATISFIED, Block
+from service.domain.blocks import CONTRADICTS_BELIEF, DEPENDENCY_UNSATISFIED, MANUAL_BLOCK, Block
 from service.domain.errors import ErrorKind, GoalNotFound, GoalStoreError, IllegalTransition
 from service.domain.goal import Goal, GoalState, from_record
-from service.domain.ranking import explain
+from service.domain.ranking import explain, manual_reason
+from service.domain.ranking.formula import contradicted
 from service.domain.tasks import Task, TaskPayload, TaskState
 from service.domain.vetting import Consistency, GoalBlocked, Verdict
+from service.metrics import RECORDER, SAFETY_VIOLATIONS
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import tasks as task_table
 from service.store.db import Connection, Database
 
+log = logging.getLogger("goalstore.selection")
+
 
 def start_verdict(
     conn: Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
     now: datetime,
 ) -> Verdict:  # fmt: skip
-    """Adoption's rules plus what ranking blocks on (dependencies not yet satisfied)."""
+    """Adoption's rules plus what ranking blocks on (a manual block, dependencies not yet
+    satisfied)."""
     verdict = vetting.verdict(conn, goal, consistency, now)
+    if goal.manual_block is not None:
+        held = goal.manual_block
+        block = Block(MANUAL_BLOCK, f"blocked by {held.get('actor')}: {manual_reason(held)}")
+        verdict = replace(verdict, blocks=(*verdict.blocks, block))
     if not goal.depends_on:  # the ranking inputs are read only when they can matter
         return verdict
     unmet = tuple(
@@ -111,6 +122,7 @@ def _start(
     verdict = start_verdict(conn, vetting, goal, consistency, now)
     if not verdict.allowed:
         raise GoalBlocked(goal.id, verdict)
+    _refuse_unsafe(conn, goal)
     task_table.supersede_failed(conn, goal.id)
     attempt = 1 + len(task_table.for_goal(conn, goal.id))
     span = ctx.trace.child()
@@ -123,7 +135,25 @@ def _start(
                         {"task": {"task_id": task.task_id, "attempt": attempt}})  # fmt: skip
     task_table.insert(conn, task)
     seq, _ = ledger_table.head(conn)  # the event move_goal just appended
+    if goal.progress:  # verified tasks stay live beside the new one: the share moves
+        refresh_progress(conn, ctx, now, goal.id, task.task_id)
     return Started(started, task, seq)
+
+
+def _refuse_unsafe(conn: Connection, goal: Goal) -> None:
+    """The safety net behind vetting: a goal about to be handed to the scheduler that
+    contradicts an active belief (seed 000's safety violation) means vetting let it
+    through, which must never happen. Counted (goal_safety_violations_total, alerted on
+    above zero), logged, and the goal is refused like any blocked one."""
+    if not goal.contradicts:
+        return
+    violated = contradicted(goal.contradicts, belief_table.active_ids(conn))
+    if violated:
+        RECORDER.inc(SAFETY_VIOLATIONS)
+        log.error("safety: vetting let goal %s through while it contradicts active beliefs "
+                  "%s; refused", goal.id, ", ".join(violated))  # fmt: skip
+        block = Block(CONTRADICTS_BELIEF, "contradicts an active belief", tuple(violated))
+        raise GoalBlocked(goal.id, Verdict((block,)))
 
 
 def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
@@ -139,8 +169,10 @@ def undo_start(db: Database, ctx: Context, task: Task, reason: str) -> None:
             move_goal(conn, ctx, now, goal, "retry", "goal_retried",
                       {"task": {"task_id": task.task_id, "reason": reason}})  # fmt: skip
         failed = replace(task, state=TaskState.FAILED, reason=reason, superseded=True,
-                         updated_at=now)  # fmt: skip
+                         updated_at=now, version=task.version + 1)  # fmt: skip
         task_table.save(conn, failed)
+        if goal.progress:  # the task no longer counts as live
+            refresh_progress(conn, ctx, now, goal.id, task.task_id)
 
 
 def task_payload(goal: Goal, task: Task) -> dict[str, Any]:

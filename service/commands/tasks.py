@@ -1,20 +1,23 @@
-"""Tasks after selection: reports, reviews, the verification gate, and dead jobs.
+"""Tasks: reports, reviews, tasks recorded by hand, and dead jobs (the gate: gate.py).
 
 A failed or rejected task is a failed attempt: the goal goes back to `adopted`
 (another selection may start it) until `max_attempts` have failed; then it is
-abandoned. Satisfying or abandoning a goal that was executed records an outcome
-of the `goal_selected` decision.
+abandoned, with an `execution` GoalFailure as its last failure. Abandoning a goal
+that was executed records an outcome of the `goal_selected` decision. Every change
+of a task bumps its version and keeps the goal's `progress` (gate.refresh_progress).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from service.commands.base import Context, authorize, live_goal, record_event
-from service.commands.goals import move_goal
+from service.commands.gate import record_failure, refresh_progress
+from service.commands.goals import move_goal, mutate
 from service.commands.outcomes import selection_outcome
 from service.domain.errors import (
     ErrorKind,
@@ -22,20 +25,19 @@ from service.domain.errors import (
     GoalStoreError,
     IllegalTransition,
     InvalidInput,
-    VersionConflict,
 )
-from service.domain.goal import Goal, GoalState
-from service.domain.goal_types import validate_result
+from service.domain.goal import Goal, GoalState, bump, transition
 from service.domain.tasks import (
     OPEN,
-    GateCounts,
     Task,
     TaskNotFound,
     TaskState,
+    TaskVersionConflict,
+    execution_failure,
     failed_attempts,
-    gate,
     report,
     review,
+    reviewed,
 )
 from service.domain.timefmt import format_ts
 from service.metrics import RECORDER, TASKS_FINISHED
@@ -47,42 +49,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class GateClosed(GoalStoreError):
+class GoalManuallyBlocked(GoalStoreError):
+    """A person blocked the goal (POST /v1/goals/{id}/block): no work starts on it."""
+
     kind = ErrorKind.CONFLICT
-    code = "gate-closed"
-    title = "Verification gate closed"
+    code = "goal-manually-blocked"
+    title = "Goal manually blocked"
 
     goal_id: str
-    counts: GateCounts
+    reason: str
 
     def fields(self) -> dict[str, Any]:
-        return {"goal_id": self.goal_id, **self.counts.as_dict()}
+        return {"goal_id": self.goal_id, "reason": self.reason}
 
     def __str__(self) -> str:
-        c = self.counts
-        if not c.live:
-            return f"goal {self.goal_id!r} has no task to verify"
-        return f"goal {self.goal_id!r}: {c.verified} of {c.live} live tasks verified"
-
-
-@dataclass
-class ResultInvalid(GoalStoreError):
-    """The result does not validate against the goal's type (a GoalFailure)."""
-
-    kind = ErrorKind.INVALID
-    code = "invalid-result"
-    title = "Invalid result (GoalFailure)"
-
-    goal_id: str
-    goal_type: str
-    errors: list[FieldError]
-
-    def fields(self) -> dict[str, Any]:
-        return {"goal_id": self.goal_id, "goal_type": self.goal_type,
-                "errors": [e.as_dict() for e in self.errors]}  # fmt: skip
-
-    def __str__(self) -> str:
-        return f"the result is not a valid {self.goal_type} result ({len(self.errors)} errors)"
+        return f"goal {self.goal_id!r} is blocked ({self.reason}): unblock it first"
 
 
 def list_tasks(db: Database, goal_id: str) -> list[Task]:
@@ -98,15 +79,22 @@ def _task_of(conn: Connection, goal_id: str | None, task_id: str) -> Task:
     return task
 
 
-def _record_task(conn: Connection, ctx: Context, now: datetime, event_type: str,
-                 task: Task) -> None:  # fmt: skip
-    task_table.save(conn, task)
+def _task_event(conn: Connection, ctx: Context, now: datetime, event_type: str,
+                task: Task) -> None:  # fmt: skip
     record_event(
         conn, ctx, now, event_type, task.goal_id,
         {"task": {"task_id": task.task_id, "attempt": task.attempt, "state": task.state.value,
-                  "evidence": task.evidence, "reason": task.reason,
+                  "version": task.version, "evidence": task.evidence, "reason": task.reason,
                   "task_trace_id": task.trace_id}},
     )  # fmt: skip
+
+
+def _record_task(conn: Connection, ctx: Context, now: datetime, event_type: str,
+                 task: Task) -> None:  # fmt: skip
+    """The changed task, its event, and the goal's progress that follows from it."""
+    task_table.save(conn, task)
+    _task_event(conn, ctx, now, event_type, task)
+    refresh_progress(conn, ctx, now, task.goal_id, task.task_id)
 
 
 def report_task(
@@ -127,7 +115,7 @@ def report_task(
             return task
         _record_task(conn, ctx, now, "task_reported", updated)
         if updated.state == TaskState.FAILED:
-            _after_failed_attempt(conn, ctx, now, updated.goal_id, max_attempts)
+            _after_failed_attempt(conn, ctx, now, updated, max_attempts)
     if updated.state in (TaskState.SUCCEEDED, TaskState.FAILED):
         RECORDER.inc(TASKS_FINISHED, state=updated.state.value)
     return updated
@@ -156,26 +144,88 @@ def report_progress(
 
 def review_task(
     db: Database, ctx: Context, goal_id: str, task_id: str, action: str, *,
-    reason: str | None = None, max_attempts: int,
+    reason: str | None = None, expected_version: int | None = None, max_attempts: int,
 ) -> Task:  # fmt: skip
     """The goal's owner (or an admin) verifies or rejects a succeeded task (a rejection is
-    a failed attempt)."""
+    a failed attempt). The same decision again changes nothing; one based on a task
+    version that is not the current one (`expected_version`) records
+    `goal_conflict_detected` and raises TaskVersionConflict, changing nothing else."""
     with db.write() as conn:
         now = ctx.clock()
         authorize(ctx, live_goal(conn, goal_id, include_deleted=True), action)
         task = _task_of(conn, goal_id, task_id)
-        updated = review(task, action, reason, now)
-        if updated is task:
-            return task
-        _record_task(conn, ctx, now, "task_reviewed", updated)
-        if updated.state == TaskState.REJECTED:
-            _after_failed_attempt(conn, ctx, now, goal_id, max_attempts)
-    return updated
+        stale = expected_version is not None and expected_version != task.version
+        if stale and not reviewed(task, action):
+            assert expected_version is not None
+            record_event(
+                conn, ctx, now, "goal_conflict_detected", goal_id,
+                {"action": action, "task_id": task_id, "expected_version": expected_version,
+                 "current_version": task.version},
+            )  # fmt: skip
+            conflict = TaskVersionConflict(goal_id, task_id, expected_version, task.version)
+        else:
+            updated = review(task, action, reason, now)
+            if updated is task:
+                return task
+            _record_task(conn, ctx, now, "task_reviewed", updated)
+            if updated.state == TaskState.REJECTED:
+                _after_failed_attempt(conn, ctx, now, updated, max_attempts)
+            return updated
+    # Raised outside the transaction, so the conflict event above is committed.
+    raise conflict
+
+
+def create_task(
+    db: Database, ctx: Context, goal_id: str, *, evidence: Any = None, note: str | None = None,
+    expected_version: int | None = None,
+) -> Task:  # fmt: skip
+    """Record work done outside selection (origin `manual`, state `running`): on an
+    adopted goal it starts the goal (-> executing, as a selection would), on an
+    executing one it adds a live task; either way the goal's version moves on (the task
+    names the version before) in one `goal_task_added` event naming the task. Reported,
+    reviewed and counted by the gate like any task. Refused on proposed and finished
+    goals (IllegalTransition) and on a manually blocked one (GoalManuallyBlocked)."""
+    span = ctx.trace.child()
+    named: dict[str, Any] = {"task_id": f"t-{secrets.token_hex(8)}", "origin": "manual",
+                             "state": TaskState.RUNNING.value, "evidence": evidence,
+                             "note": note}  # fmt: skip
+    made: list[Task] = []
+
+    def change(goal: Goal, now: datetime) -> Goal:
+        if goal.manual_block is not None and not goal.is_terminal:
+            raise GoalManuallyBlocked(goal.id, str(goal.manual_block.get("reason", "")))
+        if goal.state == GoalState.ADOPTED:
+            return transition(goal, "start", now)
+        if goal.state == GoalState.EXECUTING:
+            return bump(goal, now)
+        raise IllegalTransition(goal.id, goal.state.value, "add a task to")
+
+    def number(conn: Connection, changed: Goal) -> None:  # before the event is written
+        named["attempt"] = 1 + len(task_table.for_goal(conn, goal_id))
+
+    def insert(conn: Connection, changed: Goal, now: datetime) -> None:
+        task_table.supersede_failed(conn, goal_id)  # the new attempt replaces failed ones
+        task = Task(
+            task_id=named["task_id"], goal_id=goal_id, goal_version=changed.version - 1,
+            attempt=named["attempt"], state=TaskState.RUNNING, trace_id=span.trace_id,
+            span_id=span.span_id, traceparent=span.traceparent, created_at=now,
+            updated_at=now, evidence=evidence, origin="manual",
+        )  # fmt: skip
+        task_table.insert(conn, task)
+        refresh_progress(conn, ctx, now, goal_id, task.task_id)
+        made.append(task)
+
+    mutate(
+        db, ctx, goal_id, expected_version, action="add_task", event_type="goal_task_added",
+        change=change, extra_checks=number, then=insert, extra={"task": named},
+    )  # fmt: skip
+    return made[0]
 
 
 def _after_failed_attempt(
-    conn: Connection, ctx: Context, now: datetime, goal_id: str, max_attempts: int
+    conn: Connection, ctx: Context, now: datetime, failed_task: Task, max_attempts: int
 ) -> None:
+    goal_id = failed_task.goal_id
     goal = live_goal(conn, goal_id, include_deleted=True)
     if goal.state != GoalState.EXECUTING or goal.is_deleted:
         return
@@ -190,45 +240,8 @@ def _after_failed_attempt(
     abandoned = move_goal(conn, ctx, now, goal, "abandon", "goal_abandoned",
                       {"reason": "attempts_exhausted", "failed_attempts": failed})  # fmt: skip
     selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
-
-
-def satisfy_goal(
-    db: Database, ctx: Context, goal_id: str, result: Any, expected_version: int | None = None
-) -> Goal:
-    """The verification gate, for the goal's owner or an admin: every live task verified
-    and a result valid for the goal's type, or nothing changes (GateClosed, or
-    ResultInvalid recorded as a GoalFailure)."""
-    failure: ResultInvalid | None = None
-    with db.write() as conn:
-        now = ctx.clock()
-        goal = live_goal(conn, goal_id)
-        authorize(ctx, goal, "satisfy")
-        if goal.state == GoalState.SATISFIED:
-            return goal
-        if goal.state != GoalState.EXECUTING:
-            raise IllegalTransition(goal_id, goal.state.value, "satisfy")
-        if expected_version is not None and expected_version != goal.version:
-            raise VersionConflict(goal_id, expected_version, goal.version)
-        tasks = task_table.for_goal(conn, goal_id)
-        counts = gate(tasks)
-        if not counts.open:
-            raise GateClosed(goal_id, counts)
-        typed, errors = validate_result(goal, result)
-        if errors:
-            failure = ResultInvalid(goal_id, goal.goal_type, errors)
-            record_event(
-                conn, ctx, now, "goal_failure_recorded", goal_id,
-                {"goal_type": goal.goal_type, "errors": [e.as_dict() for e in errors]},
-            )  # fmt: skip
-        else:
-            assert typed is not None
-            satisfied = move_goal(conn, ctx, now, goal, "satisfy", "goal_satisfied",
-                              {"result": typed.model_dump(mode="json")})  # fmt: skip
-            selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
-            return satisfied
-    # Raised after the commit, so the GoalFailure stays in the goal's history.
-    assert failure is not None
-    raise failure
+    failure = execution_failure(goal_id, failed_task, tasks, max_attempts, format_ts(now))
+    record_failure(conn, ctx, now, goal_id, failure)
 
 
 @dataclass(frozen=True)
@@ -279,6 +292,7 @@ def task_as_dict(task: Task) -> dict[str, Any]:
     return {
         "task_id": task.task_id, "goal_id": task.goal_id, "goal_version": task.goal_version,
         "attempt": task.attempt, "state": task.state.value, "superseded": task.superseded,
+        "version": task.version, "origin": task.origin,
         "evidence": task.evidence, "reason": task.reason, "trace_id": task.trace_id,
         "span_id": task.span_id, "traceparent": task.traceparent,
         "created_at": format_ts(task.created_at), "updated_at": format_ts(task.updated_at),

@@ -1,12 +1,13 @@
 """Why a goal is blocked: one `Block` type, for ranking and for vetting alike.
 
-Ranking blocks a goal (penalty -1, never selected) when it contradicts an active belief,
-depends on a goal not yet satisfied, or its deadline has passed; vetting refuses to adopt
-or select it for those reasons and for the belief checker's severity. A block says which
-rule (`reason`) and what it is about, in one of the two shapes served since the start:
+Ranking blocks a goal (penalty -1, never selected) when someone blocked it by hand, when
+it contradicts an active belief, depends on a goal not yet satisfied, or its deadline has
+passed; vetting refuses to adopt or select it for those reasons (a manual block refuses
+selection only) and for the belief checker's severity. A block says which rule (`reason`)
+and what it is about, in one of the two shapes served since the start:
 
-- ranking names the one belief, goal or deadline behind it (`ref`): score explanations
-  and snapshots show `{"reason", "ref"}`;
+- ranking names the one belief, goal or deadline behind it, or the person's reason for a
+  manual block (`ref`): score explanations and snapshots show `{"reason", "ref"}`;
 - vetting, which answers a person, says it in a sentence (`detail`) with the beliefs
   involved: 409 problems and `goal_blocked_by_belief` events show
   `{"reason", "detail", "belief_ids"}`.
@@ -20,6 +21,7 @@ SEVERITY = "severity"  # the belief checker's severity reached the threshold
 CONTRADICTS_BELIEF = "contradicts_belief"
 DEPENDENCY_UNSATISFIED = "dependency_unsatisfied"
 DEADLINE_PASSED = "deadline_passed"
+MANUAL_BLOCK = "manual_block"  # POST /v1/goals/{id}/block: a person holds the goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,7 @@ class Block:
     reason: str  # one of the names above
     detail: str = ""  # vetting's sentence
     belief_ids: tuple[str, ...] = ()  # vetting: the beliefs involved
-    ref: str = ""  # ranking: the one belief id, goal id or deadline (ISO 8601)
+    ref: str = ""  # ranking: the belief id, goal id, deadline (ISO 8601) or manual reason
 
     def as_dict(self) -> dict[str, object]:
         """The block as served: ranking's shape when it names a `ref`, vetting's otherwise."""

@@ -35,6 +35,8 @@ NO_RANKING_EFFECT = frozenset(
     {
         "goal_conflict_detected", "decision_outcome_recorded", "goal_blocked_by_belief",
         "task_reported", "task_reviewed", "goal_failure_recorded", "task_progress_reported",
+        # derived or commentary: no version bump, nothing the ranking reads
+        "goal_progressed", "goal_note_added",
     }
 )  # fmt: skip
 # Goal events that only touch the goal itself. Any other goal event (goal_satisfied,
@@ -48,6 +50,13 @@ GOAL_SELF_ONLY = frozenset(
         "goal_deleted",
         "goal_selected_for_execution",
         "goal_retried",
+        "goal_blocked",  # a manual block holds the goal itself, not what depends on it
+        "goal_unblocked",
+        "goal_deadline_passed",  # re-scored by the refresh that records it, and again here
+        # version bumps: the snapshot's version must follow, or selection sees a moved goal
+        "goal_linked",
+        "goal_criterion_reviewed",
+        "goal_task_added",
     }
 )
 BELIEF_EVENTS = frozenset({"belief_created", "belief_updated"})

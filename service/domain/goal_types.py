@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.domain import limits
 from service.domain.errors import FieldError
+from service.domain.tasks import GoalFailure
 
 if TYPE_CHECKING:
     from service.domain.goal import Goal
@@ -88,6 +89,36 @@ def validate_result(goal: Goal, raw: Any) -> tuple[BaseModel | None, list[FieldE
         ]
     problems = entry.check_result(goal, result) if entry.check_result else []
     return (None, problems) if problems else (result, [])
+
+
+def _suggestion(goal_type: str, error: FieldError) -> str:
+    path = ".".join(str(part) for part in error.loc)
+    if error.type == "missing":
+        return f"add `{path}`: the {goal_type} result requires it"
+    if error.type == "extra_forbidden":
+        return f"remove `{path}`: it is not a field of a {goal_type} result"
+    if error.type == "target_not_met":
+        return f"`{path}`: {error.msg}; satisfy the goal once the target is reached"
+    return f"fix `{path}`: {error.msg}"
+
+
+def result_failure(goal_type: str, errors: list[FieldError], at: str) -> GoalFailure:
+    """The GoalFailure of a result that does not validate against its goal type: one
+    suggestion per error saying which field to fix, the schema's fields to debug with."""
+    entry = _REGISTRY.get(goal_type)
+    fields = sorted(entry.result_model.model_fields) if entry else []
+    listed = tuple(e.as_dict() for e in errors)
+    return GoalFailure(
+        error_type="validation",
+        detail=f"the result is not a valid {goal_type} result ({len(errors)} errors)",
+        at=at,
+        errors=listed,
+        suggestions=(
+            *dict.fromkeys(_suggestion(goal_type, e) for e in errors),
+            f"the {goal_type} result schema: GET /v1/goal-types",
+        ),
+        debug_info={"goal_type": goal_type, "errors": list(listed), "result_fields": fields},
+    )
 
 
 # --- built-in types ---------------------------------------------------------------

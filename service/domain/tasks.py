@@ -12,7 +12,7 @@ A goal may be satisfied only when it has live tasks and every one is verified.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -90,10 +90,36 @@ class TaskNotFound(GoalStoreError):
     task_id: str
 
     def fields(self) -> dict[str, Any]:
-        return {"task_id": self.task_id}
+        # seed 002's address error: the id names nothing this goal (or the store) has
+        return {"task_id": self.task_id, "error_type": "address",
+                "suggestions": ["list the goal's tasks (GET /v1/goals/{goal_id}/tasks) and "
+                                "use one of their task_id values"]}  # fmt: skip
 
     def __str__(self) -> str:
         return f"task {self.task_id!r} does not exist"
+
+
+@dataclass
+class TaskVersionConflict(GoalStoreError):
+    """A review based on a version of the task that is no longer its current one."""
+
+    kind = ErrorKind.CONFLICT
+    code = "task-version-conflict"
+    title = "Task version conflict"
+
+    goal_id: str
+    task_id: str
+    expected_version: int
+    current_version: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"goal_id": self.goal_id, "task_id": self.task_id,
+                "expected_version": self.expected_version,
+                "current_version": self.current_version}  # fmt: skip
+
+    def __str__(self) -> str:
+        return (f"task {self.task_id!r} is at version {self.current_version}, "
+                f"not the expected {self.expected_version}")  # fmt: skip
 
 
 def report(task: Task, state: TaskState, evidence: Any, reason: str | None, now: datetime) -> Task:
@@ -104,7 +130,8 @@ def report(task: Task, state: TaskState, evidence: Any, reason: str | None, now:
     if sources is None or task.state not in sources:
         raise IllegalTaskTransition(task.task_id, task.state.value, f"report {state.value}")
     kept = task.evidence if evidence is None else evidence
-    return replace(task, state=state, evidence=kept, reason=reason, updated_at=now)
+    return replace(task, state=state, evidence=kept, reason=reason, updated_at=now,
+                   version=task.version + 1)  # fmt: skip
 
 
 def review(task: Task, action: str, reason: str | None, now: datetime) -> Task:
@@ -114,7 +141,12 @@ def review(task: Task, action: str, reason: str | None, now: datetime) -> Task:
         return task
     if task.state != TaskState.SUCCEEDED:
         raise IllegalTaskTransition(task.task_id, task.state.value, action)
-    return replace(task, state=target, reason=reason, updated_at=now)
+    return replace(task, state=target, reason=reason, updated_at=now, version=task.version + 1)
+
+
+def reviewed(task: Task, action: str) -> bool:
+    """Whether the task already has the state `action` (verify, reject) leads to."""
+    return task.state == _REVIEWS[action]
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,66 @@ def gate(tasks: list[Task]) -> GateCounts:
 def progress(tasks: list[Task]) -> float:
     counts = gate(tasks)
     return counts.verified / counts.live if counts.live else 0.0
+
+
+# --- GoalFailure (seed 002) -------------------------------------------------------------
+
+# validation: a result that is not one of the goal's type; execution: the work failed
+# for good (attempts exhausted); address: what was named does not resolve (a report or
+# review for a task id that is not the goal's, or not any) -- answered, never stored:
+# there is no goal of its own to keep it on.
+FAILURE_TYPES = ("validation", "execution", "address")
+
+
+@dataclass(frozen=True)
+class GoalFailure:
+    """Why a goal did not get done, as seed 002 defines it: which kind of error, what
+    happened, what to do about it (`suggestions`) and what a person debugging needs."""
+
+    error_type: str  # one of FAILURE_TYPES
+    detail: str
+    at: str  # ISO 8601
+    suggestions: tuple[str, ...] = ()
+    debug_info: dict[str, Any] = field(default_factory=dict)
+    errors: tuple[dict[str, Any], ...] | None = None  # validation: each field path + message
+    task_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "error_type": self.error_type, "detail": self.detail,
+            "suggestions": list(self.suggestions), "debug_info": self.debug_info, "at": self.at,
+        }  # fmt: skip
+        if self.errors is not None:
+            body["errors"] = list(self.errors)
+        if self.task_id is not None:
+            body["task_id"] = self.task_id
+        return body
+
+
+def execution_failure(
+    goal_id: str, last: Task, tasks: list[Task], max_attempts: int, at: str
+) -> GoalFailure:
+    """The goal's work failed for good: `last` was its last failed attempt of `tasks`."""
+    failed = [t for t in attempts(tasks) if t.state in FAILED_ATTEMPT]
+    debug = {
+        "failed_attempts": len(failed), "max_attempts": max_attempts,
+        "last_reason": last.reason, "task_id": last.task_id,
+        "attempts": [{"task_id": t.task_id, "attempt": t.attempt, "state": t.state.value,
+                      "reason": t.reason, "origin": t.origin} for t in failed],
+    }  # fmt: skip
+    return GoalFailure(
+        error_type="execution",
+        detail=f"{len(failed)} attempts failed (at most {max_attempts}); the last, task "
+        f"{last.task_id}: {last.reason or last.state.value}",
+        at=at,
+        suggestions=(
+            f"read why each attempt failed: GET /v1/goals/{goal_id}/tasks (reason, evidence)",
+            "fix what made the executor fail, then propose the goal again (it is abandoned)",
+            "if the failures were transient, raise GOALSTORE_MAX_ATTEMPTS",
+        ),
+        debug_info=debug,
+        task_id=last.task_id,
+    )
 
 
 def attempts(tasks: list[Task]) -> list[Task]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from service.domain.goal import RECORD_FIELDS
+from service.domain.goal import DERIVED_FIELDS, RECORD_FIELDS
 from service.domain.ledger import canonical_json
 from service.store.db import Connection
 
@@ -50,6 +50,16 @@ def update(conn: Connection, goal_id: str, changes: dict[str, Any], expected_ver
     )
     if cursor.rowcount != 1:  # the write lock makes this unreachable unless the schema is off
         raise RuntimeError(f"goal {goal_id!r} at version {expected_version} was not updated")
+
+
+def set_derived(conn: Connection, goal_id: str, changes: dict[str, Any]) -> None:
+    """Write fields the service derives (DERIVED_FIELDS: progress, last_failure) at any
+    version and without bumping it: they follow tasks and failures, not the owner's edits."""
+    if not DERIVED_FIELDS.issuperset(changes):
+        raise ValueError(f"not derived fields: {sorted(set(changes) - DERIVED_FIELDS)}")
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    values = [_to_sql(name, value) for name, value in changes.items()]
+    conn.execute(f"UPDATE goals SET {assignments} WHERE id = ?", (*values, goal_id))
 
 
 def _filters(
@@ -109,6 +119,7 @@ def all_records(conn: Connection) -> dict[str, dict[str, Any]]:
 RANKING_FIELDS = (
     "id", "value", "effort", "risk", "created_at", "horizon_max_min",
     "aligns_with", "contradicts", "depends_on", "version", "state", "category", "deleted_at",
+    "manual_block", "assigned_to", "related",
 )  # fmt: skip
 
 
@@ -122,6 +133,14 @@ def ranking_rows(conn: Connection, goal_ids: list[str] | None = None) -> list[An
         where = f"WHERE id IN ({conn.dialect.values_of()})"
         cursor = _ranking_cursor(conn, where, (canonical_json(goal_ids).decode(),))
     rows: list[Any] = cursor.fetchall()
+    return rows
+
+
+def ranking_rows_in_state(conn: Connection, state: str, category: str | None = None) -> list[Any]:
+    """ranking_rows() of the live goals in `state`, optionally of one category: what the
+    ranking read from the store (Redis's fallback) scores."""
+    where, params = _filters(state, category, include_deleted=False)
+    rows: list[Any] = _ranking_cursor(conn, f"WHERE {where}", tuple(params)).fetchall()
     return rows
 
 

@@ -118,3 +118,28 @@ def for_goal(conn: Connection, goal_id: str, after: int = 0, limit: int = 1_000)
             (goal_id, after, limit),
         )
     ]
+
+
+def matching(
+    conn: Connection, *, goal_id: str | None = None, trace_id: str | None = None,
+    task_id: str | None = None, after: int = 0, limit: int = 1_000,
+) -> list[LedgerRow]:  # fmt: skip
+    """The rows after seq `after` that match every filter given, oldest first: a goal's,
+    a trace's, a task's (the events whose payload names it as `task.task_id`: its
+    selection or manual start, reports, progress and reviews; or as `task_id`: the
+    goal's progress it moved)."""
+    where: list[str] = ["seq > ?"]
+    params: list[Any] = [after]
+    for column, value in (("goal_id", goal_id), ("trace_id", trace_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if task_id is not None:
+        d = conn.dialect
+        task = d.field("payload", "task")
+        # CASE: only an object's task_id is read, so no other kind of `task` is parsed.
+        where.append(f"(CASE WHEN {task} LIKE '{{%' THEN {d.field(task, 'task_id')} END = ?"
+                     f" OR {d.field('payload', 'task_id')} = ?)")  # fmt: skip
+        params += [task_id, task_id]
+    sql = f"SELECT {_COLUMNS} FROM ledger WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+    return [_row(row) for row in conn.execute(sql, (*params, limit))]

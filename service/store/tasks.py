@@ -75,17 +75,18 @@ def for_goal(conn: Connection, goal_id: str) -> list[Task]:
 def supersede_failed(conn: Connection, goal_id: str) -> int:
     """Failed attempts of a goal stop being live once it is selected again."""
     return conn.execute(
-        "UPDATE tasks SET superseded = 1"
+        "UPDATE tasks SET superseded = 1, version = version + 1"
         " WHERE goal_id = ? AND superseded = 0 AND state IN ('failed', 'rejected')",
         (goal_id,),
     ).rowcount
 
 
 def open_tasks(conn: Connection, updated_before: str, limit: int = 500) -> list[Task]:
-    """Queued or running tasks not touched since `updated_before` (the sweep's candidates)."""
+    """Queued or running tasks not touched since `updated_before` that a scheduler job runs
+    (the sweep's candidates): a manual task has no job, a person reports it."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('queued', 'running')"
-        " AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        " AND origin = 'selection' AND updated_at < ? ORDER BY updated_at LIMIT ?",
         (updated_before, limit),
     )
     return [_task(row) for row in rows]

@@ -28,6 +28,7 @@ from service.config import Settings
 from service.runtime import Services, build_services
 from service.store.db import Database
 from service.testing import free_port, migrated_database
+from tests.conftest import TEST_REDIS_URL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -136,3 +137,26 @@ KEYS = Keys("goalstore-test:")  # the prefix of the tests' keys in their Redis
 def cache(redis_client: Redis) -> RankingCache:
     """The ranking cache on the tests' Redis (flushed around the test), under KEYS."""
     return RankingCache(redis_client, KEYS)
+
+
+def selection_settings(database: str, **overrides: Any) -> Settings:
+    """Settings of a store with live selection (GOAL_SYSTEM on, shadow off) on the test
+    Redis, the scheduler queue `scheduler-test`, and a cache trusted however far behind."""
+    base: dict[str, Any] = {
+        "database": database, "redis_url": TEST_REDIS_URL,
+        "redis_prefix": "goalstore-test:", "scheduler_queue": "scheduler-test",
+        "GOAL_SYSTEM": True, "GOAL_SHADOW": False, "cache_max_lag_s": 3600,
+    }  # fmt: skip
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def selection_services(database_location: str, redis_client: Redis) -> Iterator[Services]:
+    """Services built from selection_settings on a migrated store of this test's engine."""
+    from service.store.migrate import migrate
+
+    built = build_services(selection_settings(database_location))
+    migrate(built.db)
+    yield built
+    built.close()

@@ -66,6 +66,8 @@ EXPECTED: dict[str, dict[str, int]] = {
                "execute key": 403},
     "satisfy": {"owner": 200, "other writer": 403, "admin": 200, "read key": 403,
                 "execute key": 403},
+    "add_task": {"owner": 201, "other writer": 403, "admin": 201, "read key": 403,
+                 "execute key": 403},
     "select": {"owner": 403, "other writer": 403, "admin": 200, "read key": 403,
                "execute key": 200},
     "report": {"owner": 403, "other writer": 403, "admin": 200, "read key": 403,
@@ -75,7 +77,8 @@ EXPECTED: dict[str, dict[str, int]] = {
 # The routes whose refusal of a writer key is the owner rule (not a missing scope), and
 # the action the refusal names.
 OWNER_RULE = {"patch": "update", "adopt": "adopt", "abandon": "abandon", "delete": "delete",
-              "verify": "verify", "reject": "reject", "satisfy": "satisfy"}  # fmt: skip
+              "verify": "verify", "reject": "reject", "satisfy": "satisfy",
+              "add_task": "add_task"}  # fmt: skip
 
 ALICE = Context(actor="alice")  # not admin: she prepares goals as their owner
 
@@ -126,6 +129,8 @@ ROUTES: dict[str, tuple[Prepare, Call]] = {
         f"/v1/goals/{t.goal_id}/tasks/{t.task_id}/reject", json={"reason": "no"})),
     "satisfy": (lambda s: _started(s, TaskState.SUCCEEDED, verify=True), lambda http, t: http.post(
         f"/v1/goals/{t.goal_id}/satisfy", json={"result": {"summary": "done"}})),
+    "add_task": (_adopted, lambda http, t: http.post(
+        f"/v1/goals/{t.goal_id}/tasks", json={"note": "done by hand"})),
     "select": (_adopted, lambda http, t: http.post("/v1/goals/select")),
     "report": (_started, lambda http, t: http.post(
         f"/v1/goals/{t.goal_id}/tasks/{t.task_id}/report", json={"state": "running"})),

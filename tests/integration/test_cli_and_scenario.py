@@ -353,6 +353,108 @@ def test_timeline_of_unknown_goal_exits_3(run: Cli) -> None:
     assert (3, "not_found") == (code, out["error"])
 
 
+def _two_tasks(run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Goals T1 and T2, each adopted with a task added by hand, reported and verified, in
+    one scenario (events 1-2 creates, 3-4 adopts, then per goal: add_task, report, verify,
+    goal_progressed): its report."""
+    monkeypatch.chdir(tmp_path)
+    steps: list[dict[str, Any]] = [
+        {"op": "create", "goal": goal_spec(id="T1")},
+        {"op": "create", "goal": goal_spec(id="T2")},
+        {"op": "adopt", "goal_id": "T1"},
+        {"op": "adopt", "goal_id": "T2"},
+    ]
+    for goal_id in ("T1", "T2"):
+        steps += [
+            {"op": "add_task", "goal_id": goal_id},
+            {"op": "report", "goal_id": goal_id, "state": "succeeded", "evidence": "done"},
+            {"op": "verify", "goal_id": goal_id},
+        ]
+    write_json(tmp_path / "tasks.json", {"name": "tasks", "steps": steps})
+    code, out = run("apply-scenario", "tasks.json")
+    assert 0 == code, out
+    return dict(out)
+
+
+def test_timeline_of_a_task_lists_its_events_only(
+    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ledger timeline --task-id` prints the events naming that task, oldest first: its
+    start, report, review and the progress it moved; none of the other task's."""
+    _two_tasks(run, tmp_path, monkeypatch)
+    _, goal = run("ledger", "timeline", "--goal-id", "T2")
+    added = [e for e in goal["data"] if e["event_type"] == "goal_task_added"]
+    task_id = added[0]["payload"]["task"]["task_id"]
+
+    code, out = run("ledger", "timeline", "--task-id", task_id)
+
+    assert (0, task_id, None) == (code, out["task_id"], out["goal_id"])
+    assert [
+        (9, "goal_task_added"), (10, "task_reported"), (11, "task_reviewed"),
+        (12, "goal_progressed"),
+    ] == [(e["seq"], e["event_type"]) for e in out["data"]]  # fmt: skip
+    assert {"T2"} == {e["goal_id"] for e in out["data"]}
+
+
+def test_timeline_of_a_trace_and_of_a_goal_within_it(
+    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--trace-id` of a scenario run prints every event it wrote (and none written outside
+    it); with `--goal-id` as well, only that goal's among them."""
+    report = _two_tasks(run, tmp_path, monkeypatch)
+    run("notes", "add", "T1", "--kind", "info", "--text", "outside the scenario's trace")
+
+    code, trace = run("ledger", "timeline", "--trace-id", report["trace_id"])
+    _, both = run("ledger", "timeline", "--trace-id", report["trace_id"], "--goal-id", "T1")
+
+    assert (0, list(range(1, report["events_written"] + 1))) == (
+        code, [e["seq"] for e in trace["data"]]
+    )  # fmt: skip
+    assert 12 == report["events_written"]
+    assert [1, 3, 5, 6, 7, 8] == [e["seq"] for e in both["data"]]
+
+
+def test_timeline_pages_with_after_and_limit(
+    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--limit` cuts a page and names `next_after`; `--after` starts the next page there;
+    the last page has no `next_after`."""
+    report = _two_tasks(run, tmp_path, monkeypatch)
+
+    _, first = run("ledger", "timeline", "--trace-id", report["trace_id"], "--limit", "5")
+    _, second = run("ledger", "timeline", "--trace-id", report["trace_id"], "--limit", "10",
+                    "--after", str(first["next_after"]))  # fmt: skip
+
+    assert ([1, 2, 3, 4, 5], 5) == ([e["seq"] for e in first["data"]], first["next_after"])
+    assert (list(range(6, 13)), None) == ([e["seq"] for e in second["data"]], second["next_after"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "error"),
+    [
+        (["--task-id", "t-nope"], 3, "not_found"),
+        (["--goal-id", "G-nope", "--trace-id", "x"], 3, "not_found"),
+        ([], 2, "usage"),
+        (["--trace-id", "x", "--limit", "0"], 5, "invalid"),
+    ],
+)
+def test_timeline_refusals(run: Cli, argv: list[str], code: int, error: str) -> None:
+    """An unknown task or goal exits 3; no filter at all is a usage error (2); a limit
+    below 1 is invalid input (5)."""
+    got, out = run("ledger", "timeline", *argv)
+
+    assert (code, error) == (got, out["error"])
+
+
+def test_timeline_of_an_unknown_trace_is_empty(run: Cli, tmp_path: Path) -> None:
+    """A trace with no events is an empty timeline (exit 0), not an error."""
+    create(run, tmp_path, "G-1")
+
+    code, out = run("ledger", "timeline", "--trace-id", "0" * 32)
+
+    assert (0, []) == (code, out["data"])
+
+
 def test_checkpoint_prints_the_head_and_verifies(run: Cli, tmp_path: Path) -> None:
     """`ledger checkpoint` prints SEQ:HASH of the head; verify accepts it with exit 0."""
     create(run, tmp_path, "G-1")

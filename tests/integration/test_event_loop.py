@@ -217,7 +217,9 @@ def test_the_refresh_moves_urgency_with_time_and_blocks_a_passed_deadline(
 
     assert pytest.approx(1 - 2 * 3600 / URGENCY_WINDOW_S) == urgency(due)
     clock.advance(minutes=90)
-    assert {"rebuilt": False, "goals": 1} == commands.refresh_cache(db, cache, now=clock())
+    assert {"rebuilt": False, "goals": 1, "deadlines_passed": 0} == commands.refresh_cache(
+        db, cache, now=clock()
+    )
     assert pytest.approx(1 - 30 * 60 / URGENCY_WINDOW_S) == urgency(due)
     assert 0.0 == urgency(far)
 
@@ -230,7 +232,9 @@ def test_the_refresh_moves_urgency_with_time_and_blocks_a_passed_deadline(
     assert [due] == [m.decode() for m in redis_client.zrange(KEYS.blocked, 0, -1)]
     # Once past, the goal is not re-scored again: its urgency no longer changes.
     clock.advance(minutes=1)
-    assert {"rebuilt": False, "goals": 0} == commands.refresh_cache(db, cache, now=clock())
+    assert {"rebuilt": False, "goals": 0, "deadlines_passed": 0} == commands.refresh_cache(
+        db, cache, now=clock()
+    )
 
 
 @pytest.mark.parametrize("path", ["refresh", "apply"])
@@ -244,7 +248,8 @@ def test_a_cold_redis_is_rebuilt_whole(
     late = adopted_goal(db, ctx, value=0.5)
 
     if path == "refresh":
-        assert {"rebuilt": True, "goals": 3} == commands.refresh_cache(db, cache, now=ctx.clock())
+        refreshed = commands.refresh_cache(db, cache, now=ctx.clock())
+        assert {"rebuilt": True, "goals": 3, "deadlines_passed": 0} == refreshed
     else:
         assert 2 == deliver(db, cache, ctx.clock())  # the late goal's create and adopt
 

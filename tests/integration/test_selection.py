@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from rq.worker import SimpleWorker
 
 from service import commands
 from service.commands import Context
-from service.config import Settings
 from service.domain.beliefs import BeliefPut
 from service.domain.errors import InvalidInput
 from service.domain.goal import GoalState
@@ -33,31 +31,16 @@ from service.testing import (
     make_context,
     new_goal,
 )
-from tests.conftest import TEST_REDIS_URL
 from tests.integration.conftest import ServerFactory
+from tests.integration.conftest import selection_settings as settings
 from workers import jobs, tasks
 from workers.scheduler import top_up
 from workers.sweeper import RqJobProbe, scheduler_queue
 
 
-def settings(database: str, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {
-        "database": database, "redis_url": TEST_REDIS_URL,
-        "redis_prefix": "goalstore-test:", "scheduler_queue": "scheduler-test",
-        "GOAL_SYSTEM": True, "GOAL_SHADOW": False, "cache_max_lag_s": 3600,
-    }  # fmt: skip
-    base.update(overrides)
-    return Settings(**base)
-
-
 @pytest.fixture
-def services(database_location: str, redis_client: Redis) -> Iterator[Services]:
-    from service.store.migrate import migrate
-
-    built = build_services(settings(database_location))
-    migrate(built.db)
-    yield built
-    built.close()
+def services(selection_services: Services) -> Services:
+    return selection_services
 
 
 def rebuild(services: Services) -> None:

@@ -790,6 +790,25 @@ def test_metric_names_are_ones_goalstore_exposes(source: str) -> None:
     assert set() == used - SAMPLE_NAMES
 
 
+def test_alerts_hold_seed_000s_rollback_threshold_and_safety_line() -> None:
+    """Seed 000's activation plan: roll back when task success falls below 80% (from the
+    tasks-finished counter's succeeded share), and a safety violation (a goal handed over
+    while contradicting an active belief) alerts as soon as there is one."""
+    (rules,) = _yaml(PROMETHEUS / "alerts.yml")
+    alerts = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    rollback = " ".join(alerts["GoalStoreTaskSuccessBelowRollbackThreshold"]["expr"].split())
+    safety = alerts["GoalStoreSafetyViolation"]
+
+    assert 'goalstore_tasks_finished_total{state="succeeded"}' in rollback
+    assert re.search(r"\) < 0\.8 and ", rollback), rollback
+    assert re.fullmatch(r"max\(increase\(goal_safety_violations_total\[\w+\]\)\) > 0",
+                        safety["expr"])  # fmt: skip
+    assert {"critical"} == {
+        alerts[name]["labels"]["severity"]
+        for name in ("GoalStoreTaskSuccessBelowRollbackThreshold", "GoalStoreSafetyViolation")
+    }
+
+
 def test_dashboard_shows_the_seed_metrics() -> None:
     """The dashboard charts every metric the seed's users expect (DESIGN.md section 10)."""
     seed = {

@@ -23,9 +23,11 @@ from service import cli
 from service.api.errors import HTTP_STATUS, domain_problem
 from service.cache.idempotency import IdempotencyUnavailable
 from service.cli.output import EXIT_CODE
+from service.commands.gate import GateClosed, ResultInvalid
 from service.commands.selection import SchedulerUnavailable
 from service.commands.starting import GoalMovedOn
-from service.commands.tasks import GateClosed, ResultInvalid
+from service.commands.tasks import GoalManuallyBlocked
+from service.domain.annotations import CriterionNotFound
 from service.domain.blocks import Block
 from service.domain.errors import (
     BeliefNotFound,
@@ -43,7 +45,12 @@ from service.domain.errors import (
     RedisRequired,
     VersionConflict,
 )
-from service.domain.tasks import GateCounts, IllegalTaskTransition, TaskNotFound
+from service.domain.tasks import (
+    GateCounts,
+    IllegalTaskTransition,
+    TaskNotFound,
+    TaskVersionConflict,
+)
 from service.domain.vetting import CheckerUnavailable, GoalBlocked, Verdict
 from service.store.copy import CopyRefused
 from service.store.db import StoreBusy, StoreUnavailable
@@ -65,13 +72,16 @@ SAMPLES: list[GoalStoreError] = [
     IllegalTaskTransition("t-1", "queued", "verify"),
     TaskNotFound("t-1"),
     SchedulerUnavailable("queue down"),
-    GateClosed("g-1", GateCounts(live=2, verified=1)),
+    GateClosed("g-1", GateCounts(live=2, verified=1), ["c-1"]),
+    TaskVersionConflict("g-1", "t-1", 1, 2),
+    GoalManuallyBlocked("g-1", "waiting for legal"),
     ResultInvalid("g-1", "generic", [FieldError(("summary",), "missing")]),
     IdempotencyUnavailable("which does not answer"),
     StoreBusy("database is locked"),
     StoreUnavailable("connection refused"),
     GoalMovedOn(),
     CopyRefused("the target is not empty", {"target_goals": 1, "target_ledger_rows": 2}),
+    CriterionNotFound("g-1", "c-9"),
 ]
 
 

@@ -34,19 +34,27 @@ def goal_rows(draw: st.DrawFn) -> tuple[Features, Facts]:
         tuple(draw(st.lists(st.sampled_from(beliefs), max_size=2))),
         tuple(draw(st.lists(st.sampled_from(beliefs), max_size=1))),
         tuple(draw(st.lists(st.sampled_from(["g:dep", "g.other"]), max_size=2))),
+        draw(st.none() | st.sampled_from(["waiting on legal", "x" * 40])),  # manual block
     )  # fmt: skip
     state = draw(st.sampled_from(["adopted", "proposed", "executing"]))
-    return features, Facts(draw(st.integers(1, 99)), state, "maintenance", draw(st.booleans()))
+    assigned_to = draw(st.none() | st.sampled_from(["alice", "bob"]))
+    related = tuple(draw(st.lists(st.sampled_from(["g-a", "g-b"]), max_size=2, unique=True)))
+    return features, Facts(draw(st.integers(1, 99)), state, "maintenance", draw(st.booleans()),
+                           assigned_to, related)  # fmt: skip
 
 
 def hash_of(row: Row) -> dict[str, str]:
-    """The hash snapshot.lua's fields() makes of a row, in the same order."""
+    """The hash snapshot.lua's fields() makes of a row, in the same order (a row may leave
+    out its last three columns: none)."""
     (_, seq, computed_at, placement, _, category, version, state, created, deleted, score,
-     raw, deadline, alignment, blocked_by) = row  # fmt: skip
+     raw, deadline, alignment, blocked_by) = row[:15]  # fmt: skip
+    assigned_to, related, manual_block = (*row[15:], False, False, False)[:3]
     pairs = [("state", state), ("placement", placement), ("score", score), ("raw", raw),
              ("category", category), ("version", version), ("deadline", deadline),
              ("created", created), ("alignment", alignment), ("blocked_by", blocked_by),
-             ("deleted", deleted), ("seq", seq), ("computed_at", computed_at)]  # fmt: skip
+             ("manual_block", manual_block), ("assigned_to", assigned_to),
+             ("related", related), ("deleted", deleted), ("seq", seq),
+             ("computed_at", computed_at)]  # fmt: skip
     return {name: str(value) for name, value in pairs if value is not False}
 
 
@@ -58,7 +66,8 @@ def expected(snap: Snapshot) -> dict[str, Any]:
         "score": snap.score.score if snap.score else None,
         "raw": snap.score.raw if snap.score else None, "blocked": snap.placement == "blocked",
         "deadline": snap.deadline, "created": snap.created, "deleted": snap.deleted,
-        "seq": snap.seq, "computed_at": snap.computed_at,
+        "seq": snap.seq, "computed_at": snap.computed_at, "assigned_to": snap.assigned_to,
+        "related": list(snap.related),
     }  # fmt: skip
     if snap.score is not None:
         out["urgency"] = snap.score.urgency

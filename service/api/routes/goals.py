@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
@@ -16,47 +16,37 @@ from service.api.deps import (
     expected_version,
 )
 from service.api.middleware import StrictJsonRoute
-from service.api.routes.responses import OWNER_ONLY
+from service.api.routes.responses import (
+    OWNER_ERRORS,
+    PROBLEM,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    expected_of,
+    goal_with_etag,
+)
 from service.api.schemas import (
     GoalHistoryPublic,
     GoalPublic,
     GoalsPublic,
     LedgerEventPublic,
     PrioritizedPublic,
-    Problem,
     RankedGoalPublic,
     ScorePublic,
     VersionPrecondition,
 )
 from service.commands import MAX_PAGE
 from service.domain import limits
-from service.domain.goal import Goal, GoalCategory, GoalState
+from service.domain.goal import GoalCategory, GoalState
 from service.domain.inputs import EXAMPLE_GOAL, GoalCreate, GoalUpdate
 from service.usecases import GoalStore, StateCommand
 
 router = APIRouter(prefix="/v1/goals", tags=["goals"], route_class=StrictJsonRoute)
 
-_P = {"model": Problem, "content": {"application/problem+json": {}}}
-_READ_ERRORS: dict[int | str, dict[str, Any]] = {401: _P, 403: _P, 404: _P}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_READ_ERRORS,
-    409: _P,
-    413: _P,
-    422: _P,
-    429: _P,
-}
-_OWNER_ERRORS: dict[int | str, dict[str, Any]] = {**_WRITE_ERRORS, 403: OWNER_ONLY, 400: _P}
-
-
-def _with_etag(response: Response, goal: Goal) -> GoalPublic:
-    response.headers["ETag"] = etag(goal.version)
-    return GoalPublic.of(goal)
-
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={**_WRITE_ERRORS, 400: _P},
+    responses={**WRITE_ERRORS, 400: PROBLEM},
 )
 def create_goal(
     spec: Annotated[GoalCreate, Body(openapi_examples={"seed": {"value": EXAMPLE_GOAL}})],
@@ -67,10 +57,10 @@ def create_goal(
     """Propose a goal. It starts `proposed`, at version 1, owned by the caller."""
     goal = gs.create_goal(ctx, spec)
     response.headers["Location"] = f"/v1/goals/{goal.id}"
-    return _with_etag(response, goal)
+    return goal_with_etag(response, goal)
 
 
-@router.get("", responses=_READ_ERRORS)
+@router.get("", responses=READ_ERRORS)
 def list_goals(
     _: Reader,
     gs: GS,
@@ -102,7 +92,7 @@ def list_goals(
 
 
 # Declared before /{goal_id}, which would otherwise match "prioritized".
-@router.get("/prioritized", response_model=PrioritizedPublic, responses=_READ_ERRORS)
+@router.get("/prioritized", response_model=PrioritizedPublic, responses=READ_ERRORS)
 def prioritized(
     _: Reader,
     gs: GS,
@@ -138,15 +128,15 @@ def prioritized(
     return Response(page.model_dump_json(), media_type="application/json")
 
 
-@router.get("/{goal_id}", responses=_READ_ERRORS)
+@router.get("/{goal_id}", responses=READ_ERRORS)
 def get_goal(
     goal_id: str, _: Reader, gs: GS, response: Response, include_deleted: bool = False
 ) -> GoalPublic:
     """One goal, with its version as the ETag."""
-    return _with_etag(response, gs.get_goal(goal_id, include_deleted=include_deleted))
+    return goal_with_etag(response, gs.get_goal(goal_id, include_deleted=include_deleted))
 
 
-@router.patch("/{goal_id}", responses={**_OWNER_ERRORS, 428: _P})
+@router.patch("/{goal_id}", responses={**OWNER_ERRORS, 428: PROBLEM})
 def update_goal(
     goal_id: str, patch: GoalUpdate, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
@@ -154,11 +144,7 @@ def update_goal(
     (If-Match or expected_version)."""
     expected = expected_version(version, patch.expected_version)
     change = gs.update_goal(ctx, goal_id, patch, expected, any_version=version == ANY_VERSION)
-    return _with_etag(response, change.goal)
-
-
-def _expected(version: int | None, body: VersionPrecondition | None) -> int | None:
-    return expected_version(version, body.expected_version if body else None)
+    return goal_with_etag(response, change.goal)
 
 
 def _state_route(action: str, command: StateCommand, summary: str) -> None:
@@ -170,7 +156,7 @@ def _state_route(action: str, command: StateCommand, summary: str) -> None:
         response: Response,
         body: VersionPrecondition | None = None,
     ) -> GoalPublic:
-        return _with_etag(response, command(gs, ctx, goal_id, _expected(version, body)).goal)
+        return goal_with_etag(response, command(gs, ctx, goal_id, expected_of(version, body)).goal)
 
     router.add_api_route(
         f"/{{goal_id}}/{action}",
@@ -178,11 +164,11 @@ def _state_route(action: str, command: StateCommand, summary: str) -> None:
         methods=["POST"],
         name=f"{action}_goal",
         description=summary,
-        responses=_OWNER_ERRORS,
+        responses=OWNER_ERRORS,
     )
 
 
-@router.post("/{goal_id}/adopt", responses={**_OWNER_ERRORS, 503: _P})
+@router.post("/{goal_id}/adopt", responses={**OWNER_ERRORS, 503: PROBLEM})
 def adopt_goal(
     goal_id: str,
     version: IfMatch,
@@ -196,11 +182,17 @@ def adopt_goal(
     threshold, an active `contradicts` belief, a passed deadline); 503 if the external
     checker does not answer. Unknown `aligns_with` ids come back as `warnings`. Adopting
     it again changes nothing."""
-    change = gs.adopt_goal(ctx, goal_id, _expected(version, body))
+    change = gs.adopt_goal(ctx, goal_id, expected_of(version, body))
     response.headers["ETag"] = etag(change.goal.version)
     return GoalPublic.of(change.goal, change.warnings)
 
 
+_state_route(
+    "unblock",
+    GoalStore.unblock_goal,
+    "Lift a manual block (the goal's owner or an admin): event `goal_unblocked`. "
+    "Unblocking a goal that is not blocked changes nothing.",
+)
 _state_route(
     "abandon",
     GoalStore.abandon_goal,
@@ -209,7 +201,7 @@ _state_route(
 )
 
 
-@router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_OWNER_ERRORS)
+@router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses=OWNER_ERRORS)
 def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, gs: GS) -> Response:
     """Soft-delete a goal (its owner or an admin): it leaves lists and the ranking; its
     history stays."""
@@ -217,14 +209,14 @@ def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, gs: GS) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{goal_id}/score", responses=_READ_ERRORS)
+@router.get("/{goal_id}/score", responses=READ_ERRORS)
 def goal_score(goal_id: str, _: Reader, gs: GS) -> ScorePublic:
     """The goal's score now, term by term; for a blocked goal, every reason."""
     goal, score = gs.goal_score(goal_id)
     return ScorePublic.of(goal, score)
 
 
-@router.get("/{goal_id}/history", responses=_READ_ERRORS)
+@router.get("/{goal_id}/history", responses=READ_ERRORS)
 def goal_history(
     goal_id: str,
     _: Reader,

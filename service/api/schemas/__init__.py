@@ -1,5 +1,6 @@
 """Response models (request bodies are the domain's GoalCreate / GoalUpdate), by resource."""
 
+from service.api.schemas.annotations import NotePublic, NotesPublic
 from service.api.schemas.goals import (
     GoalHistoryPublic,
     GoalPublic,
@@ -26,6 +27,7 @@ from service.api.schemas.tasks import (
     SatisfyBody,
     SelectionPublic,
     SkippedPublic,
+    TaskCreate,
     TaskPublic,
     TaskReport,
     TaskReview,
@@ -43,6 +45,8 @@ __all__ = [
     "GoalTypesPublic",
     "GoalsPublic",
     "LedgerEventPublic",
+    "NotePublic",
+    "NotesPublic",
     "OutcomePublic",
     "OutcomesPublic",
     "ParameterPublic",
@@ -53,6 +57,7 @@ __all__ = [
     "ScorePublic",
     "SelectionPublic",
     "SkippedPublic",
+    "TaskCreate",
     "TaskPublic",
     "TaskReport",
     "TaskReview",

@@ -76,8 +76,10 @@ class OutcomesPublic(BaseModel):
 
 
 class BlockPublic(BaseModel):
-    reason: str = Field(description="contradicts_belief, dependency_unsatisfied or deadline_passed")
-    ref: str = Field(description="The belief id, goal id or deadline.")
+    reason: str = Field(
+        description="manual_block, contradicts_belief, dependency_unsatisfied or deadline_passed"
+    )
+    ref: str = Field(description="The person's reason, the belief id, goal id or deadline.")
 
 
 class ScorePublic(BaseModel):

@@ -19,7 +19,8 @@ class TaskPublic(BaseModel):
             "examples": [
                 {
                     "task_id": "t-5f2c9a1e0b7d4c3a", "goal_id": "goal_001", "goal_version": 2,
-                    "attempt": 1, "state": "queued", "superseded": False, "evidence": None,
+                    "attempt": 1, "state": "queued", "superseded": False, "version": 1,
+                    "origin": "selection", "evidence": None,
                     "reason": None, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                     "span_id": "00f067aa0ba902b7",
                     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -36,6 +37,11 @@ class TaskPublic(BaseModel):
     attempt: int
     state: TaskState
     superseded: bool = Field(description="A failed attempt another attempt replaced.")
+    version: int = Field(ge=1, description="+1 on every change; a review may name it.")
+    origin: Literal["selection", "manual"] = Field(
+        description="selection: started by a selection; manual: work recorded by hand "
+        "(POST /v1/goals/{goal_id}/tasks)."
+    )
     evidence: Any
     reason: str | None
     trace_id: str
@@ -90,9 +96,33 @@ class TaskReport(BaseModel):
 
 
 class TaskReview(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": None}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": None, "expected_version": 3}]},
+    )
 
     reason: str | None = Field(default=None, max_length=2_000)
+    expected_version: int | None = Field(
+        default=None, ge=1,
+        description="The TASK's version this review is based on: a stale one is a 409 "
+        "(task-version-conflict) and a goal_conflict_detected event.",
+    )  # fmt: skip
+
+
+class TaskCreate(BaseModel):
+    """Work done outside selection (a chat session, a pull request): a manual task."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"evidence": {"session": "chat-42"},
+                                         "note": "paired on the fix", "expected_version": 2}]},
+    )  # fmt: skip
+
+    evidence: Any = Field(default=None, description="Text, a URL or JSON.")
+    note: str | None = Field(default=None, max_length=2_000)
+    expected_version: int | None = Field(
+        default=None, ge=1, description="The GOAL's version (or send If-Match)."
+    )
 
 
 class SatisfyBody(BaseModel):

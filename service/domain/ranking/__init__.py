@@ -5,8 +5,9 @@
 `urgency` follows the seed's horizon scoring (0 more than 24 h before the deadline,
 rising linearly to 1 at it, -1 once it has passed, 0 without one); `alignment` is
 the share of `aligns_with` beliefs that are active. A goal is **blocked** (penalty
--1, never selected) when it contradicts an active belief, when a goal it depends
-on is not satisfied, or when its deadline has passed. The reported score is
+-1, never selected) when someone blocked it by hand (a manual block), when it
+contradicts an active belief, when a goal it depends on is not satisfied, or when its
+deadline has passed. The reported score is
 clamped to [0, 1].
 
 Order (total, so ranking is deterministic): unblocked before blocked; then higher
@@ -46,7 +47,13 @@ from service.domain.ranking.formula import (
     alignment_of,
     clamp,
 )
-from service.domain.ranking.inputs import Features, RankingInputs, Weights, features
+from service.domain.ranking.inputs import (
+    Features,
+    RankingInputs,
+    Weights,
+    features,
+    manual_reason,
+)
 from service.domain.ranking.order import Ranked, Ranking, order_key, order_keys, rank
 
 __all__ = [
@@ -77,6 +84,7 @@ __all__ = [
     "facts",
     "features",
     "held_urgency",
+    "manual_reason",
     "order_key",
     "order_keys",
     "rank",

@@ -36,19 +36,25 @@ class Snapshot(NamedTuple):
     created: float
     seq: int
     computed_at: float
+    assigned_to: str | None = None
+    related: tuple[str, ...] = ()
 
 
 class Facts(NamedTuple):
-    """What a snapshot says of a goal besides its features."""
+    """What a snapshot says of a goal besides its features (assigned_to and related only
+    inform whoever reads the hash: they rank nothing)."""
 
     version: int
     state: str
     category: str
     deleted: bool
+    assigned_to: str | None = None
+    related: tuple[str, ...] = ()
 
 
 def facts(goal: Goal) -> Facts:
-    return Facts(goal.version, goal.state.value, goal.category.value, goal.is_deleted)
+    return Facts(goal.version, goal.state.value, goal.category.value, goal.is_deleted,
+                 goal.assigned_to, goal.related)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,12 +65,14 @@ class FactTable:
     state: Sequence[str]
     category: Sequence[str]
     deleted: Sequence[bool]
+    assigned_to: Sequence[str | None]
+    related: Sequence[tuple[str, ...]]
 
     @classmethod
     def of(cls, rows: Sequence[Facts]) -> FactTable:
         return cls(
             [f.version for f in rows], [f.state for f in rows], [f.category for f in rows],
-            [f.deleted for f in rows],
+            [f.deleted for f in rows], [f.assigned_to for f in rows], [f.related for f in rows],
         )  # fmt: skip
 
 
@@ -107,7 +115,7 @@ class Snapshots(OnDemand[Snapshot]):
         return Snapshot(
             t.ids[i], fa.version[i], fa.state[i], fa.category[i], self.placement[i],
             fa.deleted[i], score, None if deadline == NO_DEADLINE else deadline,
-            float(t.created[i]), self.seq, self.computed_at,
+            float(t.created[i]), self.seq, self.computed_at, fa.assigned_to[i], fa.related[i],
         )  # fmt: skip
 
 

@@ -1,14 +1,15 @@
 """Many goals scored as columns: one NumPy array per feature, the formula applied to all.
 
 At 100k goals a Python loop over goals costs many times what the arrays do; only the
-sparse rules (beliefs, dependencies) loop, and only over the goals that have them.
+sparse rules (beliefs, dependencies, manual blocks) loop, and only over the goals that
+have them.
 Items (a Ranked, a Snapshot) are made from the columns when asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TypeVar, overload
 
@@ -42,6 +43,9 @@ class FeatureTable:
     aligns_with: Sequence[tuple[str, ...]]
     contradicts: Sequence[tuple[str, ...]]
     depends_on: Sequence[tuple[str, ...]]
+    # The goals held by a manual block, by position: the reason each was given. Sparse
+    # (few goals are held), so it costs the columns nothing when none is.
+    manual_blocks: Mapping[int, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, goals: Iterable[Features]) -> FeatureTable:
@@ -60,6 +64,7 @@ class FeatureTable:
             column(deadlines), column(map(attrgetter("created"), rows)),
             [f.aligns_with for f in rows], [f.contradicts for f in rows],
             [f.depends_on for f in rows],
+            {i: m for i, m in enumerate(map(attrgetter("manual_block"), rows)) if m is not None},
         )  # fmt: skip
 
     @classmethod
@@ -68,11 +73,12 @@ class FeatureTable:
         risk: Sequence[float], created_us: npt.NDArray[np.int64],
         horizon_max_min: Sequence[int | None],
         aligns_with: Sequence[tuple[str, ...]], contradicts: Sequence[tuple[str, ...]],
-        depends_on: Sequence[tuple[str, ...]],
+        depends_on: Sequence[tuple[str, ...]], manual_blocks: Mapping[int, str] | None = None,
     ) -> FeatureTable:  # fmt: skip
         """From stored columns, creation instants in epoch microseconds: what features()
         makes of each goal (the deadline is created + horizon_max_min, as deadline_after()
-        says), for a whole table at array speed."""
+        says), for a whole table at array speed. `manual_blocks`: the reason of each held
+        goal, by position (manual_reason())."""
         created = created_us
         horizon = np.array([0 if h is None else h for h in horizon_max_min], dtype=np.int64)
         # Integer microseconds, then one division: exactly datetime.timestamp()'s float.
@@ -83,7 +89,7 @@ class FeatureTable:
         return cls(
             ids, np.array(value, dtype=np.float64), np.array(effort, dtype=np.float64),
             np.array(risk, dtype=np.float64), deadline, created / 1e6, aligns_with, contradicts,
-            depends_on,
+            depends_on, manual_blocks or {},
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -96,6 +102,7 @@ class FeatureTable:
             self.ids[i], float(self.value[i]), float(self.effort[i]), float(self.risk[i]),
             None if deadline == NO_DEADLINE else deadline, float(self.created[i]),
             self.aligns_with[i], self.contradicts[i], self.depends_on[i],
+            self.manual_blocks.get(i),
         )  # fmt: skip
 
 
@@ -121,7 +128,10 @@ def score_table(table: FeatureTable, inputs: RankingInputs) -> Scores:
     remaining = table.deadline - inputs.now.timestamp()
     alignment = np.zeros(len(table))
     blocked = passed(remaining)
-    # The sparse rules, and only over the goals that have beliefs or dependencies.
+    # The sparse rules, and only over the goals that have beliefs, dependencies or a
+    # manual block.
+    for i in table.manual_blocks:
+        blocked[i] = True
     for i, aligns in enumerate(table.aligns_with):
         if aligns:
             alignment[i] = alignment_of(aligns, active)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from service.domain.blocks import CONTRADICTS_BELIEF, DEADLINE_PASSED, DEPENDENCY_UNSATISFIED, Block
+from service.domain.blocks import (
+    CONTRADICTS_BELIEF,
+    DEADLINE_PASSED,
+    DEPENDENCY_UNSATISFIED,
+    MANUAL_BLOCK,
+    Block,
+)
 from service.domain.goal import Goal
 from service.domain.ranking.formula import (
     NO_DEADLINE,
@@ -54,10 +60,12 @@ class Score(NamedTuple):
 
 
 def blocks(f: Features, inputs: RankingInputs) -> list[Block]:
-    """Every reason the goal is blocked: the active beliefs it contradicts, the goals it
-    depends on that are not satisfied, its deadline once passed."""
+    """Every reason the goal is blocked: a manual block (with the person's reason), the
+    active beliefs it contradicts, the goals it depends on that are not satisfied, its
+    deadline once passed."""
     active, satisfied = inputs.active_beliefs, inputs.satisfied_goals
-    found = [Block(CONTRADICTS_BELIEF, ref=b) for b in contradicted(f.contradicts, active)]
+    found = [] if f.manual_block is None else [Block(MANUAL_BLOCK, ref=f.manual_block)]
+    found += [Block(CONTRADICTS_BELIEF, ref=b) for b in contradicted(f.contradicts, active)]
     found += [Block(DEPENDENCY_UNSATISFIED, ref=g) for g in unmet(f.depends_on, satisfied)]
     if f.deadline is not None and passed(f.deadline - inputs.now.timestamp()):
         found.append(deadline_passed(f.deadline))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from service.domain.goal import Goal
 
@@ -40,6 +41,7 @@ class Features(NamedTuple):
     aligns_with: tuple[str, ...]
     contradicts: tuple[str, ...]
     depends_on: tuple[str, ...]
+    manual_block: str | None = None  # the person's reason a goal is held (None: it is not)
 
 
 def features(goal: Goal) -> Features:
@@ -47,5 +49,13 @@ def features(goal: Goal) -> Features:
     return Features(
         goal.id, goal.value, goal.effort, goal.risk,
         None if deadline is None else deadline.timestamp(), goal.created_at.timestamp(),
-        goal.aligns_with, goal.contradicts, goal.depends_on,
+        goal.aligns_with, goal.contradicts, goal.depends_on, manual_reason(goal.manual_block),
     )  # fmt: skip
+
+
+def manual_reason(manual_block: Mapping[str, Any] | None) -> str | None:
+    """The reason of a goal's manual block ({reason, actor, at}), as ranking names it:
+    None when the goal is not held by hand."""
+    if manual_block is None:
+        return None
+    return str(manual_block.get("reason") or "") or "(no reason given)"
