@@ -98,10 +98,17 @@ def block_goal(
 def unblock_goal(
     db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
 ) -> Change:
-    """Lift a manual block; unblocking a goal that is not blocked changes nothing."""
+    """Lift a manual block; unblocking a goal that is not blocked changes nothing. A
+    finished goal keeps its block as history (IllegalTransition), like its other fields."""
+
+    def change(goal: Goal, now: datetime) -> Goal:
+        if goal.is_terminal:
+            raise IllegalTransition(goal.id, goal.state.value, "unblock")
+        return bump(replace(goal, manual_block=None), now)
+
     return mutate(
         db, ctx, goal_id, expected_version, action="unblock", event_type="goal_unblocked",
-        change=lambda goal, now: bump(replace(goal, manual_block=None), now),
+        change=change,
         already_done=lambda goal: goal.manual_block is None and not goal.is_deleted,
     )  # fmt: skip
 

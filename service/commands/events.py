@@ -161,6 +161,9 @@ def _unrecorded_deadlines(
     goal_deadline_passed event for it yet, each with that deadline (ISO 8601)."""
     due = []
     records = goal_table.fetch_many(conn, sorted(goal_ids))
+    recorded: dict[str, set[str]] = {}
+    for goal_id, payload in ledger_table.payloads_of(conn, sorted(records), DEADLINE_PASSED_EVENT):
+        recorded.setdefault(goal_id, set()).add(payload.get("deadline", ""))
     for goal_id in sorted(records):
         goal = from_record(records[goal_id])
         deadline = goal.deadline
@@ -169,20 +172,9 @@ def _unrecorded_deadlines(
         if deadline > now:
             continue
         when = format_ts(deadline)
-        if when not in _recorded_deadlines(conn, goal_id):
+        if when not in recorded.get(goal_id, ()):
             due.append((goal, when))
     return due
-
-
-def _recorded_deadlines(conn: Connection, goal_id: str) -> set[str]:
-    """The deadlines of the goal's goal_deadline_passed events."""
-    found: set[str] = set()
-    after = 0
-    while rows := ledger_table.for_goal(conn, goal_id, after=after):
-        found.update(r.payload.get("deadline", "") for r in rows
-                     if r.event_type == DEADLINE_PASSED_EVENT)  # fmt: skip
-        after = rows[-1].seq
-    return found
 
 
 def redeliver_stale(

@@ -21,7 +21,7 @@ from service.commands.ledger import replay_check, verify_ledger
 from service.commands.observe import RedisFigures, store_figures
 from service.domain.errors import GoalStoreError
 from service.store import ledger as ledger_table
-from service.store.db import Database
+from service.store.db import Database, SqliteDatabase
 from service.store.migrate import MigrationError, check_current, load_migrations, migrations_dir
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
@@ -69,6 +69,8 @@ def _store(db: Database) -> tuple[Check, bool]:
     """Whether the store answers a query that needs no schema (a new store answers too),
     and whether it has been migrated at all."""
     check: Check = {"engine": db.dialect.name, "database": db.shown}
+    if isinstance(db, SqliteDatabase) and not db.path.exists():  # opening it would create it
+        return check | {"status": FAIL, "detail": f"no database file at {db.path}"}, False
     try:
         migrated = db.table_exists("schema_migrations")
     except (sqlite3.Error, psycopg.Error, GoalStoreError) as exc:

@@ -19,6 +19,8 @@ def selection_outcome(
     """goal_satisfaction (1 satisfied, 0 abandoned) and task_completion_rate (verified
     attempts / attempts), inside the caller's transaction."""
     made = attempts(tasks)
+    if not made:  # only tasks recorded by hand: no selection to judge
+        return
     verified = sum(t.state == TaskState.VERIFIED for t in made)
     metrics = {
         "goal_satisfaction": 1.0 if satisfied else 0.0,

@@ -136,7 +136,8 @@ def _start(
     task_table.insert(conn, task)
     seq, _ = ledger_table.head(conn)  # the event move_goal just appended
     if goal.progress:  # verified tasks stay live beside the new one: the share moves
-        refresh_progress(conn, ctx, now, goal.id, task.task_id)
+        started = replace(started, progress=refresh_progress(conn, ctx, now, goal.id,
+                                                             task.task_id))  # fmt: skip
     return Started(started, task, seq)
 
 

@@ -19,6 +19,7 @@ from service.commands.base import Context, authorize, live_goal, record_event
 from service.commands.gate import record_failure, refresh_progress
 from service.commands.goals import move_goal, mutate
 from service.commands.outcomes import selection_outcome
+from service.commands.ranking import ranking_inputs
 from service.domain.errors import (
     ErrorKind,
     FieldError,
@@ -27,12 +28,17 @@ from service.domain.errors import (
     InvalidInput,
 )
 from service.domain.goal import Goal, GoalState, bump, transition
+from service.domain.inputs import checked_evidence
+from service.domain.ranking import explain
 from service.domain.tasks import (
+    MANUAL,
     OPEN,
+    SELECTION,
     Task,
     TaskNotFound,
     TaskState,
     TaskVersionConflict,
+    checked_note,
     execution_failure,
     failed_attempts,
     report,
@@ -40,6 +46,7 @@ from service.domain.tasks import (
     reviewed,
 )
 from service.domain.timefmt import format_ts
+from service.domain.vetting import GoalBlocked, Verdict
 from service.metrics import RECORDER, TASKS_FINISHED
 from service.store import tasks as task_table
 from service.store.db import Connection, Database
@@ -104,6 +111,7 @@ def report_task(
     """The executor's report: running, succeeded (with evidence) or failed. The same
     report again changes nothing; a report for a superseded attempt (a retry has
     started since) is logged and ignored: the callback and the sweeper may both report."""
+    evidence = checked_evidence(evidence)
     with db.write() as conn:
         now = ctx.clock()
         task = _task_of(conn, goal_id, task_id)
@@ -116,7 +124,8 @@ def report_task(
         _record_task(conn, ctx, now, "task_reported", updated)
         if updated.state == TaskState.FAILED:
             _after_failed_attempt(conn, ctx, now, updated, max_attempts)
-    if updated.state in (TaskState.SUCCEEDED, TaskState.FAILED):
+    if updated.state in (TaskState.SUCCEEDED, TaskState.FAILED) and updated.origin == SELECTION:
+        # the goal system's hand-offs only: the rollback alert judges selection by them
         RECORDER.inc(TASKS_FINISHED, state=updated.state.value)
     return updated
 
@@ -184,23 +193,34 @@ def create_task(
     executing one it adds a live task; either way the goal's version moves on (the task
     names the version before) in one `goal_task_added` event naming the task. Reported,
     reviewed and counted by the gate like any task. Refused on proposed and finished
-    goals (IllegalTransition) and on a manually blocked one (GoalManuallyBlocked)."""
+    goals (IllegalTransition) and on a manually blocked one (GoalManuallyBlocked).
+    Starting an adopted goal by hand meets the ranking's blocks, as a selection would
+    (GoalBlocked: an active belief it contradicts, a dependency not satisfied, a passed
+    deadline); the belief checker's severity was judged when it was adopted."""
+    evidence = checked_evidence(evidence)
+    note = checked_note(note)
     span = ctx.trace.child()
-    named: dict[str, Any] = {"task_id": f"t-{secrets.token_hex(8)}", "origin": "manual",
+    named: dict[str, Any] = {"task_id": f"t-{secrets.token_hex(8)}", "origin": MANUAL,
                              "state": TaskState.RUNNING.value, "evidence": evidence,
                              "note": note}  # fmt: skip
     made: list[Task] = []
+    started_by_hand: list[str] = []  # the goal, when this task starts it
 
     def change(goal: Goal, now: datetime) -> Goal:
         if goal.manual_block is not None and not goal.is_terminal:
             raise GoalManuallyBlocked(goal.id, str(goal.manual_block.get("reason", "")))
         if goal.state == GoalState.ADOPTED:
+            started_by_hand.append(goal.id)
             return transition(goal, "start", now)
         if goal.state == GoalState.EXECUTING:
             return bump(goal, now)
         raise IllegalTransition(goal.id, goal.state.value, "add a task to")
 
     def number(conn: Connection, changed: Goal) -> None:  # before the event is written
+        if started_by_hand:
+            blocked_by = explain(changed, ranking_inputs(conn, changed.updated_at)).blocked_by
+            if blocked_by:
+                raise GoalBlocked(goal_id, Verdict(blocked_by))
         named["attempt"] = 1 + len(task_table.for_goal(conn, goal_id))
 
     def insert(conn: Connection, changed: Goal, now: datetime) -> None:
@@ -209,7 +229,7 @@ def create_task(
             task_id=named["task_id"], goal_id=goal_id, goal_version=changed.version - 1,
             attempt=named["attempt"], state=TaskState.RUNNING, trace_id=span.trace_id,
             span_id=span.span_id, traceparent=span.traceparent, created_at=now,
-            updated_at=now, evidence=evidence, origin="manual",
+            updated_at=now, evidence=evidence, origin=MANUAL,
         )  # fmt: skip
         task_table.insert(conn, task)
         refresh_progress(conn, ctx, now, goal_id, task.task_id)

@@ -34,7 +34,7 @@ from service.domain.errors import (
     InvalidInput,
 )
 from service.domain.goal import Goal, bump
-from service.domain.inputs import GoalText, Identifier, check_json_value
+from service.domain.inputs import Evidence, GoalText, Identifier
 from service.domain.timefmt import format_ts
 
 NOTE_EVENT = "goal_note_added"
@@ -62,7 +62,6 @@ Ref = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_REF_LENGTH)
 ]
 Url = Annotated[str, StringConstraints(max_length=limits.MAX_URL_LENGTH), AfterValidator(_http_url)]
-Evidence = Annotated[Any, AfterValidator(check_json_value)]
 ExpectedVersion = Annotated[
     int | None,
     Field(ge=1, description="The version this change is based on (or If-Match)."),

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from service.domain import limits
-from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
+from service.domain.errors import FieldError, IllegalTransition, InvalidGoal, InvalidInput
 from service.domain.goal import (
     Criterion,
     Goal,
@@ -90,6 +90,19 @@ def check_json_value(value: Any) -> Any:
 
 
 Metadata = Annotated[dict[str, Any], AfterValidator(check_json_value)]
+# What an executor or a reviewer supplies: text, a URL or any JSON, bounded like metadata.
+Evidence = Annotated[Any, AfterValidator(check_json_value)]
+
+
+def checked_evidence(value: Any) -> Any:
+    """`value` if it is evidence within the bounds, else InvalidInput naming `evidence`:
+    the commands check it too, for the entry points that skip the models (the CLI)."""
+    try:
+        return check_json_value(value)
+    except ValueError as exc:
+        raise InvalidInput([FieldError(("evidence",), str(exc))]) from None
+
+
 GoalText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_TEXT_LENGTH)
 ]

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain.errors import ErrorKind, GoalStoreError
+from service.domain import limits
+from service.domain.errors import ErrorKind, FieldError, GoalStoreError, InvalidInput
 
 
 class TaskState(StrEnum):
@@ -40,6 +41,8 @@ _REPORTS: dict[TaskState, frozenset[TaskState]] = {
 # What a reviewer decides about a succeeded task.
 _REVIEWS: dict[str, TaskState] = {"verify": TaskState.VERIFIED, "reject": TaskState.REJECTED}
 
+SELECTION = "selection"  # a task's origin: a selection handed it to the scheduler
+MANUAL = "manual"  # ...or a person recorded work done outside selection
 FAILED_ATTEMPT = frozenset({TaskState.FAILED, TaskState.REJECTED})
 NOT_EMITTED = "not_emitted"  # reason of a task whose job never reached the queue: no attempt
 OPEN = frozenset({TaskState.QUEUED, TaskState.RUNNING})
@@ -61,7 +64,7 @@ class Task:
     reason: str | None = None
     superseded: bool = False
     version: int = 1  # +1 on every change: a review names the version it is based on
-    origin: str = "selection"  # or "manual": work a person recorded outside selection
+    origin: str = "selection"  # SELECTION, or MANUAL: work a person recorded by hand
 
 
 @dataclass
@@ -237,9 +240,11 @@ def execution_failure(
 
 
 def attempts(tasks: list[Task]) -> list[Task]:
-    """Tasks that were really handed over (not those whose job never reached the queue)."""
-    return [t for t in tasks if not (t.state == TaskState.FAILED
-                                     and (t.reason or "").startswith(NOT_EMITTED))]  # fmt: skip
+    """The selection's attempts: tasks it really handed over (not those whose job never
+    reached the queue, nor the tasks people recorded by hand). What the attempt limit
+    and the `goal_selected` outcomes count."""
+    return [t for t in tasks if t.origin == SELECTION and not (
+        t.state == TaskState.FAILED and (t.reason or "").startswith(NOT_EMITTED))]  # fmt: skip
 
 
 def failed_attempts(tasks: list[Task]) -> int:
@@ -265,3 +270,13 @@ class TaskPayload(BaseModel):
     metadata: dict[str, Any] = Field(description="The goal's free-form metadata.")
     trace_id: str = Field(description="The trace of the selection that started the task.")
     traceparent: str = Field(description="W3C traceparent: log and propagate it.")
+
+
+def checked_note(note: str | None) -> str | None:
+    """A manual task's note, trimmed, or InvalidInput past limits.MAX_TEXT_LENGTH."""
+    if note is None:
+        return None
+    note = note.strip()
+    if len(note) > limits.MAX_TEXT_LENGTH:
+        raise InvalidInput([FieldError(("note",), f"at most {limits.MAX_TEXT_LENGTH} characters")])
+    return note or None

@@ -21,12 +21,11 @@ from service.api.schemas.tasks import SatisfyBody, TaskReport, TaskReview
 from service.domain.annotations import (
     BlockCreate,
     CriterionReview,
-    Evidence,
     ExpectedVersion,
     LinkCreate,
     NoteCreate,
 )
-from service.domain.inputs import GoalCreate, GoalUpdate, Identifier
+from service.domain.inputs import Evidence, GoalCreate, GoalUpdate, Identifier
 
 Expect = Literal["ok", "conflict"]
 LATEST, LAST = "latest", "$last"

@@ -120,6 +120,19 @@ def for_goal(conn: Connection, goal_id: str, after: int = 0, limit: int = 1_000)
     ]
 
 
+def payloads_of(conn: Connection, goal_ids: list[str], event_type: str) -> list[tuple[str, Any]]:
+    """(goal id, payload) of every `event_type` event of `goal_ids`, in one query on the
+    (goal_id, seq) index."""
+    if not goal_ids:
+        return []
+    rows = conn.execute(
+        f"SELECT goal_id, payload FROM ledger WHERE goal_id IN ({conn.dialect.values_of()})"
+        " AND event_type = ? ORDER BY seq",
+        (canonical_json(goal_ids).decode(), event_type),
+    )
+    return [(row[0], orjson.loads(row[1])) for row in rows]
+
+
 def matching(
     conn: Connection, *, goal_id: str | None = None, trace_id: str | None = None,
     task_id: str | None = None, after: int = 0, limit: int = 1_000,

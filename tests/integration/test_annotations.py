@@ -275,14 +275,28 @@ def test_a_stale_block_is_a_conflict_event_and_a_409(
     assert (1, None) == (goal["version"], goal["manual_block"])
 
 
-def test_a_finished_goal_cannot_be_blocked(server: LiveServer, client: httpx.Client) -> None:
-    """Blocking an abandoned goal is 409 `illegal-transition` naming its state."""
+def test_a_finished_goal_cannot_be_blocked_or_unblocked(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """Blocking an abandoned goal is 409 `illegal-transition` naming its state; a goal
+    abandoned while blocked keeps its block as history (unblock is 409, nothing written)."""
+    gs = server.services.goalstore
     goal_id = _goal(server)
-    server.services.goalstore.abandon_goal(ALICE, goal_id)
+    held = _goal(server)
+    gs.block_goal(ALICE, held, "waiting on legal")
+    gs.abandon_goal(ALICE, goal_id)
+    version = gs.abandon_goal(ALICE, held).goal.version
+    rows = _rows(server)
 
-    response = client.post(f"/v1/goals/{goal_id}/block", json={"reason": "too late"})
+    blocked = client.post(f"/v1/goals/{goal_id}/block", json={"reason": "too late"})
+    unblocked = client.post(f"/v1/goals/{held}/unblock")
 
-    assert (409, "abandoned") == (response.status_code, response.json()["current_state"])
+    assert [(409, "abandoned")] * 2 == [
+        (r.status_code, r.json()["current_state"]) for r in (blocked, unblocked)
+    ]  # fmt: skip
+    assert (rows, version, "waiting on legal") == (
+        _rows(server), gs.get_goal(held).version, gs.get_goal(held).manual_block["reason"]
+    )  # fmt: skip
 
 
 # --- linked work ------------------------------------------------------------------------

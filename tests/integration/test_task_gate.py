@@ -383,3 +383,94 @@ def test_the_sweep_leaves_a_manual_task_alone(
     assert [selected["task_id"]] == [t.task_id for t in swept]
     [still] = http.get(f"/v1/goals/{goal_id}/tasks").json()["data"]
     assert (manual["task_id"], "running") == (still["task_id"], still["state"])
+
+
+def test_starting_a_goal_by_hand_meets_the_rankings_blocks(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    """A manual task may not start a goal selection would refuse: one whose dependency is
+    not satisfied, or that contradicts a belief made active after its adoption (409
+    goal-blocked naming the reason and what it is about, nothing written); once the
+    dependency is gone the same request starts it."""
+    gs = live.services.goalstore
+    first = _adopted(http)
+    waiting = _adopted(http, depends_on=[first])
+    assert (
+        201 == http.put("/v1/beliefs/b.quiet", json={"statement": "s", "active": False}).status_code
+    )
+    contrary = _adopted(http, contradicts=["b.quiet"])
+    assert (
+        200 == http.put("/v1/beliefs/b.quiet", json={"statement": "s", "active": True}).status_code
+    )
+    rows = row_counts(gs.db.connection())
+
+    refused = [http.post(f"/v1/goals/{g}/tasks", json={}) for g in (waiting, contrary)]
+
+    assert [(409, "urn:goalstore:problem:goal-blocked")] * 2 == [
+        (r.status_code, r.json()["type"]) for r in refused
+    ]  # fmt: skip
+    assert [("dependency_unsatisfied", first), ("contradicts_belief", "b.quiet")] == [
+        (r.json()["reasons"][0]["reason"], r.json()["reasons"][0]["ref"]) for r in refused
+    ]  # fmt: skip
+    assert rows == row_counts(gs.db.connection())
+    assert ["adopted", "adopted"] == [_goal(http, g)["state"] for g in (waiting, contrary)]
+    assert 200 == http.patch(f"/v1/goals/{waiting}", headers={"If-Match": '"2"'},
+                             json={"depends_on": []}).status_code  # fmt: skip
+    started = http.post(f"/v1/goals/{waiting}/tasks", json={})
+    assert (201, "executing") == (started.status_code, _goal(http, waiting)["state"])
+
+
+def test_work_recorded_by_hand_is_not_judged_as_a_selection(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    """A goal done only by manual tasks is satisfied without a goal_selected outcome (no
+    selection to judge), and its tasks do not count in goalstore_tasks_finished_total,
+    which the rollback alert reads; a selected goal still records its outcome."""
+    gs = live.services.goalstore
+    by_hand = _adopted(http)
+    task = http.post(f"/v1/goals/{by_hand}/tasks", json={}).json()
+    _report(http, by_hand, task["task_id"], "succeeded")
+    assert 200 == http.post(f"/v1/goals/{by_hand}/tasks/{task['task_id']}/verify").status_code
+    assert (
+        200
+        == http.post(f"/v1/goals/{by_hand}/satisfy", json={"result": {"summary": "x"}}).status_code
+    )
+    selected, picked = _selected(http)
+    _report(http, selected, picked["task_id"], "succeeded")
+    assert 200 == http.post(f"/v1/goals/{selected}/tasks/{picked['task_id']}/verify").status_code
+    assert (
+        200
+        == http.post(f"/v1/goals/{selected}/satisfy", json={"result": {"summary": "y"}}).status_code
+    )
+
+    judged = [o["goal_id"] for o in gs.list_outcomes("goal_selected")]
+    finished = http.get("/metrics").text
+
+    assert [selected] == judged
+    assert 'goalstore_tasks_finished_total{state="succeeded"} 1.0' in finished
+
+
+def test_unbounded_evidence_is_refused_everywhere_without_a_trace(
+    live: LiveServer, http: httpx.Client, run_cli: CliRunner, database_location: str
+) -> None:
+    """Evidence nested deeper than metadata may be is a 422 on POST /tasks and on a
+    report (REST) and exit 5 from `goalstore tasks add` (CLI), writing nothing; a manual
+    task's note past 4000 characters is refused the same way."""
+    gs = live.services.goalstore
+    goal_id = _adopted(http)
+    deep: Any = "leaf"
+    for _ in range(300):
+        deep = [deep]
+    rows = row_counts(gs.db.connection())
+
+    added = http.post(f"/v1/goals/{goal_id}/tasks", json={"evidence": deep})
+    code, _ = run_cli(database_location, "tasks", "add", goal_id,
+                      "--evidence", "[" * 300 + '"leaf"' + "]" * 300)  # fmt: skip
+    long_note, _ = run_cli(database_location, "tasks", "add", goal_id, "--note", "x" * 4001)
+
+    assert (422, 5, 5) == (added.status_code, code, long_note)
+    assert rows == row_counts(gs.db.connection())
+    task = http.post(f"/v1/goals/{goal_id}/tasks", json={}).json()
+    reported = http.post(f"/v1/goals/{goal_id}/tasks/{task['task_id']}/report",
+                         json={"state": "succeeded", "evidence": deep})  # fmt: skip
+    assert (422, "running") == (reported.status_code, gs.list_tasks(goal_id)[0].state.value)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.schemas.goals import _EXAMPLE_PUBLIC, GoalPublic
 from service.commands.kinds import SelectionMode, SkipReason
 from service.commands.tasks import task_as_dict
+from service.domain.inputs import Evidence
 from service.domain.tasks import Task, TaskState
 
 
@@ -91,7 +92,9 @@ class TaskReport(BaseModel):
     )  # fmt: skip
 
     state: Literal["running", "succeeded", "failed"]
-    evidence: Any = Field(default=None, description="Text, a URL or JSON.")
+    evidence: Evidence = Field(
+        default=None, description="Text, a URL or JSON (bounded like metadata)."
+    )
     reason: str | None = Field(default=None, max_length=2_000)
 
 
@@ -118,8 +121,10 @@ class TaskCreate(BaseModel):
                                          "note": "paired on the fix", "expected_version": 2}]},
     )  # fmt: skip
 
-    evidence: Any = Field(default=None, description="Text, a URL or JSON.")
-    note: str | None = Field(default=None, max_length=2_000)
+    evidence: Evidence = Field(
+        default=None, description="Text, a URL or JSON (bounded like metadata)."
+    )
+    note: str | None = Field(default=None, max_length=4_000)
     expected_version: int | None = Field(
         default=None, ge=1, description="The GOAL's version (or send If-Match)."
     )
