@@ -72,7 +72,16 @@ def cmd_selector(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
+def embed(services: Services) -> tuple[Services, Any]:
+    """`goalstore mcp` without Redis: the embedded mode of `goalstore serve`."""
+    from workers.embedded import Embedded, embedded_redis
+
+    services = replace(services, redis=embedded_redis())
+    return services, Embedded(services)
+
+
 def add_commands(sub: Any) -> None:
+    sub.choices["mcp"].set_defaults(embed=embed)  # service/cli/mcp.py
     serve = sub.add_parser("serve", help="run the REST API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)

@@ -18,6 +18,7 @@ from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
 from service.api.routes import annotations as goal_annotations
 from service.api.routes import beliefs, decisions, goals, meta, tasks
+from service.mcp.http import mcp_route
 from service.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class Background(Protocol):
 
 
 def create_app(services: Services, *, background: Background | None = None) -> FastAPI:
+    mcp, mcp_endpoint = mcp_route(services)  # MCP at /mcp (docs/mcp.md)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         applied = services.goalstore.migrate()
@@ -44,7 +47,8 @@ def create_app(services: Services, *, background: Background | None = None) -> F
         try:
             if background is not None:
                 background.start()
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             if background is not None:
                 background.stop()
@@ -72,5 +76,6 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.include_router(goal_annotations.router)
     app.include_router(beliefs.router)
     app.include_router(decisions.router)
+    app.router.routes.insert(0, mcp)  # first: matched before the REST routes are tried
     openapi.install(app)
     return app

@@ -104,12 +104,23 @@ def domain_problem(request: Request, exc: GoalStoreError) -> JSONResponse:
     return problem(status, exc.code, exc.title, str(exc), request, wait_s, **exc.fields())
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Drop `input` (it can echo megabytes back) and `ctx` (it can hold exceptions).
+def domain_problem_body(exc: GoalStoreError, instance: str | None) -> dict[str, Any]:
+    """The body domain_problem() answers with, for edges that are not HTTP (MCP tools)."""
+    status = HTTP_STATUS[exc.kind]
+    return problem_body(status, exc.code, exc.title, str(exc), instance, **exc.fields())
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as served: where and what. `input` is dropped (it can echo
+    megabytes back), and `ctx` (it can hold exceptions)."""
     return [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        for err in errors
     ]
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return validation_errors(exc.errors())
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -23,7 +23,8 @@ The modules, in the order a run uses them: plan (sizes, targets, backends), stat
 (timing, percentiles), prioritizer, postgres (the bench's PostgreSQL database, and the
 copy into it), dataset (goals through the commands), stage (one backend's store, keys
 and processes; processes), fallback_read (a store of 1k goals of its own), rebuild,
-ranked_read, events, selection (and selector, the process it starts), create.
+ranked_read, mcp (the ranked read as an MCP tool), events, selection (and selector, the
+process it starts), create.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from service.bench import (
     create,
     events,
     fallback_read,
+    mcp,
     prioritizer,
     ranked_read,
     rebuild,
@@ -168,6 +170,8 @@ def _by_size(
             out = backends[stage.backend]
             out["rebuild"][name] = rebuild.measure(stage, size)
             out["ranked_read"][name] = ranked_read.measure(stage, size, plan.requests)
+            if size == (plan.mcp_size or min(plan.read_sizes)):  # ranked_goals, over MCP
+                out["mcp"] = mcp.measure(stage, size, plan.requests)
             if size == min(plan.read_sizes):
                 out["events"] = events.measure(stage, plan.lag_samples, plan.burst)
                 out["events"]["goals_in_store"] = loaded + plan.burst

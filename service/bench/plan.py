@@ -45,6 +45,8 @@ TARGETS = {
     # PostgreSQL's create throughput over 3 webs, as a multiple of SQLite's over 1 web
     # (the same run, the same requests): at least as many goals a second
     "create_postgresql_over_sqlite_throughput": 1.0,
+    # the ranked_goals MCP tool over Streamable HTTP, one session (issue 19), 10k goals
+    "mcp_ranked_goals_p95_ms": 10.0,
 }
 
 
@@ -57,12 +59,13 @@ class Plan:
     burst: int  # goals created (2 events each) at once for the throughput run
     selections: int  # goals selected and emitted by the selector processes
     creates: int  # POST /v1/goals of the create run, per backend
+    mcp_size: int = 0  # the read size at which ranked_goals is timed over MCP (0: the smallest)
 
 
 FULL = Plan((10_000, 100_000), (1_000, 100_000), requests=300, lag_samples=200, burst=5_000,
-            selections=4_000, creates=4_000)  # fmt: skip
+            selections=4_000, creates=4_000, mcp_size=10_000)  # fmt: skip
 QUICK = Plan((500, 1_000), (1_000, 10_000), requests=50, lag_samples=20, burst=500,
-             selections=200, creates=400)  # fmt: skip
+             selections=200, creates=400, mcp_size=1_000)  # fmt: skip
 
 
 def label(n: int) -> str:

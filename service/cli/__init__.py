@@ -22,7 +22,7 @@ import psycopg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from service.cli import annotate, audit, goals, health, setup, store, tasks
+from service.cli import annotate, audit, goals, health, mcp, setup, store, tasks
 from service.cli.output import (
     EXIT_CHECK_FAILED,
     EXIT_CODE,
@@ -49,7 +49,8 @@ __all__ = [
 ]  # fmt: skip
 
 # Commands that run on an older schema: they apply it, or work on databases of their own.
-_ANY_SCHEMA = ("serve", "migrate", "bench", "store", "healthcheck")  # healthcheck reports it
+# healthcheck reports it; mcp migrates, as serve does
+_ANY_SCHEMA = ("serve", "migrate", "bench", "store", "healthcheck", "mcp")
 
 
 Group = Callable[[Any], None]  # adds a group's subcommands to the parser's subparsers
@@ -57,6 +58,7 @@ GROUPS: tuple[Group, ...] = (
     setup.add_commands, goals.add_commands, audit.add_commands, store.add_commands,
     health.add_commands, annotate.add_commands,
     tasks.add_commands,  # after goals: it adds `goals satisfy`
+    mcp.add_commands,
 )  # fmt: skip
 
 

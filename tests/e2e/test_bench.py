@@ -54,6 +54,7 @@ def test_bench_reports_both_backends_beside_their_targets(redis_client: Redis) -
         check_events(figures["events"])
         check_select(figures["select"])
         check_fallback_read(figures["fallback_read"])
+        check_mcp(figures["mcp"])
     check_load(report["backends"])
     check_create(report["create"])
     assert redact(POSTGRES_URL) == report["backends"]["postgresql"]["server"]  # no password
@@ -127,6 +128,18 @@ def check_fallback_read(figure: dict[str, Any]) -> None:
                                            timing["runs"])  # fmt: skip
     assert 0 < timing["p50_ms"] <= timing["p95_ms"]
     assert (timing["p95_ms"] <= 80.0) == figure["met"]
+
+
+def check_mcp(figure: dict[str, Any]) -> None:
+    """The ranked read as an agent makes it (ranked_goals over Streamable HTTP), timed
+    beside REST's in the same run, at the smallest read size of the plan."""
+    tool, rest = figure["mcp_ranked_goals"], figure["rest_prioritized"]
+    assert (min(int(s) for s in SIZES), PLAN.requests, PLAN.requests, 10.0) == (
+        figure["goals"], tool["runs"], rest["runs"], figure["target_p95_ms"]
+    )  # fmt: skip
+    assert 0 < figure["items"] <= figure["goals"]
+    assert 0 < tool["p50_ms"] <= tool["p95_ms"] and 0 < rest["p50_ms"] <= rest["p95_ms"]
+    assert (tool["p95_ms"] <= 10.0) == figure["met"]
 
 
 def check_load(backends: dict[str, Any]) -> None:

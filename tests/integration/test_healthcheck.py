@@ -180,7 +180,10 @@ def test_schema_behind_fails_and_skips_what_needs_it(
 def test_store_never_migrated_fails_and_stays_unmigrated(
     database_location: str, run_cli: CliRunner
 ) -> None:
-    """A store with no schema: exit 1, `not migrated`; the healthcheck creates nothing."""
+    """A store with no schema (an empty SQLite file, an empty PostgreSQL schema): exit 1,
+    `not migrated`; the healthcheck creates nothing."""
+    if not database_location.startswith("postgresql://"):
+        Path(database_location).touch()
     code, report = run_cli(database_location, "healthcheck", "--extended")
 
     assert (1, ["schema"], 0) == (code, report["failed"], report["checks"]["schema"]["applied"])
@@ -191,3 +194,17 @@ def test_store_never_migrated_fails_and_stays_unmigrated(
         assert not db.table_exists("schema_migrations")
     finally:
         db.close()
+
+
+def test_a_missing_sqlite_file_fails_the_store_check_and_is_not_created(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Pointed at a SQLite file that does not exist, the healthcheck fails `store`
+    (naming the path) instead of creating an empty database and its directory."""
+    missing = tmp_path / "nowhere" / "goalstore.db"
+
+    code, report = run_cli(str(missing), "healthcheck")
+
+    assert (1, ["store"]) == (code, report["failed"])
+    assert f"no database file at {missing}" == report["checks"]["store"]["detail"]
+    assert not missing.parent.exists()

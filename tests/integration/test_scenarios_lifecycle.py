@@ -58,11 +58,11 @@ def test_plan_flow_runs_from_creation_to_a_satisfied_goal(
 
     code, out = run("apply-scenario", PLAN_FLOW)
 
-    # 16 steps, 18 events: one each, plus the verified task's goal_progressed and the
-    # satisfied goal's decision outcome.
+    # 16 steps, 17 events: one each, plus the verified task's goal_progressed (no
+    # goal_selected outcome: the work was recorded by hand, not handed over by a selection).
     assert (0, "PLAN_FLOW_003") == (code, out["scenario"])
     assert {
-        "ok": True, "applied": 16, "events_written": 18, "created": 2, "adopted": 1,
+        "ok": True, "applied": 16, "events_written": 17, "created": 2, "adopted": 1,
         "noted": 2, "blocked": 1, "unblocked": 1, "linked": 1, "tasks_added": 1,
         "reported": 1, "verified": 1, "criteria_reviewed": 2, "updated": 1, "satisfied": 1,
         "unchanged": 0,
