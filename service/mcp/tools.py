@@ -25,7 +25,6 @@ from service.api.schemas import (
     RankedGoalPublic,
     ScorePublic,
     SelectionPublic,
-    SkippedPublic,
     TaskPublic,
 )
 from service.auth import Scope
@@ -134,13 +133,7 @@ def _note(gs: GoalStore, ctx: Context, x: a.AddNoteArgs) -> NotePublic:
 
 
 def _select(gs: GoalStore, ctx: Context, _: a.NoArgs) -> SelectionPublic:
-    selection = gs.select(ctx)
-    return SelectionPublic(
-        mode=selection.mode,
-        goal=GoalPublic.of(selection.goal) if selection.goal else None,
-        task=TaskPublic.of(selection.task) if selection.task else None,
-        skipped=[SkippedPublic(goal_id=g, reason=r) for g, r in selection.skipped],
-    )
+    return SelectionPublic.of(gs.select(ctx))
 
 
 def _report(gs: GoalStore, ctx: Context, x: a.ReportTaskArgs) -> TaskPublic:

@@ -16,7 +16,6 @@ from service.api.schemas import (
     GoalPublic,
     SatisfyBody,
     SelectionPublic,
-    SkippedPublic,
     TaskCreate,
     TaskPublic,
     TaskReport,
@@ -36,13 +35,7 @@ def select_goal(ctx: Executor, gs: GS) -> SelectionPublic:
     Concurrent calls never emit the same goal version twice. With `GOAL_SHADOW` on the
     answer names the goal that would have been selected and nothing is emitted; with
     `GOAL_SYSTEM` off nothing is selected."""
-    selection = gs.select(ctx)
-    return SelectionPublic(
-        mode=selection.mode,
-        goal=GoalPublic.of(selection.goal) if selection.goal else None,
-        task=TaskPublic.of(selection.task) if selection.task else None,
-        skipped=[SkippedPublic(goal_id=g, reason=r) for g, r in selection.skipped],
-    )
+    return SelectionPublic.of(gs.select(ctx))
 
 
 @router.get("/{goal_id}/tasks", responses=WRITE_ERRORS)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.schemas.goals import _EXAMPLE_PUBLIC, GoalPublic
 from service.commands.kinds import SelectionMode, SkipReason
+from service.commands.selection import Selection
 from service.commands.tasks import task_as_dict
 from service.domain.inputs import Evidence
 from service.domain.tasks import Task, TaskState
@@ -80,6 +81,15 @@ class SelectionPublic(BaseModel):
     goal: GoalPublic | None = None
     task: TaskPublic | None = None
     skipped: list[SkippedPublic] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, selection: Selection) -> SelectionPublic:
+        return cls(
+            mode=selection.mode,
+            goal=GoalPublic.of(selection.goal) if selection.goal else None,
+            task=TaskPublic.of(selection.task) if selection.task else None,
+            skipped=[SkippedPublic(goal_id=g, reason=r) for g, r in selection.skipped],
+        )
 
 
 class TaskReport(BaseModel):
