@@ -73,3 +73,39 @@ def test_no_limit_is_set_by_default(start_server: ServerFactory, redis_url: str,
 
     assert {201} == codes
     assert [] == list(redis_client.scan_iter(match=f"{KEYS.prefix}rate:*"))
+
+
+def test_mcp_write_tools_meet_the_same_limit(
+    start_server: ServerFactory, redis_client: Redis, redis_url: str
+) -> None:
+    """Over /mcp, alice's 4th propose_goal at once (burst 3) is a tool error carrying the
+    429 `rate-limited` problem and writes nothing; her read tool goes on."""
+    server = start_server(redis_url=redis_url, redis_prefix=KEYS.prefix, api_keys=API_KEYS,
+                          rate_limit_per_s=2, rate_limit_burst=3)  # fmt: skip
+    headers = {**ALICE, "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-11-25"}  # fmt: skip
+
+    def call(client: httpx.Client, n: int, name: str, arguments: dict[str, object]) -> dict:
+        message = {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                   "params": {"name": name, "arguments": arguments}}  # fmt: skip
+        answer = client.post("/mcp", json=message, headers=headers)
+        assert 200 == answer.status_code, answer.text
+        result: dict = answer.json()["result"]
+        return result
+
+    with server.client() as client:
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {},
+                 "clientInfo": {"name": "test", "version": "1"}}  # fmt: skip
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello}
+        assert 200 == client.post("/mcp", json=init, headers=headers).status_code
+        burst = [call(client, n, "propose_goal", goal_spec(id=f"m-{n}")) for n in range(1, 5)]
+        read = call(client, 5, "list_goals", {})
+
+    assert [False, False, False, True] == [r.get("isError", False) for r in burst]
+    problem = burst[-1]["structuredContent"]
+    assert ("urn:goalstore:problem:rate-limited", 429, "alice") == (
+        problem["type"], problem["status"], problem["actor"]
+    )  # fmt: skip
+    assert (False, ["m-1", "m-2", "m-3"]) == (
+        read.get("isError", False), [g["id"] for g in read["structuredContent"]["data"]]
+    )  # fmt: skip
