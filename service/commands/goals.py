@@ -38,7 +38,6 @@ from service.domain.goal import (
     transition,
 )
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.domain.tasks import attempts
 from service.domain.vetting import GoalBlocked
 from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
@@ -244,9 +243,10 @@ def _lifecycle(
 
 def _abandoned(ctx: Context) -> Callable[[Connection, Goal, datetime], None]:
     def outcome(conn: Connection, goal: Goal, now: datetime) -> None:
-        tasks = task_table.for_goal(conn, goal.id)
-        if attempts(tasks):  # it was executed: the selection led nowhere
-            selection_outcome(conn, ctx, now, goal, tasks, satisfied=False)
+        # a goal a selection executed: that selection led nowhere (selection_outcome
+        # judges only goals with selection attempts)
+        selection_outcome(conn, ctx, now, goal, task_table.for_goal(conn, goal.id),
+                          satisfied=False)  # fmt: skip
 
     return outcome
 
