@@ -21,8 +21,9 @@ from service.commands.ledger import replay_check, verify_ledger
 from service.commands.observe import RedisFigures, store_figures
 from service.domain.errors import GoalStoreError
 from service.store import ledger as ledger_table
-from service.store.db import Database, SqliteDatabase
+from service.store.db import Database
 from service.store.migrate import MigrationError, check_current, load_migrations, migrations_dir
+from service.store.sqlite import SqliteDatabase
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 Check = dict[str, Any]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from service.domain.errors import ErrorKind, GoalStoreError
-from service.store.dialect import SQLITE, Dialect
+from service.store.dialect import Dialect
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,7 @@ class Database(ABC):
         self._pid = os.getpid()
         self._writers = threading.RLock()
         self._unavailable_at = -1e9  # when a writer of this process last found it away
+        self._connecting_since: float | None = None  # when the turn's holder asked for a connection
 
     # --- what an engine provides -------------------------------------------------
     @abstractmethod
@@ -167,9 +167,13 @@ class Database(ABC):
         """
         timeout_s = self.busy_timeout_ms / 1000
         if not self._writers.acquire(timeout=timeout_s):
-            # Queued behind writers that waited on a server that does not answer: say so,
+            # Queued behind a writer that waits on a server that does not answer (still
+            # waiting for a connection, or one that found it away just now): say so,
             # rather than that the lock was busy.
-            if time.monotonic() - self._unavailable_at < 2 * timeout_s:
+            now, since = time.monotonic(), self._connecting_since
+            if (since is not None and now - since > timeout_s / 4) or (
+                now - self._unavailable_at < 2 * timeout_s
+            ):
                 raise StoreUnavailable("this process's writers find the database away")
             raise StoreBusy("this process's other writers held the write lock past the timeout")
         try:
@@ -178,12 +182,24 @@ class Database(ABC):
             self._unavailable_at = time.monotonic()
             raise
         finally:
+            self._connecting_since = None
             self._writers.release()
+
+    @contextmanager
+    def _connected(self, *, write: bool) -> Iterator[Any]:
+        """A connection from the engine; a writer holding its turn says how long it has
+        waited for one, for the writers queued behind it."""
+        if write:
+            self._connecting_since = time.monotonic()
+        with self._checkout() as conn:
+            if write:
+                self._connecting_since = None
+            yield conn
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         self._this_process()
-        with self._write_turn() if write else nullcontext(), self._checkout() as conn:
+        with self._write_turn() if write else nullcontext(), self._connected(write=write) as conn:
             self._local.conn = conn
             conn.ledger_head = None
             try:
@@ -270,129 +286,6 @@ def open_database(
         from service.store.postgres import PostgresDatabase  # only its users load psycopg
 
         return PostgresDatabase(text, busy_timeout_ms, pool_size)
+    from service.store.sqlite import SqliteDatabase
+
     return SqliteDatabase(Path(text), busy_timeout_ms)
-
-
-# --- SQLite ------------------------------------------------------------------------
-
-
-def _raise_if_busy(exc: sqlite3.OperationalError) -> None:
-    if "locked" in str(exc) or "busy" in str(exc):
-        raise StoreBusy(str(exc)) from exc
-
-
-class _SqliteConnection(sqlite3.Connection):
-    """A connection whose statements report a database held locked past the busy
-    timeout as StoreBusy (a 503 to retry), wherever they run: reads and writes alike."""
-
-    dialect = SQLITE
-    ledger_head: tuple[int, str] | None = None
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            _raise_if_busy(exc)
-            raise
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            _raise_if_busy(exc)
-            raise
-
-    def send(self, sql: str, parameters: Any, /) -> None:
-        self.execute(sql, parameters)
-
-    def tuples(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        cursor = self.cursor()
-        cursor.row_factory = None
-        try:
-            return cursor.execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            _raise_if_busy(exc)
-            raise
-
-
-class SqliteDatabase(Database):
-    """One connection per thread, WAL so readers never wait for the writer, a busy
-    timeout so writers queue instead of failing, and `BEGIN IMMEDIATE` so a write
-    transaction holds the write lock from its first statement (no upgrade deadlocks)."""
-
-    dialect = SQLITE
-
-    def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
-        super().__init__()
-        self.path = path
-        self.location = self.shown = str(path)
-        self.busy_timeout_ms = busy_timeout_ms
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def _forget_inherited(self) -> None:
-        _INHERITED.extend(self._opened)
-        self._opened = []
-        self._lock = threading.Lock()
-
-    def _thread_connection(self) -> _SqliteConnection:
-        conn: _SqliteConnection | None = getattr(self._local, "sqlite", None)
-        if conn is None:
-            conn = self._open()
-            self._local.sqlite = conn
-        return conn
-
-    @contextmanager
-    def _checkout(self) -> Iterator[_SqliteConnection]:
-        yield self._thread_connection()
-
-    def _statement_connection(self) -> Connection:
-        return self._thread_connection()
-
-    def _begin(self, conn: Any, *, write: bool) -> None:
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    def _in_transaction(self, conn: Any) -> bool:
-        return bool(conn.in_transaction)
-
-    def _open(self) -> _SqliteConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout_ms / 1000,
-            isolation_level=None,  # transactions are explicit: see write() and read()
-            check_same_thread=False,  # used by its own thread only; closed by close()
-            factory=_SqliteConnection,
-        )
-        assert isinstance(conn, _SqliteConnection)
-        conn.row_factory = sqlite3.Row
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            conn.close()
-            raise sqlite3.OperationalError(
-                f"{self.path}: SQLite cannot use WAL here (journal mode {mode!r}); "
-                "put the database on a local filesystem"
-            )
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # FULL: a commit that returned survives power loss, not just a crash.
-        conn.execute("PRAGMA synchronous = FULL")
-        with self._lock:
-            self._opened.append(conn)
-        return conn
-
-    def answers(self) -> bool:
-        try:
-            self.connection().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
-        except (sqlite3.Error, GoalStoreError):
-            log.exception("readiness check: SQLite does not answer")
-            return False
-        return True
-
-    def close(self) -> None:
-        self._this_process()  # a forked child sets the parent's connections aside, unclosed
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
-        self._local = threading.local()

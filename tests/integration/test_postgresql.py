@@ -16,7 +16,7 @@ import pytest
 from service import cli, commands
 from service.commands import Context
 from service.config import Settings
-from service.domain.errors import VersionConflict
+from service.domain.errors import GoalStoreError, VersionConflict
 from service.domain.inputs import GoalUpdate
 from service.runtime import build_services
 from service.store.db import Database, StoreUnavailable, open_database
@@ -306,3 +306,33 @@ def test_a_commit_of_a_failed_transaction_is_an_error_not_a_silent_rollback(
     count = db.connection().execute("SELECT count(*) FROM beliefs").fetchone()[0]
     db.close()
     assert 0 == count
+
+
+def test_writers_queued_behind_one_waiting_for_a_lost_server_say_unavailable(
+    postgres_url: str,
+) -> None:
+    """The first writer to meet a server that is gone waits the pool's timeout for a
+    connection; the writers queued behind it time out first, and must say what their
+    client should hear — the database is away (Retry-After 2), not busy."""
+    db = open_database(_unreachable_url(postgres_url), busy_timeout_ms=400)
+    errors: dict[str, GoalStoreError] = {}
+
+    def write(name: str) -> None:
+        try:
+            with db.write() as conn:
+                conn.execute("SELECT 1")
+        except GoalStoreError as exc:
+            errors[name] = exc
+
+    first = threading.Thread(target=write, args=("first",))
+    first.start()
+    time.sleep(0.05)  # the first holds the turn and waits for a connection
+    queued = [threading.Thread(target=write, args=(f"queued-{n}",)) for n in range(3)]
+    for thread in queued:
+        thread.start()
+    for thread in [first, *queued]:
+        thread.join(timeout=10)
+    db.close()
+
+    assert 4 == len(errors)
+    assert {"database-unavailable"} == {exc.code for exc in errors.values()}
