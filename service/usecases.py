@@ -24,16 +24,18 @@ from service.commands.health import healthcheck
 from service.commands.ledger import timeline
 from service.commands.observe import RedisFigures, readiness, redis_figures
 from service.commands.tasks import JobProbe
+from service.commands.tree_view import GoalTree, goal_tree
 from service.domain.annotations import Note
 from service.domain.beliefs import Belief, BeliefPut
 from service.domain.decisions import Decision, DecisionChange, OutcomeCreate
 from service.domain.errors import RedisRequired
 from service.domain.events import EventRef
 from service.domain.goal import Goal
-from service.domain.inputs import GoalCreate, GoalUpdate
+from service.domain.inputs import GoalCreate, GoalUpdate, Subgoals
 from service.domain.ledger import ChainReport, Checkpoint, LedgerRow
 from service.domain.ranking import Score
 from service.domain.tasks import Task, TaskState
+from service.domain.trees import MAX_TREE_DEPTH
 from service.store.db import Database
 from service.store.migrate import ensure_schema, migrate
 
@@ -99,11 +101,11 @@ class GoalStore:
     def list_goals(
         self, *, state: str | None = None, category: str | None = None,
         include_deleted: bool = False, cursor: int = 0, limit: int = 50,
-        assigned_to: str | None = None,
+        assigned_to: str | None = None, parent_id: str | None = None,
     ) -> c.GoalPage:  # fmt: skip
         return c.list_goals(
             self.db, state=state, category=category, include_deleted=include_deleted,
-            cursor=cursor, limit=limit, assigned_to=assigned_to,
+            cursor=cursor, limit=limit, assigned_to=assigned_to, parent_id=parent_id,
         )  # fmt: skip
 
     def update_goal(
@@ -119,14 +121,21 @@ class GoalStore:
         return c.adopt_goal(self.db, ctx, goal_id, expected_version, vetting=self.vetting)
 
     def abandon_goal(
-        self, ctx: Context, goal_id: str, expected_version: int | None = None
-    ) -> c.Change:
-        return c.abandon_goal(self.db, ctx, goal_id, expected_version)
+        self, ctx: Context, goal_id: str, expected_version: int | None = None,
+        *, cascade: bool = True,
+    ) -> c.Change:  # fmt: skip
+        return c.abandon_goal(self.db, ctx, goal_id, expected_version, cascade=cascade)
 
     def delete_goal(
-        self, ctx: Context, goal_id: str, expected_version: int | None = None
-    ) -> c.Change:
-        return c.delete_goal(self.db, ctx, goal_id, expected_version)
+        self, ctx: Context, goal_id: str, expected_version: int | None = None,
+        *, cascade: bool = True,
+    ) -> c.Change:  # fmt: skip
+        return c.delete_goal(self.db, ctx, goal_id, expected_version, cascade=cascade)
+
+    def decompose_goal(
+        self, ctx: Context, goal_id: str, spec: Subgoals, expected_version: int | None = None
+    ) -> c.Decomposition:
+        return c.decompose_goal(self.db, ctx, goal_id, spec, expected_version)
 
     # --- notes, links, blocks, criteria ---------------------------------------------
 
@@ -307,6 +316,10 @@ class GoalStore:
         """Every part checked (service/commands/health.py): `ok` unless one failed."""
         return healthcheck(self.db, self.observed.redis, self.redis_figures, now=c.utcnow(),
                            max_lag=self.policy.max_lag, extended=extended)  # fmt: skip
+
+    def goal_tree(self, goal_id: str, *, depth: int = MAX_TREE_DEPTH) -> GoalTree:
+        """The goal and its descendants, `depth` levels, each with its score now."""
+        return goal_tree(self.db, goal_id, depth)
 
 
 # The lifecycle commands an entry point may name (scenario steps, CLI subcommands),

@@ -17,7 +17,7 @@ from service.api.metrics import registry_for
 from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
 from service.api.routes import annotations as goal_annotations
-from service.api.routes import beliefs, decisions, goals, meta, tasks
+from service.api.routes import beliefs, decisions, goals, meta, tasks, trees
 from service.mcp.http import mcp_route
 from service.runtime import Services
 
@@ -72,6 +72,7 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.include_router(meta.router)
     app.include_router(metrics_router)
     app.include_router(goals.router)
+    app.include_router(trees.router)
     app.include_router(tasks.router)
     app.include_router(goal_annotations.router)
     app.include_router(beliefs.router)

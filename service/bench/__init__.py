@@ -8,11 +8,11 @@ many floats; a raw ZREVRANGE), because a 2-core machine shared with other work i
 and the ratio says more than the absolute number. docs/benchmarks.md explains each
 figure.
 
-The store-dependent sections (fallback_read, load, rebuild, ranked_read, events, select)
-run on each backend in turn and are reported under `backends.<sqlite|postgresql>`; `create` drives
-concurrent writers at one web process on SQLite and three on PostgreSQL and compares
-them; `prioritizer` needs no store. SQLite is a file in a temporary directory, loaded
-through the commands; PostgreSQL is a database of the bench's own on the server at
+The store-dependent sections (fallback_read, trees, load, rebuild, ranked_read, events,
+select) run on each backend in turn and are reported under `backends.<sqlite|postgresql>`;
+`create` drives concurrent writers at one web process on SQLite and three on PostgreSQL
+and compares them; `prioritizer` needs no store. SQLite is a file in a temporary
+directory, loaded through the commands; PostgreSQL is a database of the bench's own on the server at
 `postgres_url` (None: SQLite alone), holding at each size a copy of the SQLite store as
 it stands, so that both are measured over the same goals. Each backend has its own
 Redis key prefix and events queue. The bench starts the web, worker and selector
@@ -22,7 +22,8 @@ needs a Redis: GOALSTORE_REDIS_URL or --redis-url.
 The modules, in the order a run uses them: plan (sizes, targets, backends), stats
 (timing, percentiles), prioritizer, postgres (the bench's PostgreSQL database, and the
 copy into it), dataset (goals through the commands), stage (one backend's store, keys
-and processes; processes), fallback_read (a store of 1k goals of its own), rebuild,
+and processes; processes), fallback_read (a store of 1k goals of its own), trees (a
+tree of ~10k goals in a store of its own: a leaf's roll-up, a decomposition), rebuild,
 ranked_read, mcp (the ranked read as an MCP tool), events, selection (and selector, the
 process it starts), create.
 """
@@ -49,6 +50,7 @@ from service.bench import (
     ranked_read,
     rebuild,
     selection,
+    trees,
 )
 from service.bench.dataset import load_goals
 from service.bench.plan import (
@@ -117,6 +119,8 @@ def _run(redis_url: str, plan: Plan, server: BenchServer | None) -> dict[str, An
             migrate(sqlite.db)
             for backend, figure in fallback_read.measure_all(work, server, plan.requests).items():
                 backends[backend]["fallback_read"] = figure
+            for backend, figure in trees.measure_all(work, server, plan).items():
+                backends[backend]["trees"] = figure
             _by_size(plan, stages, server, backends, work, redis_url)
             for stage in stages:
                 backends[stage.backend]["select"] = selection.measure(stage, plan.selections)

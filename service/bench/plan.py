@@ -47,6 +47,11 @@ TARGETS = {
     "create_postgresql_over_sqlite_throughput": 1.0,
     # the ranked_goals MCP tool over Streamable HTTP, one session (issue 19), 10k goals
     "mcp_ranked_goals_p95_ms": 10.0,
+    # goal trees (issue 18), a tree of 9,331 goals 6 levels deep: a leaf's task verified,
+    # its progress rolled up to the root (and the leaf satisfied), commit to commit
+    "tree_leaf_rollup_p95_ms": 20.0,
+    # a goal decomposed into 100 children in one transaction
+    "tree_decompose_100_p95_ms": 50.0,
 }
 
 
@@ -60,12 +65,18 @@ class Plan:
     selections: int  # goals selected and emitted by the selector processes
     creates: int  # POST /v1/goals of the create run, per backend
     mcp_size: int = 0  # the read size at which ranked_goals is timed over MCP (0: the smallest)
+    tree_branching: int = 6  # children a goal in the trees section's tree
+    tree_depth: int = 6  # its levels (6 and 6: 9,331 goals)
+    tree_leaves: int = 40  # leaves verified and satisfied, each timed
+    decompose_children: int = 100  # children of each timed decomposition
+    decompose_runs: int = 20
 
 
 FULL = Plan((10_000, 100_000), (1_000, 100_000), requests=300, lag_samples=200, burst=5_000,
             selections=4_000, creates=4_000, mcp_size=10_000)  # fmt: skip
 QUICK = Plan((500, 1_000), (1_000, 10_000), requests=50, lag_samples=20, burst=500,
-             selections=200, creates=400, mcp_size=1_000)  # fmt: skip
+             selections=200, creates=400, mcp_size=1_000, tree_depth=4, tree_leaves=30,
+             decompose_runs=10)  # fmt: skip
 
 
 def label(n: int) -> str:

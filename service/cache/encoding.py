@@ -13,8 +13,10 @@ goal's hash"):
   tells the two apart);
 - `raw` only where it differs from `score`, `state` only where the placement does not
   say it (a ranked or blocked goal is adopted), `deadline`, `alignment`, `blocked_by`,
-  `deleted`, `assigned_to`, `related` and `manual_block` only where there is one; text
-  a person wrote (a manual block's reason, related ids) cut to 64 bytes (fitted());
+  `deleted`, `assigned_to`, `related`, `manual_block`, `parent_id` and `progress` only
+  where there is one (a progress of 0 is none); text a person wrote (a manual block's
+  reason, related ids) cut to 64 bytes (fitted()), an id (`parent_id`) never;
+- `deadline` is the one the goal is ranked by: its tree's, when earlier than its own;
 - no copy of the id (the key names it) and no explanation's terms: the urgency is
   derived from the deadline and computed_at (held_urgency()), the terms are
   GET /v1/goals/{id}/score's, computed from the store on demand.
@@ -86,8 +88,9 @@ def encoded(batch: Snapshots) -> Encoded:
 def details(batch: Snapshots) -> list[list[str | bool]]:
     """The columns after blocked_by, for the batch's goals: assigned_to, related (ids
     space apart) and the reason of a manual block, each cut to what a listpack holds
-    (fitted()). Most goals have none of them: the columns from the last one any goal of
-    the batch has on are left out, and snapshot.lua reads a missing one as none."""
+    (fitted()), then the parent's id and the progress. Most goals have none of them: the
+    columns from the last one any goal of the batch has on are left out, and snapshot.lua
+    reads a missing one as none."""
     fa = batch.facts
     assigned: list[str | bool] = [False if a is None else fitted(a) for a in fa.assigned_to]
     related: list[str | bool] = [related_text(r) if r else False for r in fa.related]
@@ -96,7 +99,14 @@ def details(batch: Snapshots) -> list[list[str | bool]]:
         for block in found:
             if block.reason == MANUAL_BLOCK:
                 held[i] = fitted(block.ref)
-    out = [assigned, related, held]
+    # Most goals are in no tree and have no progress: no list to walk for them.
+    parent: list[str | bool] = [False] * len(batch)
+    if fa.parent_id.count(None) != len(batch):
+        parent = [False if p is None else p for p in fa.parent_id]
+    progress: list[str | bool] = [False] * len(batch)
+    if any(fa.progress):
+        progress = [False if p == "0.0" else p for p in texts(np.array(fa.progress, np.float64))]
+    out = [assigned, related, held, parent, progress]
     while out and not any(out[-1]):
         out.pop()
     return out

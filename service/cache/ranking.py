@@ -148,6 +148,14 @@ class RankingCache:
             pipe.hmget(self.keys.goal(goal_id), PLACED_FIELDS)
         return pipe.execute()
 
+    def held_parents(self, goal_ids: Iterable[str]) -> set[str]:
+        """The parents the goals' snapshots name (a goal moved since to another parent: the
+        one it left), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for goal_id in goal_ids:
+            pipe.hget(self.keys.goal(goal_id), "parent_id")
+        return {text(parent) for parent in pipe.execute() if parent}
+
     def snapshot(self, goal_id: str) -> dict[str, Any] | None:
         found = self._snapshots([goal_id])
         return found[0] if found else None

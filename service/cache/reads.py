@@ -89,6 +89,8 @@ def decode(goal_id: str, raw: dict[Any, Any]) -> dict[str, Any]:
         "computed_at": instant(fields["computed_at"]),
         "assigned_to": fields.get("assigned_to"),
         "related": fields.get("related", "").split(),  # ids; "+N": N more (encoding.py)
+        "parent_id": fields.get("parent_id"),
+        "progress": float(fields.get("progress") or 0.0),
     }
     if score:
         out["urgency"] = held_urgency(out["deadline"], out["computed_at"])

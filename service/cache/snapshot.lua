@@ -31,10 +31,11 @@
 --   snapshots, each
 --   [id, seq, computed_at, placement, deadline (epoch seconds: the deadlines ZSET's
 --    score), category, version, state, created, deleted, score, raw, deadline (as the
---    hash holds it), alignment, blocked_by, assigned_to, related, manual_block]
+--    hash holds it), alignment, blocked_by, assigned_to, related, manual_block, parent_id,
+--    progress]
 --   where false is none: state (a ranked or blocked goal is adopted), deadline, deleted,
 --   score and raw (not scored), raw (it is the score), alignment (0), blocked_by, and the
---   last three, which a row may also leave out (nil: none).
+--   last five, which a row may also leave out (nil: none; progress: 0).
 --   encoding.py says how each is written; instants are epoch microseconds.
 -- The hash holds only the fields that say something (fields() below), so that Redis
 -- keeps it as a listpack; every number travels as text (formatting doubles in Lua costs
@@ -87,7 +88,8 @@ local function fields(s)
   put(f, 'score', s[11]); put(f, 'raw', s[12]); put(f, 'category', s[6])
   put(f, 'version', s[7]); put(f, 'deadline', s[13]); put(f, 'created', s[9])
   put(f, 'alignment', s[14]); put(f, 'blocked_by', s[15]); put(f, 'manual_block', s[18])
-  put(f, 'assigned_to', s[16]); put(f, 'related', s[17]); put(f, 'deleted', s[10])
+  put(f, 'assigned_to', s[16]); put(f, 'related', s[17]); put(f, 'parent_id', s[19])
+  put(f, 'progress', s[20]); put(f, 'deleted', s[10])
   put(f, 'seq', s[2]); put(f, 'computed_at', s[3])
   return f
 end

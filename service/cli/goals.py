@@ -1,5 +1,5 @@
-"""`goalstore goals list|show|create|update|adopt|abandon|delete|satisfy` and `goalstore
-select`."""
+"""`goalstore goals list|show|create|update|adopt|abandon|delete|satisfy` (and `tree`,
+`decompose`: service/cli/trees.py; `goal` is an alias of `goals`) and `goalstore select`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 
 from service.cli.output import EXIT_OK, emit, goal_json
-from service.commands import Context
+from service.commands import Change, Context
 from service.domain.goal import GoalCategory, GoalState
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.runtime import Services
-from service.usecases import STATE_COMMANDS, StateCommand
+from service.usecases import STATE_COMMANDS, GoalStore, StateCommand
 
 
 def read_json(source: str) -> Any:
@@ -46,6 +46,7 @@ def cmd_list(args: argparse.Namespace, services: Services) -> int:
         cursor=args.cursor,
         limit=args.limit,
         assigned_to=args.assigned_to,
+        parent_id=args.parent_id,
     )
     next_cursor = None if page.next_cursor is None else str(page.next_cursor)
     emit({"data": [goal_json(g) for g in page.goals], "count": page.count,
@@ -93,11 +94,35 @@ def _state_command(command: StateCommand) -> Callable[[argparse.Namespace, Servi
     return run
 
 
+def _closing_command(
+    command: Callable[..., Change],
+) -> Callable[[argparse.Namespace, Services], int]:
+    """abandon and delete: with the goal's open children too, unless --no-cascade."""
+
+    def run(args: argparse.Namespace, services: Services) -> int:
+        change = command(services.goalstore, context(args), args.goal_id,
+                         args.expected_version, cascade=args.cascade)  # fmt: skip
+        emit(
+            goal_json(change.goal) | {"changed": change.changed, "warnings": list(change.warnings)}
+        )
+        return EXIT_OK
+
+    return run
+
+
+CLOSING: dict[str, Callable[..., Change]] = {
+    "abandon": GoalStore.abandon_goal,
+    "delete": GoalStore.delete_goal,
+}
+
+
 def add_commands(sub: Any) -> None:
+    from service.cli.trees import add_tree_commands  # it imports this module
+
     sub.add_parser("select", help="select one goal now (as POST /v1/goals/select)").set_defaults(
         run=cmd_select
     )
-    goals = sub.add_parser("goals", help="manage goals").add_subparsers(
+    goals = sub.add_parser("goals", aliases=["goal"], help="manage goals").add_subparsers(
         dest="goals_command", required=True, metavar="ACTION"
     )
     listing = goals.add_parser("list", help="list goals")
@@ -107,6 +132,7 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor", type=int, default=0)
     listing.add_argument("--assigned-to", help="only goals assigned to this actor")
+    listing.add_argument("--parent-id", help="only the children of this goal")
     listing.set_defaults(run=cmd_list)
     show = goals.add_parser("show", help="show one goal")
     show.add_argument("goal_id")
@@ -124,8 +150,16 @@ def add_commands(sub: Any) -> None:
         state.add_argument("goal_id")
         state.add_argument("--expected-version", type=int)
         state.set_defaults(run=_state_command(command))
+        if name in CLOSING:
+            state.add_argument(
+                "--cascade", action=argparse.BooleanOptionalAction, default=True,
+                help="also close its open children (default); --no-cascade: refused "
+                "(exit 4, children-open) while it has any",
+            )  # fmt: skip
+            state.set_defaults(run=_closing_command(CLOSING[name]))
     satisfy = goals.add_parser("satisfy", help="close a goal through the verification gate")
     satisfy.add_argument("goal_id")
     satisfy.add_argument("--result", required=True, help="the typed result, JSON")
     satisfy.add_argument("--expected-version", type=int)
     satisfy.set_defaults(run=cmd_satisfy)
+    add_tree_commands(goals)

@@ -76,12 +76,15 @@ from service.commands.tasks import (
     review_task,
     sweep_tasks,
 )
+from service.commands.trees import ChildrenOpen, Decomposition, decompose_goal
 from service.commands.vetting import Vetting
 
 __all__ = [
     "MAX_PAGE",
     "Change",
+    "ChildrenOpen",
     "Context",
+    "Decomposition",
     "Flags",
     "GateClosed",
     "GoalManuallyBlocked",
@@ -106,6 +109,7 @@ __all__ = [
     "change_decision",
     "create_goal",
     "create_task",
+    "decompose_goal",
     "delete_goal",
     "get_belief",
     "get_decision",

@@ -9,13 +9,14 @@ from typing import Any
 
 from service.domain.authz import ensure_may_change
 from service.domain.errors import GoalNotFound
-from service.domain.goal import Goal, from_record
+from service.domain.goal import Goal, from_record, record_changes, to_record
 from service.domain.ledger import LedgerRow
 from service.domain.timefmt import format_ts
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
 from service.store.db import Connection
+from service.store.ledger import Entry
 from service.tracing import TraceContext, new_trace
 
 MAX_PAGE = 500
@@ -71,15 +72,42 @@ def record_event(
     payload: dict[str, Any],
 ) -> LedgerRow:
     """The ledger event and its outbox row, inside the caller's transaction."""
-    event = ledger_table.append(
-        conn,
-        ts=format_ts(now),
-        event_type=event_type,
-        goal_id=goal_id,
-        actor=ctx.actor,
-        trace_id=ctx.trace.trace_id,
-        span_id=ctx.trace.span_id,
-        payload=payload,
-    )
-    outbox.add(conn, event)
-    return event
+    return record_events(conn, ctx, now, [(event_type, goal_id, payload)])[0]
+
+
+def record_events(
+    conn: Connection, ctx: Context, now: datetime,
+    events: list[tuple[str, str | None, dict[str, Any]]],
+) -> list[LedgerRow]:  # fmt: skip
+    """Ledger events (event type, goal id, payload) and their outbox rows, in order,
+    inside the caller's transaction: two statements however many there are."""
+    ts, actor, trace = format_ts(now), ctx.actor, ctx.trace
+    rows = ledger_table.append(conn, *(
+        Entry(ts, event_type, goal_id, actor, trace.trace_id, trace.span_id, payload)
+        for event_type, goal_id, payload in events
+    ))  # fmt: skip
+    outbox.add(conn, *rows)
+    return rows
+
+
+def save_change(
+    conn: Connection, ctx: Context, now: datetime, goal: Goal, changed: Goal,
+    action: str, event_type: str, extra: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """Write a goal's change inside the caller's transaction: the row (at the version it
+    had), the ledger event with the changed fields, and the outbox row."""
+    changes = record_changes(to_record(goal), to_record(changed))
+    goal_table.update(conn, goal.id, changes, goal.version)
+    payload = {"action": action, "from_version": goal.version, "set": changes, **(extra or {})}
+    record_event(conn, ctx, now, event_type, goal.id, payload)
+
+
+def record_derived(
+    conn: Connection, ctx: Context, now: datetime, goal_id: str, event_type: str,
+    changes: dict[str, Any], extra: dict[str, Any],
+) -> None:  # fmt: skip
+    """Write derived fields (DERIVED_FIELDS: no version bump) and their ledger event, in
+    the caller's transaction: `{"set": changes, **extra}`, which replay folds like any
+    change."""
+    goal_table.set_derived(conn, goal_id, changes)
+    record_event(conn, ctx, now, event_type, goal_id, {"set": changes, **extra})

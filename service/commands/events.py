@@ -21,7 +21,7 @@ from typing import Any
 from service.cache.ranking import RankingCache
 from service.commands.base import Context, record_event, utcnow
 from service.commands.ranking import ranking_state, rebuild_cache, state_in
-from service.domain.events import EventRef, reach
+from service.domain.events import EventRef, Reach, reach
 from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ledger import LedgerRow
 from service.domain.ranking import URGENCY_WINDOW_S
@@ -30,6 +30,7 @@ from service.metrics import EVENTS_APPLIED, RECORDER
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
+from service.store import tree_ranking as tree_table
 from service.store.db import Connection, Database
 from service.tracing import new_trace
 
@@ -69,16 +70,10 @@ def apply_events(
         summary = rebuild_cache(db, cache, now)
         return {"events": len(events), "rebuilt": True, "goals": summary["goals"]}
     plan = reach(events)
+    # Where a moved goal was: read before the snapshots that say where it is now.
+    left = cache.held_parents(sorted(plan.moved)) if plan.moved and not plan.everything else set()
     with db.read() as conn:
-        if plan.everything:
-            goal_ids = None
-        else:
-            goal_ids = plan.goals | goal_table.referencing(
-                conn, ("depends_on",), sorted(plan.dependents_of)
-            )
-            goal_ids |= goal_table.referencing(
-                conn, ("aligns_with", "contradicts"), sorted(plan.believers_of)
-            )
+        goal_ids = None if plan.everything else _reached(conn, plan, left)
         state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now)
     pipe = cache.redis.pipeline(transaction=False)
     cache.write([state.snapshots()], pipe)
@@ -89,6 +84,20 @@ def apply_events(
         applied = outbox.mark_applied(conn, [e.seq for e in events], format_ts(utcnow()))
     RECORDER.inc(EVENTS_APPLIED, applied)
     return {"events": len(events), "rebuilt": False, "goals": len(state)}
+
+
+def _reached(conn: Connection, plan: Reach, left: set[str]) -> set[str]:
+    """The goals a batch's events re-score (reach()): those named, the goals depending on
+    them or naming their beliefs, the descendants of all but those only derived events
+    reach (their deadline and blocks are inherited), and the parents of those named and
+    those `left` (their open children may have changed)."""
+    dependents = goal_table.referencing(conn, ("depends_on",), sorted(plan.dependents_of))
+    dependents |= goal_table.referencing(
+        conn, ("aligns_with", "contradicts"), sorted(plan.believers_of)
+    )
+    goal_ids = plan.goals | dependents
+    goal_ids |= tree_table.descendants(conn, sorted(plan.passed_down | dependents))
+    return goal_ids | tree_table.parents(conn, sorted(plan.goals)) | left
 
 
 def refresh_cache(db: Database, cache: RankingCache, now: datetime | None = None) -> dict[str, Any]:

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from service.commands.base import Context, record_event
+from service.commands.base import Context, record_derived
 from service.commands.goals import mutate
 from service.commands.outcomes import selection_outcome
+from service.commands.trees import counted_children, refuse_open_children, settle
 from service.domain.errors import ErrorKind, FieldError, GoalStoreError
 from service.domain.goal import Goal, GoalState, transition
 from service.domain.goal_types import result_failure, validate_result
-from service.domain.tasks import GateCounts, GoalFailure, gate, progress
+from service.domain.tasks import GateCounts, GoalFailure, gate
 from service.domain.timefmt import format_ts
-from service.store import goals as goal_table
 from service.store import tasks as task_table
 from service.store.db import Connection, Database
 
@@ -36,14 +36,18 @@ class GateClosed(GoalStoreError):
     goal_id: str
     counts: GateCounts
     unmet_criteria: list[str] = field(default_factory=list)
+    tree_block: dict[str, Any] | None = None  # an abandoned child holds the goal
 
     def fields(self) -> dict[str, Any]:
         return {"goal_id": self.goal_id, **self.counts.as_dict(),
-                "unmet_criteria": list(self.unmet_criteria)}  # fmt: skip
+                "unmet_criteria": list(self.unmet_criteria),
+                "tree_block": self.tree_block}  # fmt: skip
 
     def __str__(self) -> str:
         c = self.counts
         tasks = f"{c.verified} of {c.live} live tasks verified" if c.live else "no task to verify"
+        if self.tree_block is not None:
+            tasks = f"held: its child {self.tree_block.get('ref')} was abandoned, not replaced"
         criteria = (f"; acceptance criteria not met: {', '.join(self.unmet_criteria)}"
                     if self.unmet_criteria else "")  # fmt: skip
         return f"goal {self.goal_id!r}: {tasks}{criteria}"
@@ -77,28 +81,12 @@ class ResultInvalid(GoalStoreError):
 # --- derived fields ---------------------------------------------------------------------
 
 
-def record_derived(
-    conn: Connection, ctx: Context, now: datetime, goal_id: str, event_type: str,
-    changes: dict[str, Any], extra: dict[str, Any],
-) -> None:  # fmt: skip
-    """Write derived fields (no version bump) and their ledger event, in the caller's
-    transaction: `{"set": changes, **extra}`, which replay folds like any change."""
-    goal_table.set_derived(conn, goal_id, changes)
-    record_event(conn, ctx, now, event_type, goal_id, {"set": changes, **extra})
-
-
 def refresh_progress(
     conn: Connection, ctx: Context, now: datetime, goal_id: str, task_id: str
 ) -> float:
-    """Keep the goal's `progress` equal to its tasks' (after `task_id` changed): a
-    `goal_progressed` event only when the value moves."""
-    record = goal_table.fetch(conn, goal_id)
-    now_progress = progress(task_table.for_goal(conn, goal_id))
-    if record is None or float(record["progress"]) == now_progress:
-        return now_progress
-    record_derived(conn, ctx, now, goal_id, "goal_progressed", {"progress": now_progress},
-                   {"from": record["progress"], "task_id": task_id})  # fmt: skip
-    return now_progress
+    """The goal's `progress` after `task_id` changed, rolled up its tree (trees.settle):
+    a `goal_progressed` event for each goal whose value moves."""
+    return settle(conn, ctx, now, goal_id, {"task_id": task_id})
 
 
 def record_failure(
@@ -122,9 +110,14 @@ def satisfy_goal(
     goal keeps the typed result. A stale expected version is a conflict event, as for
     every mutation; satisfying a satisfied goal again changes nothing."""
     invalid: list[ResultInvalid] = []
+    parent: list[bool] = []  # whether children count for it: they are its work, not tasks
+    held: list[dict[str, Any] | None] = []  # the block an abandoned child left, if it holds
 
     def change(goal: Goal, now: datetime) -> Goal:
-        satisfied = transition(goal, "satisfy", now)
+        parent.append(bool(counted_children(db.connection(), goal.id)))
+        held.append(goal.tree_block if goal.completion_policy != "any" else None)
+        action = "complete" if parent[-1] else "satisfy"
+        satisfied = replace(transition(goal, action, now), progress=1.0, tree_block=None)
         typed, errors = validate_result(goal, result)
         if typed is None:
             failure = result_failure(goal.goal_type, errors, format_ts(now))
@@ -135,14 +128,17 @@ def satisfy_goal(
     def check(conn: Connection, satisfied: Goal) -> None:
         counts = gate(task_table.for_goal(conn, goal_id))
         unmet = satisfied.unmet_criteria()
-        if not counts.open or unmet:
-            raise GateClosed(goal_id, counts, unmet)
+        if parent[-1]:
+            refuse_open_children(conn, satisfied, "satisfy")
+        if not (counts.open or parent[-1]) or unmet or held[-1] is not None:
+            raise GateClosed(goal_id, counts, unmet, held[-1])
         if invalid:  # after the gate: its 409 says more than a result's 422
             raise invalid[0]
 
     def outcome(conn: Connection, satisfied: Goal, now: datetime) -> None:
         tasks = task_table.for_goal(conn, goal_id)
         selection_outcome(conn, ctx, now, satisfied, tasks, satisfied=True)
+        settle(conn, ctx, now, satisfied.parent_id, {"child_id": goal_id})
 
     try:
         done = mutate(

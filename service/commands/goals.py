@@ -15,14 +15,23 @@ from service.commands.base import (
     authorize,
     live_goal,
     record_event,
+    save_change,
 )
 from service.commands.outcomes import selection_outcome
+from service.commands.placement import check_placement, check_references
+from service.commands.trees import (
+    after_abandon,
+    after_delete,
+    after_move,
+    attached,
+    refuse_open_children,
+    settle,
+)
 from service.commands.vetting import Vetting
 from service.domain.errors import (
     FieldError,
     GoalAlreadyExists,
     GoalNotFound,
-    InvalidGoal,
     InvalidInput,
     PreconditionRequired,
     VersionConflict,
@@ -32,8 +41,6 @@ from service.domain.goal import (
     GoalState,
     bump,
     from_record,
-    record_changes,
-    target_state,
     to_record,
     transition,
 )
@@ -45,19 +52,6 @@ from service.store import goals as goal_table
 from service.store import tasks as task_table
 from service.store.db import Connection, Database
 
-
-def _check_references(conn: Connection, goal: Goal, *, names: tuple[str, ...]) -> None:
-    """The goals `depends_on` and `related` name must exist; dependencies may not cycle."""
-    for name in names:
-        ids = list(getattr(goal, name))
-        unknown = goal_table.missing(conn, ids) if ids else []
-        if unknown:
-            raise InvalidGoal([FieldError((name,), f"unknown goal ids: {', '.join(unknown)}")])
-    cycle = "depends_on" in names and goal.depends_on
-    if cycle and goal_table.depends_transitively(conn, list(goal.depends_on), goal.id):
-        raise InvalidGoal([FieldError(("depends_on",), "would make a dependency cycle")])
-
-
 # --- goal commands ------------------------------------------------------------------
 
 
@@ -67,10 +61,15 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
         goal = spec.build(owner=ctx.actor, now=now)
         if goal_table.fetch(conn, goal.id) is not None:
             raise GoalAlreadyExists(goal.id)
-        _check_references(conn, goal, names=("depends_on", "related"))
+        check_references(conn, goal, names=("depends_on", "related"))
+        if goal.parent_id is not None or goal.depends_on:
+            field_name = "parent_id" if goal.parent_id is not None else "depends_on"
+            check_placement(conn, ctx, goal, old_parent=None, field_name=field_name, new=True)
         record = to_record(goal)
         goal_table.insert(conn, record)
         record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
+        if goal.parent_id is not None:
+            attached(conn, ctx, now, goal.parent_id, [goal.id])
     return goal
 
 
@@ -94,6 +93,7 @@ def list_goals(
     cursor: int = 0,
     limit: int = 50,
     assigned_to: str | None = None,
+    parent_id: str | None = None,
 ) -> GoalPage:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput([FieldError(("limit",), f"must be between 1 and {MAX_PAGE}")])
@@ -108,10 +108,11 @@ def list_goals(
             after=cursor,
             limit=limit,
             assigned_to=assigned_to,
+            parent_id=parent_id,
         )
         total = goal_table.count(
             conn, state=state, category=category, include_deleted=include_deleted,
-            assigned_to=assigned_to,
+            assigned_to=assigned_to, parent_id=parent_id,
         )  # fmt: skip
     return GoalPage([from_record(r) for r in records], total, next_cursor)
 
@@ -169,18 +170,6 @@ def mutate(
     raise conflict
 
 
-def save_change(
-    conn: Connection, ctx: Context, now: datetime, goal: Goal, changed: Goal,
-    action: str, event_type: str, extra: dict[str, Any] | None = None,
-) -> None:  # fmt: skip
-    """Write a goal's change inside the caller's transaction: the row (at the version it
-    had), the ledger event with the changed fields, and the outbox row."""
-    changes = record_changes(to_record(goal), to_record(changed))
-    goal_table.update(conn, goal.id, changes, goal.version)
-    payload = {"action": action, "from_version": goal.version, "set": changes, **(extra or {})}
-    record_event(conn, ctx, now, event_type, goal.id, payload)
-
-
 def move_goal(
     conn: Connection, ctx: Context, now: datetime, goal: Goal, action: str,
     event_type: str, extra: dict[str, Any] | None = None,
@@ -206,58 +195,68 @@ def update_goal(
     if version is None and not any_version:
         raise PreconditionRequired(goal_id, "update")
 
+    fields = patch.model_fields_set
+    before: list[Goal] = []
+
+    def change(goal: Goal, now: datetime) -> Goal:
+        before.append(goal)
+        changed = patch.apply(goal, now)
+        if changed is not goal and goal.tree_block is not None:
+            changed = replace(changed, tree_block=None)  # the parent was changed: held no more
+        return changed
+
     def check(conn: Connection, goal: Goal) -> None:
-        named = tuple(n for n in ("depends_on", "related") if n in patch.model_fields_set)
+        named = tuple(n for n in ("depends_on", "related") if n in fields)
         if named:
-            _check_references(conn, goal, names=named)
+            check_references(conn, goal, names=named)
+        moved = goal.parent_id != before[0].parent_id
+        if moved or "depends_on" in fields:
+            check_placement(conn, ctx, goal, old_parent=before[0].parent_id,
+                            field_name="parent_id" if moved else "depends_on")  # fmt: skip
+
+    def then(conn: Connection, goal: Goal, now: datetime) -> None:
+        after_move(conn, ctx, now, before[0], goal)
+        if "completion_policy" in fields or before[0].tree_block is not None:
+            # the policy may hold now, or the goal is no longer held by an abandoned child
+            settle(conn, ctx, now, goal.id, {"policy": goal.completion_policy})
+        if goal.value != before[0].value and goal.parent_id == before[0].parent_id:
+            # its weight in its parent's progress (a moved goal's parents are settled)
+            settle(conn, ctx, now, goal.parent_id, {"child_id": goal.id})
 
     return mutate(
         db, ctx, goal_id, version,
-        action="update", event_type="goal_updated", change=patch.apply, extra_checks=check,
+        action="update", event_type="goal_updated", change=change, extra_checks=check,
+        then=then,
     )  # fmt: skip
 
 
-def _lifecycle(
-    action: str,
-    event_type: str,
-    then: Callable[[Connection, Goal, datetime], None] | None = None,
-) -> Callable[..., Change]:
-    target = target_state(action)
+def abandon_goal(
+    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None,
+    *, cascade: bool = True,
+) -> Change:  # fmt: skip
+    """Move a goal to abandoned; repeating it changes nothing. Its open descendants are
+    abandoned with it (an event each) or, without `cascade`, ChildrenOpen refuses while
+    it has open children; its parent is held until the child is replaced. Abandoning a
+    goal that was executed records an outcome for the goal_selected decision."""
 
-    def command(
-        db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
-    ) -> Change:
-        return mutate(
-            db, ctx, goal_id, expected_version,
-            action=action,
-            event_type=event_type,
-            change=lambda goal, now: transition(goal, action, now),
-            already_done=lambda goal: goal.state == target and not goal.is_deleted,
-            then=then,
-        )  # fmt: skip
+    def check(conn: Connection, goal: Goal) -> None:
+        if not cascade:
+            refuse_open_children(conn, goal, "abandon")
 
-    command.__name__ = f"{action}_goal"
-    command.__doc__ = f"Move a goal to {target.value}; repeating it changes nothing."
-    return command
-
-
-def _abandoned(ctx: Context) -> Callable[[Connection, Goal, datetime], None]:
-    def outcome(conn: Connection, goal: Goal, now: datetime) -> None:
+    def then(conn: Connection, goal: Goal, now: datetime) -> None:
         # a goal a selection executed: that selection led nowhere (selection_outcome
         # judges only goals with selection attempts)
         selection_outcome(conn, ctx, now, goal, task_table.for_goal(conn, goal.id),
                           satisfied=False)  # fmt: skip
+        after_abandon(conn, ctx, now, goal)
 
-    return outcome
-
-
-def abandon_goal(
-    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
-) -> Change:
-    """Move a goal to abandoned; repeating it changes nothing. Abandoning a goal that was
-    executed records an outcome for the goal_selected decision."""
-    command = _lifecycle("abandon", "goal_abandoned", then=_abandoned(ctx))
-    return command(db, ctx, goal_id, expected_version)
+    return mutate(
+        db, ctx, goal_id, expected_version,
+        action="abandon", event_type="goal_abandoned",
+        change=lambda goal, now: transition(goal, "abandon", now),
+        already_done=lambda goal: goal.state == GoalState.ABANDONED and not goal.is_deleted,
+        extra_checks=check, then=then,
+    )  # fmt: skip
 
 
 def adopt_goal(
@@ -318,13 +317,23 @@ def record_block(db: Database, ctx: Context, blocked: GoalBlocked, action: str) 
 
 
 def delete_goal(
-    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None
-) -> Change:
-    """Soft delete: the row and its history stay; reads and the ranking stop showing it."""
+    db: Database, ctx: Context, goal_id: str, expected_version: int | None = None,
+    *, cascade: bool = True,
+) -> Change:  # fmt: skip
+    """Soft delete: the row and its history stay; reads and the ranking stop showing it.
+    Its descendants are deleted with it or, without `cascade`, ChildrenOpen refuses while
+    it has open children."""
+
+    def check(conn: Connection, goal: Goal) -> None:
+        if not cascade:
+            refuse_open_children(conn, goal, "delete")
+
     return mutate(
         db, ctx, goal_id, expected_version,
         action="delete",
         event_type="goal_deleted",
         change=lambda goal, now: bump(replace(goal, deleted_at=now), now),
         already_done=lambda goal: goal.is_deleted,
+        extra_checks=check,
+        then=lambda conn, goal, now: after_delete(conn, ctx, now, goal),
     )  # fmt: skip

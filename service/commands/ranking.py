@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,13 +22,17 @@ from service.domain.goal import Goal, GoalState, from_record
 from service.domain.ranking import (
     FactTable,
     FeatureTable,
+    Lineage,
     Ranked,
     RankingInputs,
     Score,
     Snapshots,
+    TreeFacts,
     explain,
+    held_by,
     manual_reason,
     rank,
+    tree_facts,
 )
 from service.domain.timefmt import epoch_us, parse_ts
 from service.metrics import EVENTS_APPLIED, PRIORITIZE_LATENCY, RECORDER
@@ -37,6 +41,7 @@ from service.store import decisions as decision_table
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import outbox
+from service.store import tree_ranking as tree_table
 from service.store.db import Connection, Database
 
 log = logging.getLogger("goalstore.ranking")
@@ -58,7 +63,51 @@ def goal_score(db: Database, goal_id: str, now: datetime | None = None) -> tuple
     """Any live goal's score with its explanation, as if it were ranked now."""
     with db.read() as conn:
         goal = get_goal(db, goal_id)
-        return goal, explain(goal, ranking_inputs(conn, now or utcnow()))
+        inputs = ranking_inputs(conn, now or utcnow())
+        return goal, explain(goal, inputs, tree_of(conn, goal, inputs))
+
+
+def tree_of(conn: Connection, goal: Goal, inputs: RankingInputs) -> TreeFacts | None:
+    """What its tree makes of one goal (None: nothing), as trees_in() makes it of many:
+    every path that scores a goal alone passes this to explain()."""
+    return trees_in(conn, [goal.id], [goal.id] if goal.parent_id else [], inputs).get(goal.id)
+
+
+def trees_in(
+    conn: Connection, goal_ids: Sequence[str] | None, climbing: Sequence[str],
+    inputs: RankingInputs,
+) -> dict[str, TreeFacts]:  # fmt: skip
+    """What their trees make of the goals of `goal_ids` (None: of every goal), those its
+    tree changes nothing of left out: read from the store, made by the domain.
+    `climbing`: those of them that have a parent (ignored for every goal)."""
+    if goal_ids is None:
+        rows = tree_table.lineage(conn, None)
+        if not rows:  # no goal has a parent: no tree
+            return {}
+        return tree_facts(_lineage(rows), tree_table.open_children(conn, None), inputs)
+    rows = tree_table.lineage(conn, list(climbing)) if climbing else []
+    found = tree_facts(_lineage(rows), tree_table.open_children(conn, list(goal_ids)), inputs)
+    # The ancestors climbed to are not scored here (and their open children not read).
+    return {goal_id: found[goal_id] for goal_id in goal_ids if goal_id in found}
+
+
+def _lineage(rows: Sequence[Sequence[Any]]) -> dict[str, Lineage]:
+    """tree_table.lineage() rows as the domain reads them; each deadline as
+    FeatureTable.stored() makes it (the same float, to the bit)."""
+    if not rows:
+        return {}
+    ids, parent_ids, created_at, horizon_max_min, manual_block, contradicts, depends_on = zip(
+        *rows, strict=True
+    )
+    found = {}
+    for goal_id, parent_id, us, horizon, held, against, needs in zip(
+        ids, parent_ids, epoch_us(created_at).tolist(), horizon_max_min, manual_block,
+        _id_lists(contradicts), _id_lists(depends_on), strict=True,
+    ):  # fmt: skip
+        deadline = None if horizon is None else (us + horizon * 60_000_000) / 1e6
+        reason = manual_reason(orjson.loads(held))
+        found[goal_id] = Lineage(goal_id, parent_id, deadline, reason, against, needs)
+    return found
 
 
 @dataclass(frozen=True)
@@ -71,13 +120,14 @@ class RankingState:
     seq: int
     inputs: RankingInputs
     rows: list[Any]  # goal_table.ranking_rows()
+    trees: dict[str, TreeFacts]  # what their trees make of them (trees_in())
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def snapshots(self) -> Snapshots:
         """The snapshots of these goals, scored together."""
-        return _snapshots(self.rows, self.inputs, self.seq)
+        return _snapshots(self.rows, self.inputs, self.seq, self.trees)
 
 
 def ranking_state(
@@ -93,7 +143,15 @@ def state_in(conn: Connection, goal_ids: Iterable[str] | None, now: datetime) ->
     """ranking_state() inside the caller's read transaction."""
     seq, inputs = _head(conn, now)
     rows = goal_table.ranking_rows(conn, None if goal_ids is None else list(goal_ids))
-    return RankingState(seq, inputs, rows)
+    if goal_ids is None:
+        trees = trees_in(conn, None, (), inputs)
+    else:
+        climbing = [row[0] for row in rows if row[_PARENT] is not None]
+        trees = trees_in(conn, [row[0] for row in rows], climbing, inputs)
+    return RankingState(seq, inputs, rows, trees)
+
+
+_PARENT = goal_table.RANKING_FIELDS.index("parent_id")
 
 
 def _head(conn: Connection, now: datetime) -> tuple[int, RankingInputs]:
@@ -102,26 +160,43 @@ def _head(conn: Connection, now: datetime) -> tuple[int, RankingInputs]:
     return seq, ranking_inputs(conn, now)
 
 
-def _snapshots(rows: Sequence[Sequence[Any]], inputs: RankingInputs, seq: int) -> Snapshots:
+def _snapshots(
+    rows: Sequence[Sequence[Any]], inputs: RankingInputs, seq: int,
+    trees: Mapping[str, TreeFacts],
+) -> Snapshots:  # fmt: skip
     with RECORDER.timed(PRIORITIZE_LATENCY):
-        return Snapshots(*_tables(rows), inputs, seq)
+        return Snapshots(*_tables(rows, trees), inputs, seq)
 
 
-def _tables(rows: Sequence[Sequence[Any]]) -> tuple[FeatureTable, FactTable]:
-    """goal_table.ranking_rows() rows as the columns ranking and its snapshots read."""
+def _tables(
+    rows: Sequence[Sequence[Any]], trees: Mapping[str, TreeFacts]
+) -> tuple[FeatureTable, FactTable]:
+    """goal_table.ranking_rows() rows as the columns ranking and its snapshots read, as
+    their trees (`trees`, by goal id: trees_in()) make them."""
     if not rows:
         return FeatureTable.of([]), FactTable.of([])
     (ids, value, effort, risk, created_at, horizon_max_min, aligns_with, contradicts,
      depends_on, version, state, category, deleted_at, manual_block, assigned_to,
-     related) = zip(*rows, strict=True)  # fmt: skip
-    held = {i: manual_reason(orjson.loads(text)) or "" for i, text in enumerate(manual_block)
-            if text is not None and text != "null"}  # fmt: skip
+     related, parent_id, progress, tree_block) = zip(*rows, strict=True)  # fmt: skip
+    holds = {i: held_by(orjson.loads(manual_block[i]), orjson.loads(tree_block[i]))
+             for i in sorted(_set(manual_block) | _set(tree_block))}  # fmt: skip
     table = FeatureTable.stored(
         ids, value, effort, risk, epoch_us(created_at), horizon_max_min, _id_lists(aligns_with),
-        _id_lists(contradicts), _id_lists(depends_on), held,
+        _id_lists(contradicts), _id_lists(depends_on), holds,
     )  # fmt: skip
+    if trees:
+        table = table.under({i: trees[g] for i, g in enumerate(ids) if g in trees})
     deleted = [d is not None for d in deleted_at]
-    return table, FactTable(version, state, category, deleted, assigned_to, _id_lists(related))
+    return table, FactTable(version, state, category, deleted, assigned_to, _id_lists(related),
+                            parent_id, progress)  # fmt: skip
+
+
+def _set(texts: tuple[str | None, ...]) -> set[int]:
+    """The positions of a nullable JSON column that hold something: few do, and only
+    theirs are parsed. Most chunks have none, which tuple.count() finds at C speed."""
+    if texts.count("null") + texts.count(None) == len(texts):
+        return set()
+    return {i for i, text in enumerate(texts) if text is not None and text != "null"}
 
 
 def _id_lists(texts: Sequence[str]) -> list[tuple[str, ...]]:
@@ -140,11 +215,12 @@ def rebuild_cache(db: Database, cache: RankingCache, now: datetime | None = None
     placements: Counter[str] = Counter()
     with db.read() as conn:
         seq, inputs = _head(conn, now)
+        trees = trees_in(conn, None, (), inputs)
 
         def batches() -> Iterator[Snapshots]:
             # Read, scored and sent a chunk at a time, inside this one read transaction.
             for rows in goal_table.ranking_chunks(conn, WRITE_CHUNK):
-                batch = _snapshots(rows, inputs, seq)
+                batch = _snapshots(rows, inputs, seq, trees)
                 placements.update(batch.placement)
                 yield batch
 
@@ -181,8 +257,9 @@ def prioritized(
     with db.read() as conn:
         inputs = ranking_inputs(conn, now or utcnow())
         rows = goal_table.ranking_rows_in_state(conn, GoalState.ADOPTED.value, category)
+        trees = trees_in(conn, None, (), inputs)
         with RECORDER.timed(PRIORITIZE_LATENCY):
-            top = rank(_tables(rows)[0], inputs).top(limit, include_blocked)
+            top = rank(_tables(rows, trees)[0], inputs).top(limit, include_blocked)
         records = goal_table.fetch_many(conn, [r.goal_id for r in top])
     return [RankedGoal(from_record(records[r.goal_id]), r) for r in top]
 

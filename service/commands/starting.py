@@ -17,12 +17,20 @@ from typing import Any, NamedTuple
 from service.commands.base import Context, live_goal
 from service.commands.gate import refresh_progress
 from service.commands.goals import move_goal
-from service.commands.ranking import ranking_inputs
+from service.commands.ranking import ranking_inputs, tree_of
 from service.commands.vetting import Vetting
-from service.domain.blocks import CONTRADICTS_BELIEF, DEPENDENCY_UNSATISFIED, MANUAL_BLOCK, Block
+from service.domain.blocks import (
+    ANCESTOR_BLOCKED,
+    CHILD_ABANDONED,
+    CONTRADICTS_BELIEF,
+    DEPENDENCY_UNSATISFIED,
+    MANUAL_BLOCK,
+    OPEN_CHILDREN,
+    Block,
+)
 from service.domain.errors import ErrorKind, GoalNotFound, GoalStoreError, IllegalTransition
 from service.domain.goal import Goal, GoalState, from_record
-from service.domain.ranking import explain, manual_reason
+from service.domain.ranking import RankingInputs, explain, manual_reason
 from service.domain.ranking.formula import contradicted
 from service.domain.tasks import Task, TaskPayload, TaskState
 from service.domain.vetting import Consistency, GoalBlocked, Verdict
@@ -41,22 +49,36 @@ def start_verdict(
     now: datetime,
 ) -> Verdict:  # fmt: skip
     """Adoption's rules plus what ranking blocks on (a manual block, dependencies not yet
-    satisfied)."""
+    satisfied, what its tree holds it on: open children, an abandoned child, a blocked
+    ancestor)."""
     verdict = vetting.verdict(conn, goal, consistency, now)
     if goal.manual_block is not None:
         held = goal.manual_block
         block = Block(MANUAL_BLOCK, f"blocked by {held.get('actor')}: {manual_reason(held)}")
         verdict = replace(verdict, blocks=(*verdict.blocks, block))
-    if not goal.depends_on:  # the ranking inputs are read only when they can matter
+    # The ranking inputs are read only when they can matter: for its dependencies, or its
+    # ancestors' (a goal's open children and abandoned child are its tree's facts alone).
+    climbs = goal.depends_on or goal.parent_id
+    inputs = ranking_inputs(conn, now) if climbs else RankingInputs(now=now)
+    tree = tree_of(conn, goal, inputs)
+    if not goal.depends_on and tree is None and goal.tree_block is None:
         return verdict
-    unmet = tuple(
-        b.ref for b in explain(goal, ranking_inputs(conn, now)).blocked_by
-        if b.reason == DEPENDENCY_UNSATISFIED
-    )  # fmt: skip
+    blocked_by = explain(goal, inputs, tree).blocked_by
+    unmet = tuple(b.ref for b in blocked_by if b.reason == DEPENDENCY_UNSATISFIED)
     if unmet:
         block = Block(DEPENDENCY_UNSATISFIED, f"depends on unsatisfied goals: {', '.join(unmet)}")
         verdict = replace(verdict, blocks=(*verdict.blocks, block))
-    return verdict
+    in_tree = tuple(Block(b.reason, _TREE_HOLDS[b.reason].format(b.ref)) for b in blocked_by
+                    if b.reason in _TREE_HOLDS)  # fmt: skip
+    return replace(verdict, blocks=(*verdict.blocks, *in_tree)) if in_tree else verdict
+
+
+# What its tree holds a goal on, as vetting says it (domain/ranking/trees.py).
+_TREE_HOLDS = {
+    OPEN_CHILDREN: "its work is its open children's (the first: {})",
+    ANCESTOR_BLOCKED: "a goal it is part of is blocked: {}",
+    CHILD_ABANDONED: "a child of it was abandoned and not replaced: {}",
+}
 
 
 class GoalMovedOn(GoalStoreError):

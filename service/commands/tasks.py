@@ -19,7 +19,8 @@ from service.commands.base import Context, authorize, live_goal, record_event
 from service.commands.gate import record_failure, refresh_progress
 from service.commands.goals import move_goal, mutate
 from service.commands.outcomes import selection_outcome
-from service.commands.ranking import ranking_inputs
+from service.commands.ranking import ranking_inputs, tree_of
+from service.commands.trees import after_abandon
 from service.domain.errors import (
     ErrorKind,
     FieldError,
@@ -218,7 +219,8 @@ def create_task(
 
     def number(conn: Connection, changed: Goal) -> None:  # before the event is written
         if started_by_hand:
-            blocked_by = explain(changed, ranking_inputs(conn, changed.updated_at)).blocked_by
+            inputs = ranking_inputs(conn, changed.updated_at)
+            blocked_by = explain(changed, inputs, tree_of(conn, changed, inputs)).blocked_by
             if blocked_by:
                 raise GoalBlocked(goal_id, Verdict(blocked_by))
         named["attempt"] = 1 + len(task_table.for_goal(conn, goal_id))
@@ -262,6 +264,7 @@ def _after_failed_attempt(
     selection_outcome(conn, ctx, now, abandoned, tasks, satisfied=False)
     failure = execution_failure(goal_id, failed_task, tasks, max_attempts, format_ts(now))
     record_failure(conn, ctx, now, goal_id, failure)
+    after_abandon(conn, ctx, now, abandoned)  # its parent is held until it is replaced
 
 
 @dataclass(frozen=True)

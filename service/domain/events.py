@@ -3,7 +3,9 @@
 An event reference is what the outbox relay puts on the `goalstore-events` queue:
 the ledger seq (the event's identity, so re-delivery is harmless), its type, and
 the goal or belief it is about. `reach()` is the fan-out rule, pure: the worker
-resolves it against SQLite.
+resolves it against SQLite (and the goal trees: an event on a goal re-scores its parent,
+whose open children it may have changed, and its descendants, which inherit its deadline
+and its blocks).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ NO_RANKING_EFFECT = frozenset(
     {
         "goal_conflict_detected", "decision_outcome_recorded", "goal_blocked_by_belief",
         "task_reported", "task_reviewed", "goal_failure_recorded", "task_progress_reported",
-        # derived or commentary: no version bump, nothing the ranking reads
-        "goal_progressed", "goal_note_added",
+        # commentary: no version bump, nothing the ranking reads
+        "goal_note_added",
     }
 )  # fmt: skip
 # Goal events that only touch the goal itself. Any other goal event (goal_satisfied,
@@ -57,8 +59,21 @@ GOAL_SELF_ONLY = frozenset(
         "goal_linked",
         "goal_criterion_reviewed",
         "goal_task_added",
+        # derived, no version bump: the snapshot holds progress; a tree_block holds the
+        # goal itself; a decomposition's children come with goal_created events of their own
+        "goal_progressed",
+        "goal_tree_blocked",
+        "goal_decomposed",
     }
 )
+# Goal events that change nothing the goal passes down to its descendants (its deadline,
+# its blocks: domain/ranking/trees.py): its subtree is not re-scored for them. (Progress
+# climbs to the root on every task reviewed: re-scoring the whole tree each time would
+# be waste.)
+NOT_PASSED_DOWN = frozenset({"goal_progressed", "goal_tree_blocked", "goal_decomposed"})
+# Goal events that may move a goal to another parent: the parent the cache holds for it
+# is re-scored too (it may have lost an open child).
+MAY_MOVE = frozenset({"goal_updated"})
 BELIEF_EVENTS = frozenset({"belief_created", "belief_updated"})
 
 
@@ -69,6 +84,12 @@ class Reach:
     goals: set[str] = field(default_factory=set)
     dependents_of: set[str] = field(default_factory=set)  # ...and goals depending on these
     believers_of: set[str] = field(default_factory=set)  # ...and goals naming these beliefs
+    # Goal trees: of which goals the descendants (every goal of `goals` but those only
+    # NOT_PASSED_DOWN events reach, and whatever dependents_of and believers_of add) and
+    # the former parent (as the cache holds it) are re-scored too. Every goal of `goals`
+    # re-scores its parent.
+    passed_down: set[str] = field(default_factory=set)
+    moved: set[str] = field(default_factory=set)
     everything: bool = False  # the weights changed (or an event of an unknown kind)
     inputs_changed: bool = False  # active beliefs or weights: refresh their copy in Redis
 
@@ -86,6 +107,10 @@ def reach(events: Iterable[EventRef]) -> Reach:
             out.goals.add(event.goal_id)
             if kind not in GOAL_SELF_ONLY:
                 out.dependents_of.add(event.goal_id)
+            if kind not in NOT_PASSED_DOWN:
+                out.passed_down.add(event.goal_id)
+            if kind in MAY_MOVE:
+                out.moved.add(event.goal_id)
         else:  # decision_updated (the weights), or something this version does not know
             out.everything = True
             out.inputs_changed = True

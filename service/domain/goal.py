@@ -84,7 +84,11 @@ class Goal:
     links: tuple[dict[str, Any], ...] = ()  # external work: {kind, ref, url, actor, at}
     result: Any = None  # the typed result it was satisfied with
     last_failure: dict[str, Any] | None = None  # the last GoalFailure recorded
-    progress: float = 0.0  # verified live tasks / live tasks (derived: no version bump)
+    progress: float = 0.0  # in [0, 1]: from tasks, or the children's (derived: no version bump)
+    # Goal trees (migrations/*/0007_goal_trees.sql, domain/trees.py).
+    parent_id: str | None = None
+    completion_policy: str = "all"  # all | any | manual: see domain/trees.py
+    tree_block: dict[str, Any] | None = None  # {reason: child_abandoned, ref, at} (derived)
 
     @property
     def deadline(self) -> datetime | None:
@@ -116,6 +120,12 @@ _TRANSITIONS: dict[str, tuple[frozenset[GoalState], GoalState]] = {
     "start": (frozenset({GoalState.ADOPTED}), GoalState.EXECUTING),
     "retry": (frozenset({GoalState.EXECUTING}), GoalState.ADOPTED),
     "satisfy": (frozenset({GoalState.EXECUTING}), GoalState.SATISFIED),
+    # A goal with children is satisfied by them (its policy) or through the gate, from
+    # any open state: its work was its children's, so it is never executing itself.
+    "complete": (
+        frozenset({GoalState.PROPOSED, GoalState.ADOPTED, GoalState.EXECUTING}),
+        GoalState.SATISFIED,
+    ),
     "abandon": (
         frozenset({GoalState.PROPOSED, GoalState.ADOPTED, GoalState.EXECUTING}),
         GoalState.ABANDONED,
@@ -157,6 +167,8 @@ def goal_problems(goal: Goal) -> list[FieldError]:
         )
     if goal.id in goal.depends_on:
         problems.append(FieldError(("depends_on",), "a goal cannot depend on itself"))
+    if goal.parent_id is not None and goal.parent_id == goal.id:
+        problems.append(FieldError(("parent_id",), "a goal cannot be its own parent"))
     if goal.id in goal.related:
         problems.append(FieldError(("related",), "a goal cannot be related to itself"))
     ids = [c.id for c in goal.criteria]
@@ -174,17 +186,18 @@ RECORD_FIELDS: tuple[str, ...] = (
     "success_metrics", "metadata", "state", "version", "owner",
     "created_at", "updated_at", "deleted_at",
     "assigned_to", "related", "criteria", "manual_block", "links", "result", "last_failure",
-    "progress",
+    "progress", "parent_id", "completion_policy", "tree_block",
 )  # fmt: skip
 # The stored values of the fields added after goals were first recorded (0006): what a
 # goal created before then holds, and what replay starts every goal from.
 LATER_FIELD_DEFAULTS: dict[str, Any] = {
     "assigned_to": None, "related": [], "criteria": [], "manual_block": None, "links": [],
     "result": None, "last_failure": None, "progress": 0.0,
+    "parent_id": None, "completion_policy": "all", "tree_block": None,
 }  # fmt: skip
 # Fields the service derives (from tasks, from failures): they change without a version
 # bump, so a client's If-Match is not made stale by a task review.
-DERIVED_FIELDS = frozenset({"progress", "last_failure"})
+DERIVED_FIELDS = frozenset({"progress", "last_failure", "tree_block"})
 
 
 def to_record(goal: Goal) -> dict[str, Any]:
@@ -243,6 +256,9 @@ def from_record(record: dict[str, Any]) -> Goal:
         result=record["result"],
         last_failure=record["last_failure"],
         progress=float(record["progress"]),
+        parent_id=record["parent_id"],
+        completion_policy=record["completion_policy"],
+        tree_block=record["tree_block"],
     )
 
 

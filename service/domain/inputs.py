@@ -34,6 +34,7 @@ from service.domain.goal import (
     to_record,
 )
 from service.domain.goal_types import goal_type_problems, known_goal_type
+from service.domain.trees import MAX_CHILDREN
 
 Identifier = Annotated[
     str,
@@ -127,6 +128,7 @@ class CriterionSpec(BaseModel):
 
 
 Criteria = Annotated[list[CriterionSpec], Field(max_length=limits.MAX_CRITERIA)]
+Policy = Literal["all", "any", "manual"]  # domain/trees.py POLICIES
 
 
 def criteria_of(
@@ -193,6 +195,13 @@ class GoalCreate(BaseModel):
         default_factory=list,
         description="Acceptance criteria: satisfying the goal needs each reviewed as met.",
     )
+    parent_id: GoalId | None = Field(
+        default=None, description="The goal this one is a part of (goal trees)."
+    )
+    completion_policy: Policy = Field(
+        default="all",
+        description="When the children's satisfaction satisfies this goal: all, any, manual.",
+    )
     state: Literal["proposed"] = Field(
         default="proposed", description="Goals are always created proposed."
     )
@@ -226,16 +235,18 @@ class GoalCreate(BaseModel):
             assigned_to=self.assigned_to,
             related=tuple(self.related),
             criteria=criteria_of(self.criteria),
+            parent_id=self.parent_id,
+            completion_policy=self.completion_policy,
         )
         ensure_valid(goal)
         return goal
 
 
-_NULLABLE = frozenset({"horizon_max_min", "assigned_to"})
+_NULLABLE = frozenset({"horizon_max_min", "assigned_to", "parent_id"})
 _UPDATABLE = (
     "text", "category", "goal_type", "value", "effort", "risk", "horizon_min_min",
     "horizon_max_min", "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata",
-    "assigned_to", "related", "criteria",
+    "assigned_to", "related", "criteria", "parent_id", "completion_policy",
 )  # fmt: skip
 
 
@@ -261,7 +272,8 @@ def _update_schema(schema: dict[str, Any]) -> None:
 class GoalUpdate(BaseModel):
     """A partial change: fields present replace the stored ones; absent ones stay.
 
-    Only `horizon_max_min` (it removes the deadline) and `assigned_to` may be set to null.
+    Only `horizon_max_min` (it removes the deadline), `assigned_to` and `parent_id` (the
+    goal becomes a root) may be set to null.
     """
 
     model_config = ConfigDict(
@@ -289,6 +301,8 @@ class GoalUpdate(BaseModel):
         default=None,
         description="Replaces the list; a criterion with the same id and text keeps its review.",
     )
+    parent_id: GoalId | None = Field(default=None, description="Moves the goal; null: a root.")
+    completion_policy: Policy | None = None
     expected_version: int | None = Field(
         default=None, ge=1, description="The version this change is based on (or If-Match)."
     )
@@ -324,3 +338,14 @@ def ensure_valid(goal: Goal) -> None:
     problems: list[FieldError] = goal_problems(goal) + goal_type_problems(goal)
     if problems:
         raise InvalidGoal(problems)
+
+
+class Subgoals(BaseModel):
+    """A goal decomposed into children, all created in one transaction (or none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    children: list[GoalCreate] = Field(
+        min_length=1, max_length=MAX_CHILDREN,
+        description="The new children; each may omit parent_id (it is the goal decomposed).",
+    )  # fmt: skip

@@ -1,5 +1,6 @@
-"""What each tool takes: the REST request models (GoalCreate, GoalUpdate, BeliefPut, the
-task report, notes, blocks, links), plus the ids REST carries in its paths and queries.
+"""What each tool takes: the REST request models (GoalCreate, GoalUpdate, Subgoals,
+BeliefPut, the task report, notes, blocks, links), plus the ids REST carries in its
+paths and queries.
 
 The tools' input schemas are these models' JSON Schema: one place for each rule,
 whichever way a request arrives. Every model forbids unknown arguments, as the REST
@@ -18,7 +19,8 @@ from service.domain import limits
 from service.domain.annotations import BlockCreate, LinkCreate, NoteCreate
 from service.domain.beliefs import BeliefPut
 from service.domain.goal import GoalCategory, GoalState
-from service.domain.inputs import GoalUpdate, Identifier
+from service.domain.inputs import GoalUpdate, Identifier, Subgoals
+from service.domain.trees import MAX_TREE_DEPTH
 
 GoalRef = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_LENGTH,
                                description="The goal's id.")]  # fmt: skip
@@ -46,6 +48,7 @@ class ListGoalsArgs(BaseModel):
     state: GoalState | None = None
     category: GoalCategory | None = None
     assigned_to: Identifier | None = Field(default=None, description="Only this actor's goals.")
+    parent_id: Identifier | None = Field(default=None, description="Only this goal's children.")
     include_deleted: bool = False
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(
@@ -73,6 +76,28 @@ class StateArgs(GoalArgs):
     """adopt, abandon, unblock: the version is optional, as on REST."""
 
     expected_version: Version | None = None
+
+
+class AbandonArgs(StateArgs):
+    cascade: bool = Field(
+        default=True,
+        description="Also abandon its open descendants; false: refused (children-open) "
+        "while it has any.",
+    )
+
+
+class DecomposeGoalArgs(Subgoals):
+    """POST /v1/goals/{id}/subgoals: the children, and the goal they are parts of."""
+
+    goal_id: GoalRef
+    expected_version: Version | None = None
+
+
+class GoalTreeArgs(GoalArgs):
+    depth: int = Field(
+        default=MAX_TREE_DEPTH, ge=1, le=MAX_TREE_DEPTH,
+        description="Levels shown, the goal being level 1.",
+    )  # fmt: skip
 
 
 class ReportTaskArgs(TaskReport):

@@ -99,8 +99,7 @@ def summary(tool: str, data: dict[str, Any]) -> str:
     """A line for a model that reads text, not structured content."""
     if "data" in data and isinstance(data["data"], list):
         ids = [_item(item) for item in data["data"]]
-        shown = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
-        return f"{tool}: {len(ids)} item(s){': ' if ids else ''}{shown}"
+        return f"{tool}: {len(ids)} item(s){': ' if ids else ''}{_shown(ids)}"
     if "mode" in data:  # a selection
         goal = data.get("goal") or {}
         said = {"emitted": "started and queued", "shadow": "would hand over (shadow: nothing "
@@ -108,9 +107,23 @@ def summary(tool: str, data: dict[str, Any]) -> str:
         return f"select_next_goal: {data['mode']}: {said} {goal.get('id', '')}".rstrip()
     if "task_id" in data:
         return f"task {data['task_id']} of goal {data['goal_id']}: {data['state']}"
+    if "parent" in data and "children" in data:  # a decomposition
+        ids = [child["id"] for child in data["children"]]
+        return f"goal {data['parent']['id']} decomposed into {len(ids)}: {_shown(ids)}"
+    if "more_children" in data:  # a tree
+        return (f"goal tree {data['id']} ({data['state']}, progress {data['progress']:.0%}): "
+                f"{_count(data)} goal(s) shown")  # fmt: skip
     if "state" in data and "version" in data and "text" in data:
         return f"goal {data['id']} ({data['state']}, version {data['version']}): {data['text']}"
     return f"{tool}: {orjson.dumps(data).decode()[:400]}"
+
+
+def _shown(ids: list[str]) -> str:
+    return ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
+
+
+def _count(node: dict[str, Any]) -> int:
+    return 1 + sum(_count(child) for child in node["children"])
 
 
 def _item(item: dict[str, Any]) -> str:

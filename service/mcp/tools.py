@@ -27,10 +27,11 @@ from service.api.schemas import (
     SelectionPublic,
     TaskPublic,
 )
+from service.api.schemas.trees import DecompositionPublic, GoalTreePublic
 from service.auth import Scope
 from service.commands import Context
 from service.domain.errors import FieldError, InvalidInput
-from service.domain.inputs import GoalCreate
+from service.domain.inputs import GoalCreate, Subgoals
 from service.domain.tasks import TaskState
 from service.mcp import args as a
 from service.usecases import GoalStore
@@ -74,6 +75,7 @@ def _list(gs: GoalStore, _: Context, x: a.ListGoalsArgs) -> GoalsPublic:
     page = gs.list_goals(
         state=x.state, category=x.category, include_deleted=x.include_deleted,
         cursor=int(x.cursor or 0), limit=x.limit, assigned_to=x.assigned_to,
+        parent_id=x.parent_id,
     )  # fmt: skip
     return GoalsPublic(
         data=[GoalPublic.of(goal) for goal in page.goals],
@@ -111,8 +113,21 @@ def _adopt(gs: GoalStore, ctx: Context, x: a.StateArgs) -> GoalPublic:
     return GoalPublic.of(change.goal, change.warnings)
 
 
-def _abandon(gs: GoalStore, ctx: Context, x: a.StateArgs) -> GoalPublic:
-    return GoalPublic.of(gs.abandon_goal(ctx, x.goal_id, x.expected_version).goal)
+def _abandon(gs: GoalStore, ctx: Context, x: a.AbandonArgs) -> GoalPublic:
+    return GoalPublic.of(
+        gs.abandon_goal(ctx, x.goal_id, x.expected_version, cascade=x.cascade).goal
+    )
+
+
+def _decompose(gs: GoalStore, ctx: Context, x: a.DecomposeGoalArgs) -> DecompositionPublic:
+    spec = Subgoals(children=x.children)
+    done = gs.decompose_goal(ctx, x.goal_id, spec, x.expected_version)
+    children = [GoalPublic.of(child) for child in done.children]
+    return DecompositionPublic(parent=GoalPublic.of(done.parent), children=children)
+
+
+def _tree(gs: GoalStore, _: Context, x: a.GoalTreeArgs) -> GoalTreePublic:
+    return GoalTreePublic.of_tree(gs.goal_tree(x.goal_id, depth=x.depth))
 
 
 def _unblock(gs: GoalStore, ctx: Context, x: a.StateArgs) -> GoalPublic:
@@ -162,9 +177,9 @@ TOOLS: tuple[ToolSpec, ...] = (
              "caller. Adopt it to have it ranked.", GoalCreate, GoalPublic, W, _propose),
     ToolSpec("get_goal", "One goal, with its version (pass it as expected_version to change it).",
              a.GetGoalArgs, GoalPublic, R, _get, read_only=True, idempotent=True),
-    ToolSpec("list_goals", "Goals in creation order, filtered by state, category and assignee, "
-             "a page at a time (pass next_cursor as cursor).", a.ListGoalsArgs, GoalsPublic, R,
-             _list, read_only=True, idempotent=True),
+    ToolSpec("list_goals", "Goals in creation order, filtered by state, category, assignee and "
+             "parent, a page at a time (pass next_cursor as cursor).", a.ListGoalsArgs,
+             GoalsPublic, R, _list, read_only=True, idempotent=True),
     ToolSpec("ranked_goals", "Adopted goals, best first, each with its score; with explain, "
              "each score term by term. Blocked goals come last, and only with include_blocked.",
              a.RankedGoalsArgs, RankedGoalsPublic, R, _ranked, read_only=True, idempotent=True),
@@ -176,9 +191,16 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("adopt_goal", "Adopt a proposed goal once vetting allows it; a refusal "
              "(goal-blocked) names every reason and belief. Adopting again changes nothing.",
              a.StateArgs, GoalPublic, W, _adopt, idempotent=True),
-    ToolSpec("abandon_goal", "Abandon a goal that is not finished (its owner or an admin). "
-             "It leaves the ranking for good.", a.StateArgs, GoalPublic, W, _abandon,
-             idempotent=True, destructive=True),
+    ToolSpec("abandon_goal", "Abandon a goal that is not finished (its owner or an admin), "
+             "with its open descendants unless cascade is false. It leaves the ranking for "
+             "good.", a.AbandonArgs, GoalPublic, W, _abandon, idempotent=True, destructive=True),
+    ToolSpec("decompose_goal", "Decompose a goal into children (up to 100 a goal, 8 levels "
+             "a tree), all created or none; each child may omit parent_id. The goal's "
+             "progress is then its children's, and it is satisfied by them (its "
+             "completion_policy).", a.DecomposeGoalArgs, DecompositionPublic, W, _decompose),
+    ToolSpec("goal_tree", "A goal and its descendants, nested, each with its progress, state "
+             "and score now (blocked, and why); depth limits the levels.", a.GoalTreeArgs,
+             GoalTreePublic, R, _tree, read_only=True, idempotent=True),
     ToolSpec("select_next_goal", "The scheduler's hand-off: claim the best selectable goal, "
              "start it and queue its task (exactly once across callers). mode `shadow` says "
              "which goal WOULD have been handed over; nothing was started.", a.NoArgs,

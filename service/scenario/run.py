@@ -22,6 +22,7 @@ import orjson
 from service.commands import Context
 from service.commands.kinds import SelectionMode
 from service.domain.errors import ErrorKind, GoalAlreadyExists, GoalStoreError
+from service.domain.inputs import Subgoals
 from service.domain.tasks import Task, TaskState
 from service.scenario.steps import (
     LAST,
@@ -31,6 +32,7 @@ from service.scenario.steps import (
     BlockStep,
     CreateStep,
     CriterionStep,
+    DecomposeStep,
     LinkStep,
     NoteStep,
     ReportStep,
@@ -73,8 +75,8 @@ def load_scenario(raw_path: str, cwd: Path) -> Scenario:
 
 _COUNTERS = {
     "create": "created", "update": "updated", "adopt": "adopted", "abandon": "abandoned",
-    "delete": "deleted", "select": "selected", "add_task": "tasks_added",
-    "report": "reported", "verify": "verified", "reject": "rejected",
+    "delete": "deleted", "decompose": "decomposed", "select": "selected",
+    "add_task": "tasks_added", "report": "reported", "verify": "verified", "reject": "rejected",
     "satisfy": "satisfied", "note": "noted", "block": "blocked", "unblock": "unblocked",
     "link": "linked", "review_criterion": "criteria_reviewed",
 }  # fmt: skip
@@ -125,6 +127,11 @@ def _update(r: Runner, ctx: Context, s: UpdateStep) -> bool:
 
 def _state(r: Runner, ctx: Context, s: StateStep) -> bool:
     return STATE_COMMANDS[s.op](r.gs, ctx, s.goal_id, s.expected_version).changed
+
+
+def _decompose(r: Runner, ctx: Context, s: DecomposeStep) -> bool:
+    r.gs.decompose_goal(ctx, s.goal_id, Subgoals(children=s.children), s.expected_version)
+    return True
 
 
 def _select(r: Runner, ctx: Context, s: SelectStep) -> bool:
@@ -192,7 +199,8 @@ def _criterion(r: Runner, ctx: Context, s: CriterionStep) -> bool:
 
 
 _HANDLERS: dict[type[Any], Callable[[Runner, Context, Any], bool | None]] = {
-    CreateStep: _create, UpdateStep: _update, StateStep: _state, SelectStep: _select,
+    CreateStep: _create, UpdateStep: _update, StateStep: _state, DecomposeStep: _decompose,
+    SelectStep: _select,
     AddTaskStep: _add_task, ReportStep: _report, ReviewStep: _review, SatisfyStep: _satisfy,
     NoteStep: _note, BlockStep: _block, UnblockStep: _unblock, LinkStep: _link,
     CriterionStep: _criterion,

@@ -25,7 +25,7 @@ from service.domain.annotations import (
     LinkCreate,
     NoteCreate,
 )
-from service.domain.inputs import Evidence, GoalCreate, GoalUpdate, Identifier
+from service.domain.inputs import Evidence, GoalCreate, GoalUpdate, Identifier, Subgoals
 
 Expect = Literal["ok", "conflict"]
 LATEST, LAST = "latest", "$last"
@@ -61,6 +61,14 @@ class UpdateStep(_GoalStep):
 class StateStep(_GoalStep):
     op: Literal["adopt", "abandon", "delete"]
     expected_version: int | None = Field(default=None, ge=1)
+
+
+class DecomposeStep(_GoalStep, Subgoals):
+    """Children for the goal, all created or none (POST /v1/goals/{id}/subgoals); a child
+    may omit parent_id."""
+
+    op: Literal["decompose"]
+    expected_version: ExpectedVersion = None
 
 
 class SelectStep(_GoalStep):
@@ -123,8 +131,9 @@ class CriterionStep(_GoalStep, CriterionReview):
 
 
 AnyStep = (
-    CreateStep | UpdateStep | StateStep | SelectStep | AddTaskStep | ReportStep | ReviewStep
-    | SatisfyStep | NoteStep | BlockStep | UnblockStep | LinkStep | CriterionStep
+    CreateStep | UpdateStep | StateStep | DecomposeStep | SelectStep | AddTaskStep
+    | ReportStep | ReviewStep | SatisfyStep | NoteStep | BlockStep | UnblockStep | LinkStep
+    | CriterionStep
 )  # fmt: skip
 Step = Annotated[AnyStep, Field(discriminator="op")]
 TASK_MAKERS = ("select", "add_task")

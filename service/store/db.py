@@ -87,6 +87,10 @@ class Connection(Protocol):
         no later than the COMMIT."""
         ...
 
+    def send_many(self, sql: str, rows: Any, /) -> None:
+        """send() for many parameter rows of one statement."""
+        ...
+
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         """Like execute, with rows as plain tuples (cheaper, for bulk reads by position)."""
         ...
@@ -275,6 +279,15 @@ class Database(ABC):
     def table_exists(self, name: str) -> bool:
         conn = self.connection()
         return conn.execute(conn.dialect.table_exists, (name,)).fetchone() is not None
+
+
+def insert_rows(conn: Connection, into: str, width: int, rows: list[list[Any]]) -> None:
+    """INSERT `rows` (each `width` values) `into` "table (columns)", sent without a
+    result read: one statement parsed once for all of them (on PostgreSQL a
+    decomposition's hundred goals go in one round trip with one parse)."""
+    if rows:
+        marks = ", ".join("?" * width)
+        conn.send_many(f"INSERT INTO {into} VALUES ({marks})", rows)
 
 
 def open_database(

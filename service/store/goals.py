@@ -9,11 +9,11 @@ import orjson
 
 from service.domain.goal import DERIVED_FIELDS, RECORD_FIELDS
 from service.domain.ledger import canonical_json
-from service.store.db import Connection
+from service.store.db import Connection, insert_rows
 
 _JSON_COLUMNS = frozenset({
     "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata", "related",
-    "criteria", "manual_block", "links", "result", "last_failure",
+    "criteria", "manual_block", "links", "result", "last_failure", "tree_block",
 })  # fmt: skip
 _COLUMNS = ", ".join(RECORD_FIELDS)
 
@@ -34,10 +34,9 @@ def fetch(conn: Connection, goal_id: str) -> dict[str, Any] | None:
     return None if row is None else _record(row)
 
 
-def insert(conn: Connection, record: dict[str, Any]) -> None:
-    marks = ", ".join("?" for _ in RECORD_FIELDS)
-    values = [_to_sql(name, record[name]) for name in RECORD_FIELDS]
-    conn.send(f"INSERT INTO goals ({_COLUMNS}) VALUES ({marks})", values)
+def insert(conn: Connection, *records: dict[str, Any]) -> None:
+    rows = [[_to_sql(name, record[name]) for name in RECORD_FIELDS] for record in records]
+    insert_rows(conn, f"goals ({_COLUMNS})", len(RECORD_FIELDS), rows)
 
 
 def update(conn: Connection, goal_id: str, changes: dict[str, Any], expected_version: int) -> None:
@@ -59,17 +58,21 @@ def set_derived(conn: Connection, goal_id: str, changes: dict[str, Any]) -> None
         raise ValueError(f"not derived fields: {sorted(set(changes) - DERIVED_FIELDS)}")
     assignments = ", ".join(f"{name} = ?" for name in changes)
     values = [_to_sql(name, value) for name, value in changes.items()]
-    conn.execute(f"UPDATE goals SET {assignments} WHERE id = ?", (*values, goal_id))
+    # nothing to read back: sent with the next statement (one round trip on PostgreSQL)
+    conn.send(f"UPDATE goals SET {assignments} WHERE id = ?", (*values, goal_id))
 
 
 def _filters(
     state: str | None, category: str | None, include_deleted: bool,
-    assigned_to: str | None = None,
+    assigned_to: str | None = None, parent_id: str | None = None,
 ) -> tuple[str, list[Any]]:  # fmt: skip
     clauses, params = [], []
     if assigned_to is not None:
         clauses.append("assigned_to = ?")
         params.append(assigned_to)
+    if parent_id is not None:
+        clauses.append("parent_id = ?")
+        params.append(parent_id)
     if state is not None:
         clauses.append("state = ?")
         params.append(state)
@@ -90,9 +93,10 @@ def page(
     after: int,
     limit: int,
     assigned_to: str | None = None,
+    parent_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Up to `limit` records created after cursor `after`, and the cursor of the next page."""
-    where, params = _filters(state, category, include_deleted, assigned_to)
+    where, params = _filters(state, category, include_deleted, assigned_to, parent_id)
     rows = conn.execute(
         f"SELECT pk, {_COLUMNS} FROM goals WHERE {where} AND pk > ? ORDER BY pk LIMIT ?",
         (*params, after, limit + 1),
@@ -104,9 +108,9 @@ def page(
 
 def count(
     conn: Connection, *, state: str | None, category: str | None, include_deleted: bool,
-    assigned_to: str | None = None,
+    assigned_to: str | None = None, parent_id: str | None = None,
 ) -> int:  # fmt: skip
-    where, params = _filters(state, category, include_deleted, assigned_to)
+    where, params = _filters(state, category, include_deleted, assigned_to, parent_id)
     return int(conn.execute(f"SELECT count(*) FROM goals WHERE {where}", params).fetchone()[0])
 
 
@@ -119,7 +123,7 @@ def all_records(conn: Connection) -> dict[str, dict[str, Any]]:
 RANKING_FIELDS = (
     "id", "value", "effort", "risk", "created_at", "horizon_max_min",
     "aligns_with", "contradicts", "depends_on", "version", "state", "category", "deleted_at",
-    "manual_block", "assigned_to", "related",
+    "manual_block", "assigned_to", "related", "parent_id", "progress", "tree_block",
 )  # fmt: skip
 
 

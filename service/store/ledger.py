@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from service.domain.ledger import (
     seal,
     verify_chain,
 )  # fmt: skip
-from service.store.db import Connection
+from service.store.db import Connection, insert_rows
 
 _COLUMNS = "seq, ts, event_type, goal_id, actor, trace_id, span_id, payload, prev_hash, hash"
 
@@ -52,39 +53,36 @@ def head(conn: Connection) -> tuple[int, str]:
     return head_of(conn.execute(HEAD_SQL).fetchone())
 
 
-def append(
-    conn: Connection,
-    *,
-    ts: str,
-    event_type: str,
-    goal_id: str | None,
-    actor: str,
-    trace_id: str | None,
-    span_id: str | None,
-    payload: dict[str, Any],
-) -> LedgerRow:
-    """Chain a new row onto the head; the caller's write transaction makes this race-free."""
+@dataclass(frozen=True)
+class Entry:
+    """A ledger event to append: what the caller says; the chain adds seq and hashes."""
+
+    ts: str
+    event_type: str
+    goal_id: str | None
+    actor: str
+    trace_id: str | None
+    span_id: str | None
+    payload: dict[str, Any]
+
+
+def append(conn: Connection, *entries: Entry) -> list[LedgerRow]:
+    """Chain new rows onto the head, in order, written by one statement; the caller's
+    write transaction makes this race-free."""
     seq, prev_hash = head(conn)
-    row = seal(
-        prev_hash,
-        seq=seq + 1,
-        ts=ts,
-        event_type=event_type,
-        goal_id=goal_id,
-        actor=actor,
-        trace_id=trace_id,
-        span_id=span_id,
-        payload=payload,
-    )
-    conn.send(
-        f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            row.seq, row.ts, row.event_type, row.goal_id, row.actor, row.trace_id,
-            row.span_id, canonical_json(row.payload).decode(), row.prev_hash, row.hash,
-        ),
-    )  # fmt: skip
-    conn.ledger_head = (row.seq, row.hash)  # the write lock is held: nobody else appends
-    return row
+    sealed: list[LedgerRow] = []
+    for entry in entries:
+        row = seal(prev_hash, seq=seq + 1, ts=entry.ts, event_type=entry.event_type,
+                   goal_id=entry.goal_id, actor=entry.actor, trace_id=entry.trace_id,
+                   span_id=entry.span_id, payload=entry.payload)  # fmt: skip
+        sealed.append(row)
+        seq, prev_hash = row.seq, row.hash
+    insert_rows(conn, f"ledger ({_COLUMNS})", 10, [
+        [r.seq, r.ts, r.event_type, r.goal_id, r.actor, r.trace_id, r.span_id,
+         canonical_json(r.payload).decode(), r.prev_hash, r.hash] for r in sealed
+    ])  # fmt: skip
+    conn.ledger_head = (seq, prev_hash)  # the write lock is held: nobody else appends
+    return sealed
 
 
 def rows(conn: Connection, batch: int = 5_000) -> Iterator[LedgerRow]:

@@ -19,18 +19,16 @@ from typing import Any
 
 from service.domain.events import EventRef
 from service.domain.ledger import LedgerRow
-from service.store.db import Connection
+from service.store.db import Connection, insert_rows
 
 # Rows a rebuild has not covered (the scalar subquery is read once per statement, and the
 # partial indexes on ledger_seq start their range there).
 _ABOVE = "ledger_seq > (SELECT applied_through FROM outbox_watermark)"
 
 
-def add(conn: Connection, event: LedgerRow) -> None:
-    conn.send(
-        "INSERT INTO outbox (ledger_seq, event_type, goal_id, created_at) VALUES (?, ?, ?, ?)",
-        (event.seq, event.event_type, event.goal_id, event.ts),
-    )
+def add(conn: Connection, *events: LedgerRow) -> None:
+    rows = [[e.seq, e.event_type, e.goal_id, e.ts] for e in events]
+    insert_rows(conn, "outbox (ledger_seq, event_type, goal_id, created_at)", 4, rows)
 
 
 def has_pending(conn: Connection) -> bool:

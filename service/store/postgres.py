@@ -112,15 +112,18 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
         self.ledger_head: tuple[int, str] | None = None
-        self._queued: list[tuple[str, Any]] = []
+        self._queued: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
 
     def _run(self, cursor: psycopg.Cursor[Any], sql: str, parameters: Any) -> Cursor:
         try:
             if self._queued:  # the queued statements and this one: one round trip
                 queued, self._queued = self._queued, []
                 with self.raw.pipeline():
-                    for queued_sql, queued_parameters in queued:
-                        self.raw.cursor().execute(_translate(queued_sql), queued_parameters)
+                    for queued_sql, queued_parameters, many in queued:
+                        if many:
+                            self.raw.cursor().executemany(_translate(queued_sql), queued_parameters)
+                        else:
+                            self.raw.cursor().execute(_translate(queued_sql), queued_parameters)
                     if parameters:
                         cursor.execute(_translate(sql), parameters)
                     else:  # as the text is, as outside a pipeline
@@ -140,7 +143,11 @@ class PgConnection:
         """A write whose result nobody reads (an INSERT): queued, and sent in one round
         trip with the next statement that is executed (at the latest the COMMIT). Its
         error, if any, is raised there, and the transaction rolls back whole."""
-        self._queued.append((sql, parameters))
+        self._queued.append((sql, parameters, False))
+
+    def send_many(self, sql: str, rows: Any, /) -> None:
+        """send() for many parameter rows of one statement (parsed once)."""
+        self._queued.append((sql, rows, True))
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         if sql == "COMMIT":
@@ -199,6 +206,9 @@ class _StatementConnection:
 
     def send(self, sql: str, parameters: Any, /) -> None:
         self.execute(sql, parameters)
+
+    def send_many(self, sql: str, rows: Any, /) -> None:
+        self.executemany(sql, rows)
 
     def executemany(self, sql: str, parameters: Any, /) -> Cursor:
         with self._db._checkout() as conn:

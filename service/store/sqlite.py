@@ -46,6 +46,9 @@ class _SqliteConnection(sqlite3.Connection):
     def send(self, sql: str, parameters: Any, /) -> None:
         self.execute(sql, parameters)
 
+    def send_many(self, sql: str, rows: Any, /) -> None:
+        self.executemany(sql, rows)
+
     def tuples(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         cursor = self.cursor()
         cursor.row_factory = None

@@ -31,7 +31,7 @@ AGENT_KEY = "agent-key-0123456789abcdef"  # write + execute: proposes, adopts, s
 READER_KEY = "reader-key-0123456789abcdef"  # read only
 API_KEYS = f"agent:write+execute:{AGENT_KEY},reader:read:{READER_KEY}"
 READ_TOOLS = {"get_goal", "list_goals", "ranked_goals", "explain_score", "list_beliefs",
-              "goal_history"}  # fmt: skip
+              "goal_history", "goal_tree"}  # fmt: skip
 
 
 def traceparent() -> tuple[str, str]:

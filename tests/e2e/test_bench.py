@@ -25,8 +25,11 @@ POSTGRES_URL = os.environ.get(
 )
 SIZES = ("100", "200")
 BURST, SELECTIONS, CREATES = 50, 40, 64
+TREE_LEAVES, CHILDREN, DECOMPOSITIONS = 5, 10, 3
 PLAN = bench.Plan((100, 200), (100,), requests=10, lag_samples=5, burst=BURST,
-                  selections=SELECTIONS, creates=CREATES)  # fmt: skip
+                  selections=SELECTIONS, creates=CREATES, tree_branching=3, tree_depth=3,
+                  tree_leaves=TREE_LEAVES, decompose_children=CHILDREN,
+                  decompose_runs=DECOMPOSITIONS)  # fmt: skip
 
 
 def bench_databases() -> list[str]:
@@ -55,12 +58,14 @@ def test_bench_reports_both_backends_beside_their_targets(redis_client: Redis) -
         check_select(figures["select"])
         check_fallback_read(figures["fallback_read"])
         check_mcp(figures["mcp"])
+        check_trees(figures["trees"], backend)
     check_load(report["backends"])
     check_create(report["create"])
     assert redact(POSTGRES_URL) == report["backends"]["postgresql"]["server"]  # no password
     assert {"rebuild_100k_sqlite_s", "rebuild_100k_postgresql_s", "create_p99_ms",
             "create_postgresql_over_sqlite_throughput",
-            "cache_bytes_per_100k_goals"} <= set(report["targets"])  # fmt: skip
+            "cache_bytes_per_100k_goals", "tree_leaf_rollup_p95_ms",
+            "tree_decompose_100_p95_ms"} <= set(report["targets"])  # fmt: skip
     # cleaned up: keys, queues, the PostgreSQL database
     assert [] == list(redis_client.scan_iter(match=f"{bench.PREFIX}*"))
     assert not redis_client.exists(f"rq:queue:{bench.SCHEDULER_QUEUE}")
@@ -140,6 +145,24 @@ def check_mcp(figure: dict[str, Any]) -> None:
     assert 0 < figure["items"] <= figure["goals"]
     assert 0 < tool["p50_ms"] <= tool["p95_ms"] and 0 < rest["p50_ms"] <= rest["p95_ms"]
     assert (tool["p95_ms"] <= 10.0) == figure["met"]
+
+
+def check_trees(figure: dict[str, Any], backend: str) -> None:
+    """A tree of 3 children a goal, 3 levels (1+3+9 goals), built through decompose_goal
+    on SQLite and copied into PostgreSQL; the first 5 of its 9 leaves verified then
+    satisfied, each timed; decompositions into 10 children, 3 times."""
+    via = {"sqlite": "decompose_goal", "postgresql": "store copy"}[backend]
+    assert {"goals": 13, "depth": 3, "branching": 3, "via": via}.items() <= figure["tree"].items()
+    rollup, decompose = figure["leaf_rollup"], figure["decompose"]
+    for timing in (rollup["verify"], rollup["satisfy"], decompose):
+        assert 0 < timing["p50_ms"] <= timing["p95_ms"]
+    assert (TREE_LEAVES, TREE_LEAVES) == (rollup["verify"]["runs"], rollup["satisfy"]["runs"])
+    # equal values: the root is the mean of its children's means, (3/3 + 2/3 + 0/3) / 3
+    assert round(5 / 9, 9) == rollup["root_progress"]
+    slowest = max(rollup["verify"]["p95_ms"], rollup["satisfy"]["p95_ms"])
+    assert (slowest <= 20.0) == rollup["met"]
+    assert (CHILDREN, DECOMPOSITIONS) == (decompose["children"], decompose["runs"])
+    assert (decompose["p95_ms"] <= 50.0) == decompose["met"]
 
 
 def check_load(backends: dict[str, Any]) -> None:

@@ -141,7 +141,7 @@ def test_the_agent_key_lists_every_tool_with_its_hints(sessions: dict[str, Sessi
     may be repeated, which destroy; each input schema is its model's (no hand-written
     schema: the fields REST takes)."""
     tools = sessions["http"].tools()
-    assert READ_TOOLS < set(tools) and 17 == len(tools)
+    assert READ_TOOLS < set(tools) and 19 == len(tools)
     assert tools["abandon_goal"].annotations.destructive_hint
     assert not tools["select_next_goal"].annotations.idempotent_hint
     assert tools["update_goal"].input_schema["required"] == ["goal_id", "expected_version",

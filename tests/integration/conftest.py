@@ -24,6 +24,7 @@ from service import cli
 from service.api.app import create_app
 from service.cache.keys import Keys
 from service.cache.ranking import RankingCache
+from service.commands import Context
 from service.config import Settings
 from service.runtime import Services, build_services
 from service.store.db import Database
@@ -160,3 +161,16 @@ def selection_services(database_location: str, redis_client: Redis) -> Iterator[
     migrate(built.db)
     yield built
     built.close()
+
+
+@pytest.fixture
+def services(selection_services: Services) -> Services:
+    """The selection services, under the name the ranking and selection tests use."""
+    return selection_services
+
+
+@pytest.fixture
+def people() -> Context:
+    """A person acting on the real clock: Redis is trusted only while the outbox is not
+    far behind it."""
+    return Context(actor="tester")

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import pytest
 from redis import Redis
 
 from service import commands
@@ -24,17 +23,6 @@ from tests.integration.conftest import ServerFactory
 
 PREFIX = "goalstore-test:"
 REASON = "waiting on the legal review of the data-sharing agreement with the vendor"
-
-
-@pytest.fixture
-def services(selection_services: Services) -> Services:
-    return selection_services
-
-
-@pytest.fixture
-def people() -> Context:
-    """The real clock: Redis is trusted only while the outbox is not far behind it."""
-    return Context(actor="tester")
 
 
 def apply_outbox(services: Services) -> None:

@@ -38,11 +38,6 @@ from workers.scheduler import top_up
 from workers.sweeper import RqJobProbe, scheduler_queue
 
 
-@pytest.fixture
-def services(selection_services: Services) -> Services:
-    return selection_services
-
-
 def rebuild(services: Services) -> None:
     assert services.cache is not None
     commands.rebuild_cache(services.db, services.cache)

@@ -27,6 +27,7 @@ from service.commands.gate import GateClosed, ResultInvalid
 from service.commands.selection import SchedulerUnavailable
 from service.commands.starting import GoalMovedOn
 from service.commands.tasks import GoalManuallyBlocked
+from service.commands.trees import ChildrenOpen
 from service.domain.annotations import CriterionNotFound
 from service.domain.blocks import Block
 from service.domain.errors import (
@@ -73,6 +74,7 @@ SAMPLES: list[GoalStoreError] = [
     TaskNotFound("t-1"),
     SchedulerUnavailable("queue down"),
     GateClosed("g-1", GateCounts(live=2, verified=1), ["c-1"]),
+    ChildrenOpen("g-1", "abandon", ["g-2", "g-3"]),
     TaskVersionConflict("g-1", "t-1", 1, 2),
     GoalManuallyBlocked("g-1", "waiting for legal"),
     ResultInvalid("g-1", "generic", [FieldError(("summary",), "missing")]),

@@ -252,6 +252,9 @@ def test_to_record_gives_plain_json_values() -> None:
         "result": None,
         "last_failure": None,
         "progress": 0.0,
+        "parent_id": None,
+        "completion_policy": "all",
+        "tree_block": None,
     }
     assert expected == to_record(goal)
     assert from_record(expected) == goal

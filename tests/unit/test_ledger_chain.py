@@ -517,7 +517,8 @@ def test_replay_folds_set_payloads_into_last_state_per_goal() -> None:
 
     # Fields added after a goal's creation event start at their column defaults.
     later = {"assigned_to": None, "related": [], "criteria": [], "manual_block": None,
-             "links": [], "result": None, "last_failure": None, "progress": 0.0}  # fmt: skip
+             "links": [], "result": None, "last_failure": None, "progress": 0.0,
+             "parent_id": None, "completion_policy": "all", "tree_block": None}  # fmt: skip
     assert later == LATER_FIELD_DEFAULTS
     assert {
         "g-a": {**later, "id": "g-a", "state": "adopted", "version": 3, "value": 0.9},

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.cache.encoding import LISTPACK_VALUE_BYTES, encoded, fitted, related_text
+from service.domain.blocks import MANUAL_BLOCK, Block
 from service.domain.ranking import (
     Facts,
     Features,
@@ -28,8 +29,8 @@ INPUTS = RankingInputs(now=NOW)
 
 
 def goal(goal_id: str, value: float, manual_block: str | None = None) -> Features:
-    return Features(goal_id, value, 0.2, 0.1, None, NOW.timestamp() - 60, (), (), (),
-                    manual_block)  # fmt: skip
+    held = () if manual_block is None else (Block(MANUAL_BLOCK, ref=manual_block),)
+    return Features(goal_id, value, 0.2, 0.1, None, NOW.timestamp() - 60, (), (), (), held)
 
 
 def test_a_held_goal_is_blocked_with_its_reason_and_only_the_penalty_apart() -> None:
@@ -64,9 +65,9 @@ def test_a_goals_manual_block_becomes_its_feature() -> None:
     holds the goal."""
     by_hand = {"reason": "vendor", "actor": "alice", "at": "2026-03-01T12:00:00.000000Z"}
 
-    assert "vendor" == features(make_goal(manual_block=by_hand)).manual_block
-    assert None is features(make_goal()).manual_block
-    assert features(make_goal(manual_block={**by_hand, "reason": ""})).manual_block
+    assert (Block(MANUAL_BLOCK, ref="vendor"),) == features(make_goal(manual_block=by_hand)).holds
+    assert () == features(make_goal()).holds
+    assert features(make_goal(manual_block={**by_hand, "reason": ""})).holds
 
 
 def test_a_held_goals_snapshot_row_carries_the_reason_and_the_details() -> None:

@@ -13,6 +13,13 @@ from hypothesis import strategies as st
 
 from service.cache.encoding import Row, encoded, instants
 from service.cache.reads import decode, instant
+from service.domain.blocks import (
+    ANCESTOR_BLOCKED,
+    CHILD_ABANDONED,
+    MANUAL_BLOCK,
+    OPEN_CHILDREN,
+    Block,
+)
 from service.domain.ranking import Facts, Features, RankingInputs, Snapshot, snapshots
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -22,6 +29,13 @@ unit = st.floats(min_value=0.0, max_value=1.0)
 # float (written as seconds, then).
 whole_us = st.integers(0, 7_200_000_000_000_000).map(lambda us: us / 1e6)
 instant_s = whole_us | st.floats(min_value=0.0, max_value=7.2e9)
+
+
+# What a goal may be held by whatever the inputs: a person (the reason, spaces and all),
+# its tree (a goal id each).
+holds = st.sampled_from(["waiting on legal", "x" * 40]).map(lambda r: Block(MANUAL_BLOCK, ref=r))
+holds |= st.builds(Block, st.sampled_from([OPEN_CHILDREN, ANCESTOR_BLOCKED, CHILD_ABANDONED]),
+                   ref=st.sampled_from(["g-child", "g.parent:1"]))  # fmt: skip
 
 
 @st.composite
@@ -34,27 +48,28 @@ def goal_rows(draw: st.DrawFn) -> tuple[Features, Facts]:
         tuple(draw(st.lists(st.sampled_from(beliefs), max_size=2))),
         tuple(draw(st.lists(st.sampled_from(beliefs), max_size=1))),
         tuple(draw(st.lists(st.sampled_from(["g:dep", "g.other"]), max_size=2))),
-        draw(st.none() | st.sampled_from(["waiting on legal", "x" * 40])),  # manual block
+        tuple(draw(st.lists(holds, max_size=3, unique_by=lambda b: b.reason))),
     )  # fmt: skip
     state = draw(st.sampled_from(["adopted", "proposed", "executing"]))
     assigned_to = draw(st.none() | st.sampled_from(["alice", "bob"]))
     related = tuple(draw(st.lists(st.sampled_from(["g-a", "g-b"]), max_size=2, unique=True)))
+    parent_id = draw(st.none() | st.sampled_from(["g-parent", "g:" + "p" * 70]))  # long too
     return features, Facts(draw(st.integers(1, 99)), state, "maintenance", draw(st.booleans()),
-                           assigned_to, related)  # fmt: skip
+                           assigned_to, related, parent_id, draw(unit))  # fmt: skip
 
 
 def hash_of(row: Row) -> dict[str, str]:
     """The hash snapshot.lua's fields() makes of a row, in the same order (a row may leave
-    out its last three columns: none)."""
+    out its last five columns: none)."""
     (_, seq, computed_at, placement, _, category, version, state, created, deleted, score,
      raw, deadline, alignment, blocked_by) = row[:15]  # fmt: skip
-    assigned_to, related, manual_block = (*row[15:], False, False, False)[:3]
+    assigned_to, related, manual_block, parent_id, progress = (*row[15:], *[False] * 5)[:5]
     pairs = [("state", state), ("placement", placement), ("score", score), ("raw", raw),
              ("category", category), ("version", version), ("deadline", deadline),
              ("created", created), ("alignment", alignment), ("blocked_by", blocked_by),
              ("manual_block", manual_block), ("assigned_to", assigned_to),
-             ("related", related), ("deleted", deleted), ("seq", seq),
-             ("computed_at", computed_at)]  # fmt: skip
+             ("related", related), ("parent_id", parent_id), ("progress", progress),
+             ("deleted", deleted), ("seq", seq), ("computed_at", computed_at)]  # fmt: skip
     return {name: str(value) for name, value in pairs if value is not False}
 
 
@@ -67,7 +82,7 @@ def expected(snap: Snapshot) -> dict[str, Any]:
         "raw": snap.score.raw if snap.score else None, "blocked": snap.placement == "blocked",
         "deadline": snap.deadline, "created": snap.created, "deleted": snap.deleted,
         "seq": snap.seq, "computed_at": snap.computed_at, "assigned_to": snap.assigned_to,
-        "related": list(snap.related),
+        "related": list(snap.related), "parent_id": snap.parent_id, "progress": snap.progress,
     }  # fmt: skip
     if snap.score is not None:
         out["urgency"] = snap.score.urgency
@@ -99,8 +114,10 @@ def test_every_snapshot_reads_back_from_its_hash(goals: list[tuple[Features, Fac
         held = hash_of(row)
         assert expected(snap) == decode(snap.goal_id, held)
         # A listpack's values (hash-max-listpack-value); only a goal blocked for several
-        # reasons may hold a longer blocked_by (that one hash is then a hashtable).
-        assert all(len(v) <= 64 for name, v in held.items() if name != "blocked_by")
+        # reasons may hold a longer blocked_by, and a goal whose parent has a long id a
+        # longer parent_id (that one hash is then a hashtable: an id is never cut).
+        assert all(len(v) <= 64 for name, v in held.items()
+                   if name not in ("blocked_by", "parent_id"))  # fmt: skip
 
 
 def test_a_ranked_goal_holds_only_what_says_something() -> None:

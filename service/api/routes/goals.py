@@ -17,6 +17,7 @@ from service.api.deps import (
 )
 from service.api.middleware import StrictJsonRoute
 from service.api.routes.responses import (
+    CASCADE_CONFLICT,
     OWNER_ERRORS,
     PROBLEM,
     READ_ERRORS,
@@ -54,7 +55,8 @@ def create_goal(
     gs: GS,
     response: Response,
 ) -> GoalPublic:
-    """Propose a goal. It starts `proposed`, at version 1, owned by the caller."""
+    """Propose a goal. It starts `proposed`, at version 1, owned by the caller. With a
+    `parent_id`, the parent must be the caller's (or the key admin: 403 otherwise)."""
     goal = gs.create_goal(ctx, spec)
     response.headers["Location"] = f"/v1/goals/{goal.id}"
     return goal_with_etag(response, goal)
@@ -73,9 +75,13 @@ def list_goals(
         str | None,
         Query(max_length=limits.MAX_ID_LENGTH, description="Only goals assigned to this actor."),
     ] = None,
+    parent_id: Annotated[
+        str | None,
+        Query(max_length=limits.MAX_ID_LENGTH, description="Only the children of this goal."),
+    ] = None,
 ) -> GoalsPublic:
-    """List goals in creation order, filtered by state, category and assignee, a page at a
-    time."""
+    """List goals in creation order, filtered by state, category, assignee and parent, a
+    page at a time."""
     page = gs.list_goals(
         state=state,
         category=category,
@@ -83,6 +89,7 @@ def list_goals(
         cursor=int(cursor or 0),
         limit=limit,
         assigned_to=assigned_to,
+        parent_id=parent_id,
     )
     return GoalsPublic(
         data=[GoalPublic.of(goal) for goal in page.goals],
@@ -193,19 +200,37 @@ _state_route(
     "Lift a manual block (the goal's owner or an admin): event `goal_unblocked`. "
     "Unblocking a goal that is not blocked changes nothing.",
 )
-_state_route(
-    "abandon",
-    GoalStore.abandon_goal,
-    "Abandon a goal that is not finished (the goal's owner or an admin). Abandoning it "
-    "again changes nothing.",
-)
+Cascade = Annotated[
+    bool,
+    Query(description="Also close the goal's open children, and theirs (an event each); "
+          "false: refused with 409 `children-open` while it has any."),
+]  # fmt: skip
+CASCADE_ERRORS = {**OWNER_ERRORS, 409: CASCADE_CONFLICT}
 
 
-@router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses=OWNER_ERRORS)
-def delete_goal(goal_id: str, version: IfMatch, ctx: Writer, gs: GS) -> Response:
-    """Soft-delete a goal (its owner or an admin): it leaves lists and the ranking; its
-    history stays."""
-    gs.delete_goal(ctx, goal_id, expected_version(version, None))
+@router.post("/{goal_id}/abandon", name="abandon_goal", responses=CASCADE_ERRORS)
+def abandon_goal(
+    goal_id: str,
+    version: IfMatch,
+    ctx: Writer,
+    gs: GS,
+    response: Response,
+    body: VersionPrecondition | None = None,
+    cascade: Cascade = True,
+) -> GoalPublic:
+    """Abandon a goal that is not finished (the goal's owner or an admin), with its open
+    descendants unless `cascade=false`. Abandoning it again changes nothing."""
+    change = gs.abandon_goal(ctx, goal_id, expected_of(version, body), cascade=cascade)
+    return goal_with_etag(response, change.goal)
+
+
+@router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CASCADE_ERRORS)
+def delete_goal(
+    goal_id: str, version: IfMatch, ctx: Writer, gs: GS, cascade: Cascade = True
+) -> Response:
+    """Soft-delete a goal (its owner or an admin), with its live descendants unless
+    `cascade=false`: it leaves lists and the ranking; its history stays."""
+    gs.delete_goal(ctx, goal_id, expected_version(version, None), cascade=cascade)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -25,6 +25,14 @@ EXECUTE_ONLY: dict[str, Any] = {
     "description": "The key lacks the execute scope (the scheduler's; write does not imply it).",
 }
 
+# Abandon and delete: a goal's children close with it, or (cascade=false) it is refused.
+CASCADE_CONFLICT: dict[str, Any] = {
+    **PROBLEM,
+    "description": "A stale version (`version-conflict`), a finished goal "
+    "(`illegal-transition`), or `children-open` with cascade=false: the goal has open "
+    "children (`open_children` names them); nothing is written.",
+}
+
 Responses = dict[int | str, dict[str, Any]]
 READ_ERRORS: Responses = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM}
 # A write may conflict, be invalid or too large, or meet the actor's write limit.

@@ -95,7 +95,9 @@ def satisfy_goal(
     goal_id: str, body: SatisfyBody, version: IfMatch, ctx: Writer, gs: GS, response: Response
 ) -> GoalPublic:
     """The verification gate, for the goal's owner or an admin: every live task verified
-    and every acceptance criterion met (else 409 with the counts and `unmet_criteria`)
+    (a goal with children: none open, else 409 `children-open`; none held abandoned) and
+    every acceptance criterion met (else 409 with the counts, `unmet_criteria` and
+    `tree_block`)
     and a result valid for the goal's type (else 422 listing every error, with the
     GoalFailure's error_type, suggestions and debug_info; kept as the goal's
     `last_failure`). The goal then shows its typed `result`. A stale version is a 409 and

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.goal import Goal, GoalCategory, GoalState
-from service.domain.inputs import EXAMPLE_GOAL
+from service.domain.inputs import EXAMPLE_GOAL, Policy
 from service.domain.ledger import LedgerRow
 
 _EXAMPLE_PUBLIC = {
@@ -30,6 +30,9 @@ _EXAMPLE_PUBLIC = {
     "result": None,
     "last_failure": None,
     "progress": 0.0,
+    "parent_id": None,
+    "completion_policy": "all",
+    "tree_block": None,
 }
 
 
@@ -68,6 +71,14 @@ class GoalFailurePublic(BaseModel):
     at: str
 
 
+class TreeBlockPublic(BaseModel):
+    """Why a parent is held: a child was abandoned (replace it, or change the parent)."""
+
+    reason: str = Field(description="child_abandoned.")
+    ref: str = Field(description="The abandoned child's id.")
+    at: str
+
+
 class GoalPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_PUBLIC]})
 
@@ -101,7 +112,19 @@ class GoalPublic(BaseModel):
     links: list[LinkPublic] = Field(description="External work linked to the goal.")
     result: Any = Field(description="The typed result the goal was satisfied with, else null.")
     last_failure: GoalFailurePublic | None
-    progress: float = Field(ge=0, le=1, description="Verified live tasks / live tasks.")
+    progress: float = Field(
+        ge=0, le=1,
+        description="A leaf's: verified live tasks / live tasks (1 once satisfied); a "
+        "parent's: the value-weighted mean of its children's (abandoned ones left out).",
+    )  # fmt: skip
+    parent_id: str | None = Field(description="The goal this one is a part of; null: a root.")
+    completion_policy: Policy = Field(
+        description="all, any or manual: when its children's satisfaction satisfies it."
+    )
+    tree_block: TreeBlockPublic | None = Field(
+        description="Set while an abandoned child holds the goal: it is not completed by "
+        "its children until the child is replaced or the goal is changed."
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="Adoption: aligns_with ids that are not known beliefs (they do not block).",
@@ -140,6 +163,9 @@ class GoalPublic(BaseModel):
             result=goal.result,
             last_failure=goal.last_failure,
             progress=goal.progress,
+            parent_id=goal.parent_id,
+            completion_policy=goal.completion_policy,
+            tree_block=goal.tree_block,
         )
 
 

@@ -77,9 +77,13 @@ class OutcomesPublic(BaseModel):
 
 class BlockPublic(BaseModel):
     reason: str = Field(
-        description="manual_block, contradicts_belief, dependency_unsatisfied or deadline_passed"
+        description="manual_block, contradicts_belief, dependency_unsatisfied, deadline_passed, "
+        "open_children, ancestor_blocked or child_abandoned"
     )
-    ref: str = Field(description="The person's reason, the belief id, goal id or deadline.")
+    ref: str = Field(
+        description="The person's reason, the belief id, goal id (the dependency, open child, "
+        "blocked ancestor or abandoned child) or deadline."
+    )
 
 
 class ScorePublic(BaseModel):

@@ -7,8 +7,9 @@ rising linearly to 1 at it, -1 once it has passed, 0 without one); `alignment` i
 the share of `aligns_with` beliefs that are active. A goal is **blocked** (penalty
 -1, never selected) when someone blocked it by hand (a manual block), when it
 contradicts an active belief, when a goal it depends on is not satisfied, or when its
-deadline has passed. The reported score is
-clamped to [0, 1].
+deadline has passed; in a goal tree, also while it has open children, while an abandoned
+child holds it, or while an ancestor is blocked, and its deadline is the earliest of its
+own and its ancestors' (trees.py). The reported score is clamped to [0, 1].
 
 Order (total, so ranking is deterministic): unblocked before blocked; then higher
 score; then higher unclamped sum; then earlier deadline (none last); then earlier
@@ -21,6 +22,7 @@ Where each part lives:
 - explanation.py      one goal scored, every term and every reason it is blocked: Score
 - columns.py          many goals scored as NumPy columns: FeatureTable, Scores
 - order.py            the total order, and many goals ranked in it: Ranking
+- trees.py            what a goal's tree makes of it: TreeFacts
 - cache_snapshots.py  what the Redis cache holds of each goal: Snapshots
 """
 
@@ -50,11 +52,14 @@ from service.domain.ranking.formula import (
 from service.domain.ranking.inputs import (
     Features,
     RankingInputs,
+    TreeFacts,
     Weights,
     features,
+    held_by,
     manual_reason,
 )
 from service.domain.ranking.order import Ranked, Ranking, order_key, order_keys, rank
+from service.domain.ranking.trees import Lineage, tree_facts
 
 __all__ = [
     "BLOCK_PENALTY",
@@ -68,6 +73,7 @@ __all__ = [
     "FeatureTable",
     "Features",
     "Floats",
+    "Lineage",
     "Ranked",
     "Ranking",
     "RankingInputs",
@@ -75,6 +81,7 @@ __all__ = [
     "Scores",
     "Snapshot",
     "Snapshots",
+    "TreeFacts",
     "Weights",
     "alignment_of",
     "blocks",
@@ -83,6 +90,7 @@ __all__ = [
     "explain",
     "facts",
     "features",
+    "held_by",
     "held_urgency",
     "manual_reason",
     "order_key",
@@ -91,4 +99,5 @@ __all__ = [
     "score_table",
     "snapshot",
     "snapshots",
+    "tree_facts",
 ]

@@ -15,7 +15,7 @@ from service.domain.goal import Goal, GoalState
 from service.domain.ranking.columns import FeatureTable, OnDemand, score_table
 from service.domain.ranking.explanation import Score, blocks
 from service.domain.ranking.formula import NO_DEADLINE, TERM_NAMES, clamp, urgency
-from service.domain.ranking.inputs import Features, RankingInputs, features
+from service.domain.ranking.inputs import Features, RankingInputs, TreeFacts, features
 
 
 class Snapshot(NamedTuple):
@@ -32,17 +32,19 @@ class Snapshot(NamedTuple):
     placement: str  # "ranked" | "blocked" | "none" (not adopted, or deleted)
     deleted: bool
     score: Score | None
-    deadline: float | None
+    deadline: float | None  # the goal's tree's, when earlier than its own
     created: float
     seq: int
     computed_at: float
     assigned_to: str | None = None
     related: tuple[str, ...] = ()
+    parent_id: str | None = None
+    progress: float = 0.0
 
 
 class Facts(NamedTuple):
-    """What a snapshot says of a goal besides its features (assigned_to and related only
-    inform whoever reads the hash: they rank nothing)."""
+    """What a snapshot says of a goal besides its features (assigned_to, related, parent_id
+    and progress only inform whoever reads the hash: they rank nothing)."""
 
     version: int
     state: str
@@ -50,11 +52,13 @@ class Facts(NamedTuple):
     deleted: bool
     assigned_to: str | None = None
     related: tuple[str, ...] = ()
+    parent_id: str | None = None
+    progress: float = 0.0
 
 
 def facts(goal: Goal) -> Facts:
     return Facts(goal.version, goal.state.value, goal.category.value, goal.is_deleted,
-                 goal.assigned_to, goal.related)  # fmt: skip
+                 goal.assigned_to, goal.related, goal.parent_id, goal.progress)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,12 +71,15 @@ class FactTable:
     deleted: Sequence[bool]
     assigned_to: Sequence[str | None]
     related: Sequence[tuple[str, ...]]
+    parent_id: Sequence[str | None]
+    progress: Sequence[float]
 
     @classmethod
     def of(cls, rows: Sequence[Facts]) -> FactTable:
         return cls(
             [f.version for f in rows], [f.state for f in rows], [f.category for f in rows],
             [f.deleted for f in rows], [f.assigned_to for f in rows], [f.related for f in rows],
+            [f.parent_id for f in rows], [f.progress for f in rows],
         )  # fmt: skip
 
 
@@ -116,6 +123,7 @@ class Snapshots(OnDemand[Snapshot]):
             t.ids[i], fa.version[i], fa.state[i], fa.category[i], self.placement[i],
             fa.deleted[i], score, None if deadline == NO_DEADLINE else deadline,
             float(t.created[i]), self.seq, self.computed_at, fa.assigned_to[i], fa.related[i],
+            fa.parent_id[i], float(fa.progress[i]),
         )  # fmt: skip
 
 
@@ -136,6 +144,9 @@ def snapshots(
     )
 
 
-def snapshot(goal: Goal, inputs: RankingInputs, seq: int) -> Snapshots:
-    """One goal's snapshot, as a batch of one (what the cache writes)."""
-    return snapshots([(features(goal), facts(goal))], inputs, seq)
+def snapshot(
+    goal: Goal, inputs: RankingInputs, seq: int, tree: TreeFacts | None = None
+) -> Snapshots:
+    """One goal's snapshot, as a batch of one (what the cache writes); `tree`: what its
+    tree makes of it."""
+    return snapshots([(features(goal, tree), facts(goal))], inputs, seq)

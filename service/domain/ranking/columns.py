@@ -1,21 +1,22 @@
 """Many goals scored as columns: one NumPy array per feature, the formula applied to all.
 
 At 100k goals a Python loop over goals costs many times what the arrays do; only the
-sparse rules (beliefs, dependencies, manual blocks) loop, and only over the goals that
-have them.
+sparse rules (beliefs, dependencies, held goals, goal trees) loop, and only over the goals
+that have them.
 Items (a Ranked, a Snapshot) are made from the columns when asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from service.domain.blocks import Block
 from service.domain.ranking.formula import (
     NO_DEADLINE,
     Bools,
@@ -27,7 +28,7 @@ from service.domain.ranking.formula import (
     unmet,
     weigh,
 )
-from service.domain.ranking.inputs import Features, RankingInputs
+from service.domain.ranking.inputs import Features, RankingInputs, TreeFacts
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +44,10 @@ class FeatureTable:
     aligns_with: Sequence[tuple[str, ...]]
     contradicts: Sequence[tuple[str, ...]]
     depends_on: Sequence[tuple[str, ...]]
-    # The goals held by a manual block, by position: the reason each was given. Sparse
-    # (few goals are held), so it costs the columns nothing when none is.
-    manual_blocks: Mapping[int, str] = field(default_factory=dict)
+    # The goals held whatever the inputs say, by position: the blocks each carries (a
+    # person's manual block, its tree's). Sparse (few goals are held), so it costs the
+    # columns nothing when none is.
+    holds: Mapping[int, tuple[Block, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, goals: Iterable[Features]) -> FeatureTable:
@@ -64,7 +66,7 @@ class FeatureTable:
             column(deadlines), column(map(attrgetter("created"), rows)),
             [f.aligns_with for f in rows], [f.contradicts for f in rows],
             [f.depends_on for f in rows],
-            {i: m for i, m in enumerate(map(attrgetter("manual_block"), rows)) if m is not None},
+            {i: h for i, h in enumerate(map(attrgetter("holds"), rows)) if h},
         )  # fmt: skip
 
     @classmethod
@@ -73,12 +75,13 @@ class FeatureTable:
         risk: Sequence[float], created_us: npt.NDArray[np.int64],
         horizon_max_min: Sequence[int | None],
         aligns_with: Sequence[tuple[str, ...]], contradicts: Sequence[tuple[str, ...]],
-        depends_on: Sequence[tuple[str, ...]], manual_blocks: Mapping[int, str] | None = None,
+        depends_on: Sequence[tuple[str, ...]],
+        holds: Mapping[int, tuple[Block, ...]] | None = None,
     ) -> FeatureTable:  # fmt: skip
         """From stored columns, creation instants in epoch microseconds: what features()
         makes of each goal (the deadline is created + horizon_max_min, as deadline_after()
-        says), for a whole table at array speed. `manual_blocks`: the reason of each held
-        goal, by position (manual_reason())."""
+        says), for a whole table at array speed. `holds`: the blocks of each goal its own
+        record holds (held_by()), by position."""
         created = created_us
         horizon = np.array([0 if h is None else h for h in horizon_max_min], dtype=np.int64)
         # Integer microseconds, then one division: exactly datetime.timestamp()'s float.
@@ -89,8 +92,22 @@ class FeatureTable:
         return cls(
             ids, np.array(value, dtype=np.float64), np.array(effort, dtype=np.float64),
             np.array(risk, dtype=np.float64), deadline, created / 1e6, aligns_with, contradicts,
-            depends_on, manual_blocks or {},
+            depends_on, holds or {},
         )  # fmt: skip
+
+    def under(self, trees: Mapping[int, TreeFacts]) -> FeatureTable:
+        """The table as the goals' trees make it (by position; inputs.under() for one
+        goal): each deadline the earliest of the goal's and its ancestors', the tree's
+        blocks after the goal's own. Without any (no goal in a tree), the table itself."""
+        if not trees:
+            return self
+        deadline, holds = self.deadline.copy(), dict(self.holds)
+        for i, tree in trees.items():
+            if tree.deadline is not None and tree.deadline < deadline[i]:
+                deadline[i] = tree.deadline
+            if tree.holds:
+                holds[i] = holds.get(i, ()) + tree.holds
+        return replace(self, deadline=deadline, holds=holds)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,7 +119,7 @@ class FeatureTable:
             self.ids[i], float(self.value[i]), float(self.effort[i]), float(self.risk[i]),
             None if deadline == NO_DEADLINE else deadline, float(self.created[i]),
             self.aligns_with[i], self.contradicts[i], self.depends_on[i],
-            self.manual_blocks.get(i),
+            self.holds.get(i, ()),
         )  # fmt: skip
 
 
@@ -128,9 +145,8 @@ def score_table(table: FeatureTable, inputs: RankingInputs) -> Scores:
     remaining = table.deadline - inputs.now.timestamp()
     alignment = np.zeros(len(table))
     blocked = passed(remaining)
-    # The sparse rules, and only over the goals that have beliefs, dependencies or a
-    # manual block.
-    for i in table.manual_blocks:
+    # The sparse rules, and only over the goals that have beliefs, dependencies or holds.
+    for i in table.holds:
         blocked[i] = True
     for i, aligns in enumerate(table.aligns_with):
         if aligns:

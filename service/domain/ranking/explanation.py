@@ -9,13 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from service.domain.blocks import (
-    CONTRADICTS_BELIEF,
-    DEADLINE_PASSED,
-    DEPENDENCY_UNSATISFIED,
-    MANUAL_BLOCK,
-    Block,
-)
+from service.domain.blocks import CONTRADICTS_BELIEF, DEADLINE_PASSED, DEPENDENCY_UNSATISFIED, Block
 from service.domain.goal import Goal
 from service.domain.ranking.formula import (
     NO_DEADLINE,
@@ -27,7 +21,7 @@ from service.domain.ranking.formula import (
     unmet,
     weigh,
 )
-from service.domain.ranking.inputs import Features, RankingInputs, features
+from service.domain.ranking.inputs import Features, RankingInputs, TreeFacts, features, under
 
 
 class Score(NamedTuple):
@@ -60,11 +54,12 @@ class Score(NamedTuple):
 
 
 def blocks(f: Features, inputs: RankingInputs) -> list[Block]:
-    """Every reason the goal is blocked: a manual block (with the person's reason), the
-    active beliefs it contradicts, the goals it depends on that are not satisfied, its
-    deadline once passed."""
+    """Every reason the goal is blocked: what it is held by (a manual block with the
+    person's reason, its tree's blocks), the active beliefs it contradicts, the goals it
+    depends on that are not satisfied, its deadline (its tree's, when earlier) once
+    passed."""
     active, satisfied = inputs.active_beliefs, inputs.satisfied_goals
-    found = [] if f.manual_block is None else [Block(MANUAL_BLOCK, ref=f.manual_block)]
+    found = list(f.holds)
     found += [Block(CONTRADICTS_BELIEF, ref=b) for b in contradicted(f.contradicts, active)]
     found += [Block(DEPENDENCY_UNSATISFIED, ref=g) for g in unmet(f.depends_on, satisfied)]
     if f.deadline is not None and passed(f.deadline - inputs.now.timestamp()):
@@ -78,9 +73,13 @@ def deadline_passed(deadline: float) -> Block:
     return Block(DEADLINE_PASSED, ref=datetime.fromtimestamp(deadline, UTC).isoformat())
 
 
-def explain(goal: Goal | Features, inputs: RankingInputs) -> Score:
-    """One goal's score with every term and, when blocked, every reason."""
-    f = goal if isinstance(goal, Features) else features(goal)
+def explain(goal: Goal | Features, inputs: RankingInputs, tree: TreeFacts | None = None) -> Score:
+    """One goal's score with every term and, when blocked, every reason; `tree`: what the
+    goal's tree makes of it (the commands read it: commands/ranking.py tree_of())."""
+    if isinstance(goal, Features):
+        f = goal if tree is None else under(goal, tree)
+    else:
+        f = features(goal, tree)
     deadline = NO_DEADLINE if f.deadline is None else f.deadline
     ali = alignment_of(f.aligns_with, inputs.active_beliefs)
     blocked_by = tuple(blocks(f, inputs))
