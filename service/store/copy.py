@@ -177,6 +177,10 @@ def copy_store(
 
     with target.write() as dst:
         sequences = catalog.move_identities(dst, {t.name for t in TABLES})
+    # The planner's statistics of the tables just filled: without them PostgreSQL plans
+    # for empty tables (sequential scans where an index answers in microseconds) until
+    # autovacuum gets round to it.
+    target.connection().execute("ANALYZE")
     target_chain = _verify(target)
     problems = _compare(chain, target_chain, totals, target)
     if not problems:
