@@ -73,8 +73,9 @@ def apply_events(
     # Where a moved goal was: read before the snapshots that say where it is now.
     left = cache.held_parents(sorted(plan.moved)) if plan.moved and not plan.everything else set()
     with db.read() as conn:
-        goal_ids = None if plan.everything else _reached(conn, plan, left)
-        state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now)
+        flat = not tree_table.in_use(conn)  # one query, rather than the tree's three
+        goal_ids = None if plan.everything else _reached(conn, plan, left, flat)
+        state = state_in(conn, None if goal_ids is None else sorted(goal_ids), now, flat=flat)
     pipe = cache.redis.pipeline(transaction=False)
     cache.write([state.snapshots()], pipe)
     if plan.inputs_changed:
@@ -86,7 +87,7 @@ def apply_events(
     return {"events": len(events), "rebuilt": False, "goals": len(state)}
 
 
-def _reached(conn: Connection, plan: Reach, left: set[str]) -> set[str]:
+def _reached(conn: Connection, plan: Reach, left: set[str], flat: bool) -> set[str]:
     """The goals a batch's events re-score (reach()): those named, the goals depending on
     them or naming their beliefs, the descendants of all but those only derived events
     reach (their deadline and blocks are inherited), and the parents of those named and
@@ -96,6 +97,8 @@ def _reached(conn: Connection, plan: Reach, left: set[str]) -> set[str]:
         conn, ("aligns_with", "contradicts"), sorted(plan.believers_of)
     )
     goal_ids = plan.goals | dependents
+    if flat:  # no goal in a tree: nothing to pass down or up
+        return goal_ids | left
     goal_ids |= tree_table.descendants(conn, sorted(plan.passed_down | dependents))
     return goal_ids | tree_table.parents(conn, sorted(plan.goals)) | left
 

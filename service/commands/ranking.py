@@ -80,6 +80,8 @@ def trees_in(
     """What their trees make of the goals of `goal_ids` (None: of every goal), those its
     tree changes nothing of left out: read from the store, made by the domain.
     `climbing`: those of them that have a parent (ignored for every goal)."""
+    if not climbing and not tree_table.in_use(conn):  # a flat store: no tree to read
+        return {}
     if goal_ids is None:
         rows = tree_table.lineage(conn, None)
         if not rows:  # no goal has a parent: no tree
@@ -139,11 +141,16 @@ def ranking_state(
         return state_in(conn, goal_ids, now or utcnow())
 
 
-def state_in(conn: Connection, goal_ids: Iterable[str] | None, now: datetime) -> RankingState:
-    """ranking_state() inside the caller's read transaction."""
+def state_in(
+    conn: Connection, goal_ids: Iterable[str] | None, now: datetime, *, flat: bool = False
+) -> RankingState:
+    """ranking_state() inside the caller's read transaction; `flat`: the caller knows no
+    goal is in a tree (tree_table.in_use() said so in this transaction)."""
     seq, inputs = _head(conn, now)
     rows = goal_table.ranking_rows(conn, None if goal_ids is None else list(goal_ids))
-    if goal_ids is None:
+    if flat:
+        trees: dict[str, TreeFacts] = {}
+    elif goal_ids is None:
         trees = trees_in(conn, None, (), inputs)
     else:
         climbing = [row[0] for row in rows if row[_PARENT] is not None]
