@@ -10,6 +10,7 @@ from service.domain.errors import FieldError, IllegalTransition, InvalidGoal
 from service.domain.goal import Goal, from_record
 from service.domain.trees import MAX_CHILDREN, MAX_TREE_DEPTH, Waits, is_open, wait_cycle
 from service.store import goals as goal_table
+from service.store import tree_ranking
 from service.store import trees as tree_table
 from service.store.db import Connection
 
@@ -19,10 +20,10 @@ def check_placement(
     new: bool = False,
 ) -> None:  # fmt: skip
     """A goal whose parent or dependencies just changed (or a `new` one), before it is
-    written: the actor may change the parents it joins and leaves (NotPermitted), its
-    parent exists and is open, no goal would wait on itself (InvalidGoal naming
-    `field_name` and the cycle's path), and the tree stays within MAX_TREE_DEPTH levels
-    and the parent within MAX_CHILDREN children."""
+    written and after check_references(): the actor may change the parents it joins and
+    leaves (NotPermitted), its parent exists and is open, no goal would wait on itself
+    (InvalidGoal naming `field_name` and the cycle's path), and the tree stays within
+    MAX_TREE_DEPTH levels and the parent within MAX_CHILDREN children."""
     moved = goal.parent_id != old_parent
     if moved and old_parent is not None:
         authorize(ctx, live_goal(conn, old_parent, include_deleted=True), "decompose")
@@ -34,7 +35,11 @@ def check_placement(
             raise InvalidGoal([FieldError((field_name,), unknown)])
         parent = from_record(record)
         authorize(ctx, parent, "decompose")  # a child changes its parent: its owner's call
-    if not new or goal.depends_on:  # else nothing waits on it but its parent: no cycle
+    # A new goal without dependencies: nothing waits on it but its parent, no cycle. A
+    # store without trees: waiting is depends_on alone, which check_references() has
+    # checked in one query (the walk here costs a query or two a goal reached).
+    flat = goal.parent_id is None and old_parent is None and not tree_ranking.in_use(conn)
+    if (not new or goal.depends_on) and not flat:
         refuse_cycle(conn, goal, old_parent, field_name)
     if parent is not None:
         height = 1 if new else tree_table.height(conn, goal.id)
