@@ -20,9 +20,16 @@ from redis import Redis
 from service import commands as c
 from service.cache.ranking import RankingCache
 from service.commands import Context
+from service.commands.board import Board, ranking_board
 from service.commands.health import healthcheck
-from service.commands.ledger import timeline
-from service.commands.observe import RedisFigures, readiness, redis_figures
+from service.commands.ledger import checked_history, timeline
+from service.commands.observe import (
+    RedisFigures,
+    WorkerSeen,
+    readiness,
+    redis_figures,
+    workers_seen,
+)
 from service.commands.tasks import JobProbe
 from service.commands.tree_view import GoalTree, goal_tree
 from service.domain.annotations import Note
@@ -171,6 +178,12 @@ class GoalStore:
     def goal_history(self, goal_id: str, *, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
         return c.goal_history(self.db, goal_id, after=after, limit=limit)
 
+    def checked_history(
+        self, goal_id: str, *, after: int = 0, limit: int = 1_000
+    ) -> list[tuple[LedgerRow, bool]]:
+        """The goal's events, each with whether it holds in the hash chain."""
+        return checked_history(self.db, goal_id, after=after, limit=limit)
+
     # --- ranking and selection -----------------------------------------------------
 
     def goal_score(self, goal_id: str) -> tuple[Goal, Score]:
@@ -181,6 +194,13 @@ class GoalStore:
     ) -> c.RankedView:
         return c.ranked_view(self.db, self.cache, max_lag=self.policy.max_lag, limit=limit,
                              category=category, include_blocked=include_blocked)  # fmt: skip
+
+    def ranking_board(
+        self, *, limit: int = 25, blocked_limit: int = 25, category: str | None = None
+    ) -> Board:
+        """The ranked read's best goals and the blocked ones apart, each explained now."""
+        return ranking_board(self.db, self.cache, max_lag=self.policy.max_lag, limit=limit,
+                             blocked_limit=blocked_limit, category=category)  # fmt: skip
 
     def select(self, ctx: Context) -> c.Selection:
         return self.selector.select(ctx)
@@ -300,6 +320,9 @@ class GoalStore:
     def redis_figures(self) -> RedisFigures | None:
         o = self.observed
         return redis_figures(o.redis, o.metrics_key, o.queues, self.cache)
+
+    def workers_seen(self) -> list[WorkerSeen] | None:
+        return workers_seen(self.observed.redis)
 
     def readiness(self) -> dict[str, str]:
         return readiness(self.db, self.observed.redis)

@@ -132,15 +132,20 @@ class RankingCache:
         warm, ranked_count, rest = bool(reply[0]), int(reply[1]), reply[2:]
         items = ordered(placed(zip(map(text, rest[::2]), rest[1::2], strict=True)))[:limit]
         if include_blocked and len(items) < limit:
-            members: list[Any] = self.redis.zrevrange(self.keys.blocked, 0, -1)
-            blocked_ids = [text(m) for m in members]
-            blocked = [
-                s
-                for s in placed(zip(blocked_ids, self._hmget(blocked_ids), strict=True))
-                if not category or s["category"] == category
-            ]
-            items += ordered(blocked)[: limit - len(items)]
+            items += self.blocked(limit - len(items), category)
         return Page(items, warm, ranked_count)
+
+    def blocked(self, limit: int, category: str | None = None) -> list[dict[str, Any]]:
+        """The best `limit` blocked goals (ordering fields of each), in the documented total
+        order. Every blocked goal is read: the blocked set has no per-category index."""
+        members: list[Any] = self.redis.zrevrange(self.keys.blocked, 0, -1)
+        blocked_ids = [text(m) for m in members]
+        blocked = [
+            s
+            for s in placed(zip(blocked_ids, self._hmget(blocked_ids), strict=True))
+            if not category or s["category"] == category
+        ]
+        return ordered(blocked)[:limit]
 
     def _hmget(self, ids: list[str]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 from service.commands.base import live_goal
 from service.domain.errors import FieldError, InvalidInput
-from service.domain.ledger import ChainReport, Checkpoint, LedgerRow, replay
+from service.domain.ledger import GENESIS, ChainReport, Checkpoint, LedgerRow, links, replay
 from service.domain.tasks import TaskNotFound
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
@@ -21,6 +21,18 @@ def goal_history(
     conn = db.connection()
     live_goal(conn, goal_id, include_deleted=True)  # a deleted goal's history stays readable
     return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
+
+
+def checked_history(
+    db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
+) -> list[tuple[LedgerRow, bool]]:
+    """The goal's events, oldest first, each with whether it holds in the chain: its hash
+    recomputes from its content and the hash before it, and that hash is the stored
+    hash of the row before it. (`goalstore ledger verify` walks the whole chain.)"""
+    with db.read() as conn:
+        rows = goal_history(db, goal_id, after=after, limit=limit)
+        before = ledger_table.hashes_at(conn, [r.seq - 1 for r in rows if r.seq > 1])
+    return [(r, links(r, before.get(r.seq - 1, GENESIS if r.seq == 1 else None))) for r in rows]
 
 
 def timeline(

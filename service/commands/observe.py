@@ -10,7 +10,7 @@ from datetime import datetime
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Worker
 
 from service.cache.ranking import RankingCache
 from service.domain.goal import GoalCategory, GoalState
@@ -77,6 +77,34 @@ def redis_figures(
         return RedisFigures(recorded, depths, cache.meta() if cache is not None else {})
     except RedisError as exc:
         log.warning("metrics: Redis does not answer (%s); serving the store's only", exc)
+        return None
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """An RQ worker registered in Redis (it deregisters when it stops; its key expires when
+    it dies without a word)."""
+
+    name: str
+    queues: tuple[str, ...]
+    state: str
+    last_heartbeat: datetime | None
+
+
+def workers_seen(redis: Redis | None) -> list[WorkerSeen] | None:
+    """The workers registered in Redis, by name; None without Redis or when it does not
+    answer."""
+    if redis is None:
+        return None
+    try:
+        found = Worker.all(connection=redis)
+        return sorted(
+            (WorkerSeen(w.name, tuple(w.queue_names()), str(w.get_state()), w.last_heartbeat)
+             for w in found),
+            key=lambda w: w.name,
+        )  # fmt: skip
+    except RedisError as exc:
+        log.warning("workers: Redis does not answer (%s)", exc)
         return None
 
 

@@ -63,8 +63,16 @@ def goal_score(db: Database, goal_id: str, now: datetime | None = None) -> tuple
     """Any live goal's score with its explanation, as if it were ranked now."""
     with db.read() as conn:
         goal = get_goal(db, goal_id)
-        inputs = ranking_inputs(conn, now or utcnow())
-        return goal, explain(goal, inputs, tree_of(conn, goal, inputs))
+        return goal, scores_in(conn, [goal], now or utcnow())[goal.id]
+
+
+def scores_in(conn: Connection, goals: Sequence[Goal], now: datetime) -> dict[str, Score]:
+    """Each goal's score now with its explanation, by goal id: the inputs and the trees
+    read once for all of them (the console's board explains a page of goals)."""
+    inputs = ranking_inputs(conn, now)
+    ids = [g.id for g in goals]
+    trees = trees_in(conn, ids, [g.id for g in goals if g.parent_id], inputs)
+    return {g.id: explain(g, inputs, trees.get(g.id)) for g in goals}
 
 
 def tree_of(conn: Connection, goal: Goal, inputs: RankingInputs) -> TreeFacts | None:
@@ -258,15 +266,18 @@ def prioritized(
     limit: int = 20,
     category: str | None = None,
     include_blocked: bool = False,
+    blocked_only: bool = False,
 ) -> list[RankedGoal]:
     """Adopted live goals, best first, computed from the store: every one scored from its
-    ranking columns (as a rebuild scores them), and only the page's goals read whole."""
+    ranking columns (as a rebuild scores them), and only the page's goals read whole.
+    `blocked_only`: the best `limit` of the blocked ones instead."""
     with db.read() as conn:
         inputs = ranking_inputs(conn, now or utcnow())
         rows = goal_table.ranking_rows_in_state(conn, GoalState.ADOPTED.value, category)
         trees = trees_in(conn, None, (), inputs)
         with RECORDER.timed(PRIORITIZE_LATENCY):
-            top = rank(_tables(rows, trees)[0], inputs).top(limit, include_blocked)
+            ranking = rank(_tables(rows, trees)[0], inputs)
+            top = ranking.blocked(limit) if blocked_only else ranking.top(limit, include_blocked)
         records = goal_table.fetch_many(conn, [r.goal_id for r in top])
     return [RankedGoal(from_record(records[r.goal_id]), r) for r in top]
 
@@ -319,18 +330,24 @@ def ranked_view(
         items = prioritized(db, limit=limit, category=category, include_blocked=include_blocked)
         return RankedView(items, RankingSource(db.dialect.name), reason, len(items))
     snapshots = page.items
+    items = still_adopted(db, snapshots)
+    return RankedView(items, RankingSource.REDIS, read=len(snapshots))
+
+
+def still_adopted(db: Database, snapshots: Sequence[Mapping[str, Any]]) -> list[RankedGoal]:
+    """The goals of placed snapshots, in their order, read whole from the store. A goal
+    changed since its snapshot (the worker is a few ms behind): the snapshot's place
+    stands, but nothing that left the adopted state is offered."""
     with db.read() as conn:
         records = goal_table.fetch_many(conn, [s["id"] for s in snapshots])
     items = []
     for s in snapshots:
         record = records.get(s["id"])
-        # A goal changed since its snapshot (the worker is a few ms behind): the
-        # snapshot's place stands, but nothing that left the adopted state is offered.
         if record is None or record["state"] != GoalState.ADOPTED or record["deleted_at"]:
             continue
         ranked = Ranked(s["id"], s["score"], s["raw"], s["blocked"])
         items.append(RankedGoal(from_record(record), ranked))
-    return RankedView(items, RankingSource.REDIS, read=len(snapshots))
+    return items
 
 
 def ranked_candidates(

@@ -51,6 +51,14 @@ def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(content)).hexdigest()
 
 
+def links(row: LedgerRow, stored_prev_hash: str | None) -> bool:
+    """Whether `row` holds where it stands: its hash recomputes from its content and its
+    prev_hash, which is the stored hash of the row before it (None: that row is gone)."""
+    return row.prev_hash == stored_prev_hash and row.hash == chain_hash(
+        row.prev_hash, row.content()
+    )
+
+
 def seal(prev_hash: str, **content: Any) -> LedgerRow:
     """A new row whose hash links it to `prev_hash`."""
     return LedgerRow(**content, prev_hash=prev_hash, hash=chain_hash(prev_hash, content))

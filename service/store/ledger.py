@@ -118,6 +118,17 @@ def for_goal(conn: Connection, goal_id: str, after: int = 0, limit: int = 1_000)
     ]
 
 
+def hashes_at(conn: Connection, seqs: list[int]) -> dict[int, str]:
+    """The hash of each row of `seqs` that exists, by seq, in one query."""
+    if not seqs:
+        return {}
+    rows = conn.execute(
+        f"SELECT seq, hash FROM ledger WHERE seq IN ({conn.dialect.values_of(integers=True)})",
+        (canonical_json(seqs).decode(),),
+    )
+    return {int(row[0]): str(row[1]) for row in rows}
+
+
 def payloads_of(conn: Connection, goal_ids: list[str], event_type: str) -> list[tuple[str, Any]]:
     """(goal id, payload) of every `event_type` event of `goal_ids`, in one query on the
     (goal_id, seq) index."""

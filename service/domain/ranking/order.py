@@ -67,6 +67,10 @@ class Ranking(OnDemand[Ranked]):
     def top(self, limit: int, include_blocked: bool = False) -> list[Ranked]:
         return self[: limit if include_blocked else min(limit, self.unblocked)]
 
+    def blocked(self, limit: int) -> list[Ranked]:
+        """The best `limit` blocked goals (they come after every unblocked one)."""
+        return self[self.unblocked : self.unblocked + limit]
+
     def _item(self, i: int) -> Ranked:
         raw = float(self._raw[i])
         return Ranked(self._ids[i], clamp(raw), raw, bool(self._blocked[i]))
