@@ -8,6 +8,7 @@ nothing under service/ imports workers/. The console script is `main` below.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,6 +32,11 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     refusal = anonymous_exposure(host, services.api_keys, settings.allow_anonymous)
     if refusal is not None:
         return fail(EXIT_USAGE, "configuration", refusal)
+    port = args.port if args.port is not None else settings.port
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a wildcard bind: show loopback
+    logging.getLogger("goalstore.serve").info(
+        "the console: http://%s:%d/ui (the API: /v1, its reference: /docs)", shown, port
+    )
     embedded = None
     if services.redis is None:
         services = replace(services, redis=embedded_redis())
@@ -38,7 +44,7 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     uvicorn.run(
         create_app(services, background=embedded),
         host=host,
-        port=args.port if args.port is not None else settings.port,
+        port=port,
         log_config=None,  # keep our JSON log lines
         access_log=False,
     )

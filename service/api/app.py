@@ -18,6 +18,7 @@ from service.api.metrics import router as metrics_router
 from service.api.middleware import BodyLimitMiddleware, TraceMiddleware
 from service.api.routes import annotations as goal_annotations
 from service.api.routes import beliefs, decisions, goals, meta, tasks, trees
+from service.console.app import create_console
 from service.mcp.http import mcp_route
 from service.runtime import Services
 
@@ -78,5 +79,6 @@ def create_app(services: Services, *, background: Background | None = None) -> F
     app.include_router(beliefs.router)
     app.include_router(decisions.router)
     app.router.routes.insert(0, mcp)  # first: matched before the REST routes are tried
+    app.mount("/ui", create_console(services))  # the console (docs/console.md)
     openapi.install(app)
     return app

@@ -42,6 +42,25 @@ def _caller(request: Request, services: Services) -> ApiKey | None:
     return key
 
 
+async def context_of(
+    request: Request, services: Services, key: ApiKey | None, scope: Scope
+) -> Context:
+    """The Context of a caller holding `key` (None: no keys configured), once the key
+    holds `scope` (403 otherwise) and, for any scope but read, its actor's write limit
+    allows one more (RateLimited otherwise). The console signs its callers in with the
+    same keys and calls this too."""
+    if key is not None and not key.allows(scope):
+        raise HTTPException(403, f"this API key lacks the {scope.value} scope")
+    actor = key.actor if key else ANONYMOUS
+    limiter = services.rate_limiter
+    if scope is not Scope.READ and limiter is not None:  # reads are never limited
+        wait_s = await run_in_threadpool(limiter.wait_s, actor)  # Redis: not on the loop
+        if wait_s > 0:
+            raise RateLimited(actor, wait_s)
+    admin = key.admin if key is not None else True
+    return Context(actor=actor, trace=request.state.trace, admin=admin)
+
+
 def require(scope: Scope) -> object:
     """The caller's Context, once its key holds `scope`. Its actor is the key's (never the
     key itself); it acts as admin with an admin key, and without keys configured (every
@@ -51,17 +70,7 @@ def require(scope: Scope) -> object:
     async def context(
         request: Request, services: Annotated[Services, Depends(get_services)]
     ) -> Context:
-        key = _caller(request, services)
-        if key is not None and not key.allows(scope):
-            raise HTTPException(403, f"this API key lacks the {scope.value} scope")
-        actor = key.actor if key else ANONYMOUS
-        limiter = services.rate_limiter
-        if scope is not Scope.READ and limiter is not None:  # reads are never limited
-            wait_s = await run_in_threadpool(limiter.wait_s, actor)  # Redis: not on the loop
-            if wait_s > 0:
-                raise RateLimited(actor, wait_s)
-        admin = key.admin if key is not None else True
-        return Context(actor=actor, trace=request.state.trace, admin=admin)
+        return await context_of(request, services, _caller(request, services), scope)
 
     return Depends(context)
 

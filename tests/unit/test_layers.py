@@ -1,6 +1,7 @@
 """The layout's import rules (STYLE.md), read from the source with ast: service/ never
 imports workers/ (the workers build on the service, not the other way round),
-service/domain imports no I/O, and service/api reaches nothing below the use cases."""
+service/domain imports no I/O, and the edges (REST, the console, MCP) reach nothing below
+the use cases."""
 
 from __future__ import annotations
 
@@ -77,10 +78,15 @@ def _edge_reaches_below(module: str) -> bool:
     return top(module) in {"redis", "rq", "sqlite3"} or module.startswith("service.store")
 
 
-@pytest.mark.parametrize("path", python_files(SERVICE / "api"), ids=relative)
-def test_api_module_only_translates(path: Path) -> None:
-    """service/api imports neither the store nor a Redis, RQ or SQLite client: it calls the
-    use cases (service/usecases.py) and translates their answers and errors."""
+EDGES = [*python_files(SERVICE / "api"), *python_files(SERVICE / "console"),
+         *python_files(SERVICE / "mcp")]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", EDGES, ids=relative)
+def test_edge_module_only_translates(path: Path) -> None:
+    """service/api, service/console and service/mcp import neither the store nor a Redis,
+    RQ or SQLite client: they call the use cases (service/usecases.py) and translate their
+    answers and errors."""
     assert [] == [(line, m) for line, m in imported_modules(path) if _edge_reaches_below(m)]
 
 
