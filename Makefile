@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint redis postgres clean
+.PHONY: setup run test lint redis postgres chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,19 @@ postgres:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 0.5; done; \
 	  echo "postgresql did not start on 127.0.0.1:5432" >&2; exit 1
 
+# ...and Debian's chromium at /usr/bin/chromium, which the browser tier (tests/browser)
+# drives through Playwright: no browser download of Playwright's own.
+chromium:
+	@test -x /usr/bin/chromium || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check service workers tests examples
 	$(BIN)/ruff format --check service workers tests examples
 	$(BIN)/mypy
 
 # Lint, types, every test tier with coverage, then the per-part coverage floors.
-test: $(STAMP) redis postgres lint
+test: $(STAMP) redis postgres chromium lint
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest --cov --cov-report= -p no:cacheprovider | tee .pytest.log
 	$(BIN)/coverage report
@@ -53,4 +59,4 @@ test: $(STAMP) redis postgres lint
 	@tail -n 1 .pytest.log  # the test count, last, where CI reads it
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .pytest.log .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .coverage .coverage.* .pytest.log .mypy_cache .ruff_cache .pytest_cache artifacts
