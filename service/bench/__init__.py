@@ -24,8 +24,8 @@ The modules, in the order a run uses them: plan (sizes, targets, backends), stat
 copy into it), dataset (goals through the commands), stage (one backend's store, keys
 and processes; processes), fallback_read (a store of 1k goals of its own), trees (a
 tree of ~10k goals in a store of its own: a leaf's roll-up, a decomposition), rebuild,
-ranked_read, mcp (the ranked read as an MCP tool), events, selection (and selector, the
-process it starts), create.
+ranked_read, mcp (the ranked read as an MCP tool), console (its ranking page), events,
+selection (and selector, the process it starts), create.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from typing import Any
 from redis import Redis
 
 from service.bench import (
+    console,
     create,
     events,
     fallback_read,
@@ -176,6 +177,7 @@ def _by_size(
             out["ranked_read"][name] = ranked_read.measure(stage, size, plan.requests)
             if size == (plan.mcp_size or min(plan.read_sizes)):  # ranked_goals, over MCP
                 out["mcp"] = mcp.measure(stage, size, plan.requests)
+                out["console"] = console.measure(stage, size, plan.requests)
             if size == min(plan.read_sizes):
                 out["events"] = events.measure(stage, plan.lag_samples, plan.burst)
                 out["events"]["goals_in_store"] = loaded + plan.burst

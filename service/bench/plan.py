@@ -47,6 +47,10 @@ TARGETS = {
     "create_postgresql_over_sqlite_throughput": 1.0,
     # the ranked_goals MCP tool over Streamable HTTP, one session (issue 19), 10k goals
     "mcp_ranked_goals_p95_ms": 10.0,
+    # the console's ranking page (issue 20) at the MCP size: rendered, p95; and what one
+    # refresh of its board moves (gzip)
+    "console_ranking_page_p95_ms": 50.0,
+    "console_refresh_bytes": 20_000,
     # goal trees (issue 18), a tree of 9,331 goals 6 levels deep: a leaf's task verified,
     # its progress rolled up to the root (and the leaf satisfied), commit to commit
     "tree_leaf_rollup_p95_ms": 20.0,

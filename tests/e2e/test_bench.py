@@ -58,6 +58,7 @@ def test_bench_reports_both_backends_beside_their_targets(redis_client: Redis) -
         check_select(figures["select"])
         check_fallback_read(figures["fallback_read"])
         check_mcp(figures["mcp"])
+        check_console(figures["console"])
         check_trees(figures["trees"], backend)
     check_load(report["backends"])
     check_create(report["create"])
@@ -65,7 +66,8 @@ def test_bench_reports_both_backends_beside_their_targets(redis_client: Redis) -
     assert {"rebuild_100k_sqlite_s", "rebuild_100k_postgresql_s", "create_p99_ms",
             "create_postgresql_over_sqlite_throughput",
             "cache_bytes_per_100k_goals", "tree_leaf_rollup_p95_ms",
-            "tree_decompose_100_p95_ms"} <= set(report["targets"])  # fmt: skip
+            "tree_decompose_100_p95_ms", "console_ranking_page_p95_ms",
+            "console_refresh_bytes"} <= set(report["targets"])  # fmt: skip
     # cleaned up: keys, queues, the PostgreSQL database
     assert [] == list(redis_client.scan_iter(match=f"{bench.PREFIX}*"))
     assert not redis_client.exists(f"rq:queue:{bench.SCHEDULER_QUEUE}")
@@ -133,6 +135,19 @@ def check_fallback_read(figure: dict[str, Any]) -> None:
                                            timing["runs"])  # fmt: skip
     assert 0 < timing["p50_ms"] <= timing["p95_ms"]
     assert (timing["p95_ms"] <= 80.0) == figure["met"]
+
+
+def check_console(figure: dict[str, Any]) -> None:
+    """The ranking page timed beside REST's read; the refresh's size as served, compressed."""
+    page, rest = figure["ranking_page"], figure["rest_prioritized"]
+    assert 0 < page["p50_ms"] <= page["p95_ms"]
+    assert 0 < rest["p50_ms"] <= rest["p95_ms"]
+    assert "gzip" == figure["refresh_encoding"]
+    assert 0 < figure["refresh_bytes"] < figure["page_bytes"]
+    assert figure["met"] == (
+        page["p95_ms"] <= figure["target_p95_ms"]
+        and figure["refresh_bytes"] <= figure["target_refresh_bytes"]
+    )
 
 
 def check_mcp(figure: dict[str, Any]) -> None:
