@@ -178,11 +178,9 @@ class GoalStore:
     def goal_history(self, goal_id: str, *, after: int = 0, limit: int = 1_000) -> list[LedgerRow]:
         return c.goal_history(self.db, goal_id, after=after, limit=limit)
 
-    def checked_history(
-        self, goal_id: str, *, after: int = 0, limit: int = 1_000
-    ) -> list[tuple[LedgerRow, bool]]:
-        """The goal's events, each with whether it holds in the hash chain."""
-        return checked_history(self.db, goal_id, after=after, limit=limit)
+    def checked_history(self, goal_id: str, *, newest: int = 200) -> c.CheckedHistory:
+        """The goal's newest events, each with whether it holds in the hash chain."""
+        return checked_history(self.db, goal_id, newest=newest)
 
     # --- ranking and selection -----------------------------------------------------
 
@@ -233,8 +231,8 @@ class GoalStore:
 
     # --- tasks and the gate --------------------------------------------------------
 
-    def list_tasks(self, goal_id: str) -> list[Task]:
-        return c.list_tasks(self.db, goal_id)
+    def list_tasks(self, goal_id: str, *, include_deleted: bool = False) -> list[Task]:
+        return c.list_tasks(self.db, goal_id, include_deleted=include_deleted)
 
     def report_task(
         self, ctx: Context, task_id: str, state: TaskState, *, evidence: Any = None,

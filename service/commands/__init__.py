@@ -40,6 +40,7 @@ from service.commands.goals import (
     update_goal,
 )
 from service.commands.ledger import (
+    CheckedHistory,
     ReplayReport,
     goal_history,
     ledger_checkpoint,
@@ -82,6 +83,7 @@ from service.commands.vetting import Vetting
 __all__ = [
     "MAX_PAGE",
     "Change",
+    "CheckedHistory",
     "ChildrenOpen",
     "Context",
     "Decomposition",

@@ -23,16 +23,28 @@ def goal_history(
     return ledger_table.for_goal(conn, goal_id, after=after, limit=limit)
 
 
-def checked_history(
-    db: Database, goal_id: str, *, after: int = 0, limit: int = 1_000
-) -> list[tuple[LedgerRow, bool]]:
-    """The goal's events, oldest first, each with whether it holds in the chain: its hash
-    recomputes from its content and the hash before it, and that hash is the stored
-    hash of the row before it. (`goalstore ledger verify` walks the whole chain.)"""
+def checked_history(db: Database, goal_id: str, *, newest: int = 200) -> CheckedHistory:
+    """The goal's newest `newest` events, oldest first, each with whether it holds in the
+    chain (domain/ledger.py links(): the rows on each side of it are read too, in one
+    query). `goalstore ledger verify` walks the whole chain."""
     with db.read() as conn:
-        rows = goal_history(db, goal_id, after=after, limit=limit)
-        before = ledger_table.hashes_at(conn, [r.seq - 1 for r in rows if r.seq > 1])
-    return [(r, links(r, before.get(r.seq - 1, GENESIS if r.seq == 1 else None))) for r in rows]
+        live_goal(conn, goal_id, include_deleted=True)
+        rows = ledger_table.newest_for_goal(conn, goal_id, newest)
+        near = ledger_table.links_at(conn, sorted({r.seq + d for r in rows for d in (-1, 1)}))
+        head_seq, _ = ledger_table.head(conn)
+    checked = []
+    for r in rows:
+        before = GENESIS if r.seq == 1 else near.get(r.seq - 1, (None, None))[1]
+        # the row after it names its hash; none after it only at the head ("" is no hash)
+        after = near[r.seq + 1][0] if r.seq + 1 in near else "" if r.seq < head_seq else None
+        checked.append((r, links(r, before, after)))
+    return CheckedHistory(checked, complete=len(rows) < newest)
+
+
+@dataclass(frozen=True)
+class CheckedHistory:
+    events: list[tuple[LedgerRow, bool]]  # oldest first, each with whether it holds
+    complete: bool  # every event of the goal (else only the newest)
 
 
 def timeline(

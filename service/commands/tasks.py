@@ -74,9 +74,9 @@ class GoalManuallyBlocked(GoalStoreError):
         return f"goal {self.goal_id!r} is blocked ({self.reason}): unblock it first"
 
 
-def list_tasks(db: Database, goal_id: str) -> list[Task]:
+def list_tasks(db: Database, goal_id: str, *, include_deleted: bool = False) -> list[Task]:
     with db.read() as conn:
-        live_goal(conn, goal_id)
+        live_goal(conn, goal_id, include_deleted=include_deleted)
         return task_table.for_goal(conn, goal_id)
 
 

@@ -8,6 +8,8 @@ reload does not post again); a refusal shows the page again with the problem inl
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -39,30 +41,35 @@ MAX_FORM_FIELDS = 64
 
 
 async def form_of(request: Request) -> dict[str, str]:
-    """The urlencoded form posted (the body limit has bounded it); 403 without the page's
-    CSRF token or from another origin."""
-    pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True,
-                      max_num_fields=MAX_FORM_FIELDS)  # fmt: skip
+    """The urlencoded form posted (the body limit has bounded it); 400 with more fields
+    than any of our forms has, 403 without the page's CSRF token or from another site."""
+    body = (await request.body()).decode("utf-8", "replace")
+    try:
+        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # past max_num_fields
+        raise HTTPException(400, f"a form of more than {MAX_FORM_FIELDS} fields") from None
     form = dict(pairs)
     if not post_is_genuine(request, form):
         raise HTTPException(403, "this form post lacks the page's CSRF token: reload the page")
     return form
 
 
-async def acting(request: Request, scope: Scope) -> tuple[Viewer, Context, dict[str, str]]:
-    """The signed-in viewer, their Context for `scope` and the form, or a refusal: 401
-    signed out, 403 without the token or the scope, 429 past the write limit."""
-    form = await form_of(request)
+async def acting(request: Request, scope: Scope) -> tuple[Viewer, Context]:
+    """The signed-in viewer and their Context for `scope`, or a refusal: 401 signed out,
+    403 without the scope, 429 past the write limit (a token spent: check the form first)."""
     services = services_of(request)
     viewer = viewer_of(request, services.api_keys)
     if viewer is None:
         raise HTTPException(401, "sign in first")
-    return viewer, await context_of(request, services, viewer.key, scope), form
+    return viewer, await context_of(request, services, viewer.key, scope)
+
+
+_WHOLE = re.compile(r"[0-9]{1,18}")  # as If-Match takes a version: ASCII digits
 
 
 def _version(form: dict[str, str]) -> int:
     text = form.get("version", "")
-    if not text.isdigit() or len(text) > 18:
+    if not _WHOLE.fullmatch(text):
         raise HTTPException(422, "version: the page's version of the goal, a whole number")
     return int(text)
 
@@ -80,10 +87,11 @@ async def goal_action(request: Request, goal_id: str, action: str) -> Response:
     run = GOAL_ACTIONS.get(action)
     if run is None:
         raise HTTPException(404, f"no action {action!r}: adopt or abandon")
-    viewer, ctx, form = await acting(request, Scope.WRITE)
+    version = _version(await form_of(request))
+    viewer, ctx = await acting(request, Scope.WRITE)
     services = services_of(request)
     try:
-        await run_in_threadpool(run, services.goalstore, ctx, goal_id, _version(form))
+        await run_in_threadpool(run, services.goalstore, ctx, goal_id, version)
     except GoalStoreError as exc:  # the goal's page again, with the problem on it
         context = await run_in_threadpool(goal_context, services, goal_id)
         problem = views.Problem.of(exc)
@@ -95,7 +103,8 @@ async def goal_action(request: Request, goal_id: str, action: str) -> Response:
 @router.post("/decisions/goal_selected")
 async def change_weights(request: Request) -> Response:
     """New weights for goal_selected: the command of PUT /v1/decisions/goal_selected."""
-    viewer, ctx, form = await acting(request, Scope.ADMIN)
+    form = await form_of(request)
+    viewer, ctx = await acting(request, Scope.ADMIN)
     services = services_of(request)
     entered = {k: v for k, v in form.items() if k != CSRF_FIELD}
     gs = services.goalstore
@@ -110,7 +119,7 @@ async def change_weights(request: Request) -> Response:
     except (GoalStoreError, ValueError) as exc:  # the form again, with what was entered
         problem = (
             views.Problem.of(exc) if isinstance(exc, GoalStoreError)
-            else views.Problem(422, "Invalid weights", str(exc))
+            else views.Problem(422, "Invalid weights", "", [str(exc)])
         )  # fmt: skip
         context = await run_in_threadpool(beliefs_context, services, entered)
         return render(request, "beliefs.html", viewer, problem.status, problem=problem,
@@ -119,10 +128,14 @@ async def change_weights(request: Request) -> Response:
 
 
 def _number(name: str, text: str) -> float:
+    """A weight as entered, or ValueError naming it (NaN and infinities are no weight)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"{name}: {text!r} is not a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"parameters.{name}: {text[:40]!r} is not a finite number")
+    return value
 
 
 @router.get("/signin")
@@ -138,14 +151,15 @@ async def signin(request: Request) -> Response:
     form = await form_of(request)
     keys = services_of(request).api_keys
     target = _local(request, form.get("next", ""))
-    if keys and authenticate(keys, form.get("key", "").strip()) is None:
+    key = authenticate(keys, form.get("key", "").strip()) if keys else None
+    if keys and key is None:
         csrf, new = csrf_of(request)
         problem = views.Problem(401, "Not signed in", "that is not a valid API key")
         return render(request, "signin.html", Viewer(None, csrf, new), 401, problem=problem,
                       next=target, signin=True)  # fmt: skip
     response = RedirectResponse(target, status_code=303)
-    if keys:
-        sign_in(response, request, form["key"].strip())
+    if key is not None:
+        sign_in(response, request, key)
     return response
 
 

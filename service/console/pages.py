@@ -21,6 +21,7 @@ from service.usecases import GoalStore
 router = APIRouter()
 RANKED, BLOCKED = 20, 10  # goals on the board: the best, and the best blocked ones
 TREE_DEPTH = 3  # levels of a goal's tree its page draws
+TIMELINE = 200  # a goal's newest events its page shows
 
 
 def services_of(request: Request) -> Services:
@@ -38,10 +39,23 @@ def viewer_or_signin(request: Request) -> Viewer | Response:
     return RedirectResponse(f"{base}/signin?next={quote(path, safe='')}", status_code=303)
 
 
-Category = Annotated[GoalCategory | None, Query()]
+# A text, not the enum: the filter's "all" sends `category=` (empty), which is no filter.
+Category = Annotated[str | None, Query(max_length=64)]
 
 
-def board_context(gs: GoalStore, category: GoalCategory | None) -> dict[str, Any]:
+def category_of(text: str | None) -> GoalCategory | None:
+    """The category a filter names; None for none or "all" (empty); 422 for no category."""
+    if not text:
+        return None
+    try:
+        return GoalCategory(text)
+    except ValueError:
+        names = ", ".join(c.value for c in GoalCategory)
+        raise HTTPException(422, f"category: {text!r} is none of {names}") from None
+
+
+def board_context(gs: GoalStore, text: str | None) -> dict[str, Any]:
+    category = category_of(text)
     board = gs.ranking_board(limit=RANKED, blocked_limit=BLOCKED, category=category)
     return {"board": board, "category": category, "views": views}
 
@@ -61,8 +75,9 @@ def ranking(request: Request, category: Category = None) -> Response:
 def board(request: Request, category: Category = None) -> Response:
     """The ranking page's board alone: what its refresh fetches."""
     viewer = viewer_of(request, services_of(request).api_keys)
-    if viewer is None:  # signed out since: say so in place of the board
-        raise HTTPException(401, "signed out: sign in again")
+    if viewer is None:  # signed out since: say so in place of the board (htmx swaps only
+        # a 2xx in), and the board it leaves polls no more
+        return render(request, "_signed_out.html", None)
     gs = services_of(request).goalstore
     return render(request, "_board.html", viewer, **board_context(gs, category))
 
@@ -82,9 +97,9 @@ def goal_context(services: Services, goal_id: str) -> dict[str, Any]:
     tree = gs.goal_tree(goal_id, depth=TREE_DEPTH) if not goal.is_deleted else None
     return {
         "goal": goal,
-        "tasks": gs.list_tasks(goal_id),
+        "tasks": gs.list_tasks(goal_id, include_deleted=True),
         "tree": tree if tree is not None and tree.root.children else None,
-        "history": gs.checked_history(goal_id),
+        "history": gs.checked_history(goal_id, newest=TIMELINE),
         "can_adopt": views.can_adopt(goal),
         "can_abandon": views.can_abandon(goal),
     }

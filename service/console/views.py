@@ -35,9 +35,11 @@ class Segment:
 
 
 def segments(score: Score) -> list[Segment]:
-    """One segment per drawn term: its width is the term's share of the 0..1 scale."""
+    """One segment per drawn term: its width is the term's share of the 0..1 scale (of
+    the terms' sum instead when that passes 1: weights may add up to more than 1)."""
+    scale = max(1.0, sum(max(0.0, score.terms[name]) for name in BAR_TERMS))
     return [
-        Segment(name, score.terms[name], round(max(0.0, score.terms[name]) * 100, 3))
+        Segment(name, score.terms[name], round(max(0.0, score.terms[name]) / scale * 100, 3))
         for name in BAR_TERMS
     ]
 

@@ -51,11 +51,17 @@ def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(content)).hexdigest()
 
 
-def links(row: LedgerRow, stored_prev_hash: str | None) -> bool:
-    """Whether `row` holds where it stands: its hash recomputes from its content and its
-    prev_hash, which is the stored hash of the row before it (None: that row is gone)."""
-    return row.prev_hash == stored_prev_hash and row.hash == chain_hash(
-        row.prev_hash, row.content()
+def links(row: LedgerRow, before: str | None, after: str | None) -> bool:
+    """Whether `row` holds where it stands in the chain: its hash recomputes from its
+    content and its prev_hash; that prev_hash is `before`, the stored hash of the row
+    before it (GENESIS for the first row; None: that row is gone); and the row after it,
+    if any, names its hash (`after`: that row's prev_hash; None: `row` is the head).
+    An edit re-hashed to fit is caught by the row after it; only a rewrite of every row
+    from the edit to the head gets past this, and a checkpoint catches that."""
+    return (
+        row.prev_hash == before
+        and row.hash == chain_hash(row.prev_hash, row.content())
+        and after in (None, row.hash)
     )
 
 

@@ -118,15 +118,25 @@ def for_goal(conn: Connection, goal_id: str, after: int = 0, limit: int = 1_000)
     ]
 
 
-def hashes_at(conn: Connection, seqs: list[int]) -> dict[int, str]:
-    """The hash of each row of `seqs` that exists, by seq, in one query."""
+def links_at(conn: Connection, seqs: list[int]) -> dict[int, tuple[str, str]]:
+    """(prev_hash, hash) of each row of `seqs` that exists, by seq, in one query."""
     if not seqs:
         return {}
     rows = conn.execute(
-        f"SELECT seq, hash FROM ledger WHERE seq IN ({conn.dialect.values_of(integers=True)})",
+        "SELECT seq, prev_hash, hash FROM ledger"
+        f" WHERE seq IN ({conn.dialect.values_of(integers=True)})",
         (canonical_json(seqs).decode(),),
     )
-    return {int(row[0]): str(row[1]) for row in rows}
+    return {int(row[0]): (str(row[1]), str(row[2])) for row in rows}
+
+
+def newest_for_goal(conn: Connection, goal_id: str, limit: int) -> list[LedgerRow]:
+    """The goal's newest `limit` events, oldest first."""
+    found = conn.execute(
+        f"SELECT {_COLUMNS} FROM ledger WHERE goal_id = ? ORDER BY seq DESC LIMIT ?",
+        (goal_id, limit),
+    )
+    return [_row(row) for row in reversed(found.fetchall())]
 
 
 def payloads_of(conn: Connection, goal_ids: list[str], event_type: str) -> list[tuple[str, Any]]:

@@ -8,15 +8,20 @@ as served, through the data attributes the pages promise (docs/console.md).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import httpx
 import pytest
 from redis import Redis
 
-from service.console.session import CSRF_COOKIE, SESSION_COOKIE
+from service.auth import parse_api_keys
+from service.console.session import CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_S, session_token
+from service.domain.ledger import chain_hash
+from service.store import ledger as ledger_table
 from service.store.db import Database
 from service.testing import goal_spec, row_counts, tampering
 from tests.conftest import TEST_REDIS_URL
@@ -150,6 +155,11 @@ def test_category_filter_shows_only_that_category(keyless: httpx.Client) -> None
     assert ["e1"] == [r["data-goal-id"] for r in rows]
     assert "/ui/board?category=exploration" in page.text  # the refresh keeps the filter
     assert 422 == keyless.get("/ui/", params={"category": "nonsense"}).status_code
+    every = keyless.get("/ui/board", params={"category": ""})  # the filter's "all"
+    assert 200 == every.status_code
+    assert {"m1", "e1"} == {
+        r["data-goal-id"] for r in Elements(section(every.text, "ranking")).having("data-goal-id")
+    }
 
 
 def test_board_refresh_is_the_board_alone_and_small_when_compressed(
@@ -234,6 +244,60 @@ def test_a_tampered_event_shows_broken_on_the_goals_timeline(keyed: LiveServer) 
     assert re.search(rf'data-seq="{seq}">.*?>BROKEN<', timeline, re.S)
 
 
+def test_an_event_edited_and_rehashed_shows_broken_on_its_goals_timeline(
+    keyed: LiveServer,
+) -> None:
+    """Re-hashing the edited event to fit its prev_hash does not hide it: the event after
+    it (another goal's) still names the old hash."""
+    with keyed.client(headers=bearer("ops")) as http:
+        create(http, "g1")
+        adopt(http, "g1")
+        create(http, "g2")  # the event after g1's last is g2's
+        edited = http.get("/v1/goals/g1/history").json()["data"][-1]["seq"]
+    db = keyed.services.goalstore.db
+    row = ledger_table.newest_for_goal(db.connection(), "g1", 1)[0]
+    forged = replace(row, actor="mallory")
+    with tampering(db) as conn:
+        conn.execute("UPDATE ledger SET actor = 'mallory', hash = ? WHERE seq = ?",
+                     (chain_hash(forged.prev_hash, forged.content()), edited))  # fmt: skip
+    with signed_in(keyed, "ops") as http:
+        g1 = section(http.get("/ui/goals/g1").text, "timeline")
+        g2 = section(http.get("/ui/goals/g2").text, "timeline")
+    assert re.search(rf'data-seq="{edited}">.*?>BROKEN<', g1, re.S)
+    assert 1 == g1.count(">BROKEN<")
+    assert 1 == g2.count(">BROKEN<")  # its link back to the edited event is broken too
+
+
+def test_checked_history_keeps_the_newest_and_says_it_is_not_all(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server()
+    with server.client() as http:
+        create(http, "g1")
+        adopt(http, "g1")
+        create(http, "g2")
+        seqs = [e["seq"] for e in http.get("/v1/goals/g1/history").json()["data"]]
+    newest = server.services.goalstore.checked_history("g1", newest=1)
+    assert (False, [(seqs[-1], True)]) == (
+        newest.complete, [(row.seq, ok) for row, ok in newest.events]
+    )  # fmt: skip
+    every = server.services.goalstore.checked_history("g1", newest=10)
+    assert (True, [(s, True) for s in seqs]) == (
+        every.complete, [(row.seq, ok) for row, ok in every.events]
+    )  # fmt: skip
+
+
+def test_a_deleted_goals_page_is_still_served(keyless: httpx.Client) -> None:
+    create(keyless, "g1")
+    assert 204 == keyless.delete("/v1/goals/g1", headers={"If-Match": '"1"'}).status_code
+    page = keyless.get("/ui/goals/g1")
+    assert 200 == page.status_code
+    assert re.search(r'data-field="state">proposed \(deleted', page.text)
+    assert "action-adopt" not in page.text and "action-abandon" not in page.text
+    events = Elements(section(page.text, "timeline")).having("data-event", "tr")
+    assert "goal_deleted" == events[-1]["data-event"]
+
+
 def test_goal_page_of_an_unknown_goal_is_a_404_page(keyless: httpx.Client) -> None:
     answer = keyless.get("/ui/goals/nope")
     assert 404 == answer.status_code
@@ -263,8 +327,9 @@ def test_adopt_and_abandon_from_the_goal_page(keyless: httpx.Client) -> None:
         ({"version": "1"}, {}),  # no token
         ({"version": "1", "csrf": "x" * 43}, {}),  # not the cookie's
         ({"version": "1", "csrf": "TOKEN"}, {"Origin": "http://evil.example"}),  # elsewhere
+        ({"version": "1", "csrf": "TOKEN"}, {"Sec-Fetch-Site": "same-site"}),  # a sibling
     ],
-    ids=["no-token", "wrong-token", "other-origin"],
+    ids=["no-token", "wrong-token", "other-origin", "other-site"],
 )
 def test_a_post_without_the_pages_token_is_refused_and_writes_nothing(
     keyless: httpx.Client, db: Database, form: dict[str, str], headers: dict[str, str]
@@ -278,6 +343,28 @@ def test_a_post_without_the_pages_token_is_refused_and_writes_nothing(
     assert 'data-status="403"' in answer.text
     assert before == row_counts(db.connection())
     assert "proposed" == keyless.get("/v1/goals/g1").json()["state"]
+
+
+@pytest.mark.parametrize(
+    "form, status",
+    [
+        ({f"f{n}": "1" for n in range(70)}, 400),  # more fields than any form has
+        ({"version": "\u00b2"}, 422),  # a digit to str.isdigit(), not to int()
+        ({"version": "\uff11"}, 422),  # a full-width 1
+        ({"version": ""}, 422),
+    ],
+    ids=["70-fields", "superscript", "full-width", "empty"],
+)
+def test_odd_form_input_is_a_4xx_and_writes_nothing(
+    keyless: httpx.Client, db: Database, form: dict[str, str], status: int
+) -> None:
+    create(keyless, "g1")
+    token = csrf_of(keyless, "/ui/goals/g1")
+    before = row_counts(db.connection())
+    answer = keyless.post("/ui/goals/g1/adopt", data={"csrf": token, **form})
+    assert status == answer.status_code
+    assert f'data-status="{status}"' in answer.text
+    assert before == row_counts(db.connection())
 
 
 def test_a_stale_page_gets_409_naming_the_current_version(keyless: httpx.Client) -> None:
@@ -319,12 +406,32 @@ def test_signing_in_keeps_the_key_in_a_strict_httponly_cookie(keyed: LiveServer)
         assert (303, "/ui/pipeline") == (answer.status_code, answer.headers["location"])
         cookie = answer.headers["set-cookie"].lower()
         assert f"{SESSION_COOKIE}=" in cookie
+        assert KEY["viewer"].lower() not in cookie  # a session token, not the key
         assert {"httponly", "samesite=strict", "path=/ui"} <= {p.strip() for p in cookie.split(";")}
         assert "secure" not in {p.strip() for p in cookie.split(";")}  # plain http here
         assert "viewer (read)" in http.get("/ui/").text
         out = http.post("/ui/signout", data={"csrf": token})
         assert 303 == out.status_code
         assert 303 == http.get("/ui/").status_code  # signed out: to the sign-in page
+
+
+def test_an_expired_or_forged_session_is_signed_out(keyed: LiveServer) -> None:
+    viewer = next(k for k in parse_api_keys(API_KEYS) if k.actor == "viewer")
+    now = int(time.time())
+    fresh = session_token(viewer, now)
+    cases = {
+        "fresh": (fresh, 200),
+        "expired": (session_token(viewer, now - SESSION_TTL_S - 5), 303),
+        "forged": (fresh[:-4] + ("0000" if not fresh.endswith("0000") else "1111"), 303),
+        "the key itself": (KEY["viewer"], 303),
+    }
+    for name, (token, status) in cases.items():
+        with keyed.client(cookies={SESSION_COOKIE: token}) as http:
+            assert status == http.get("/ui/").status_code, name
+            if status == 303:  # the refresh says so, where the board was, and stops
+                board = http.get("/ui/board")
+                assert (200, True) == (board.status_code, 'data-status="401"' in board.text)
+                assert "hx-trigger" not in board.text
 
 
 def test_sign_in_goes_only_to_console_pages(keyed: LiveServer) -> None:
@@ -383,6 +490,11 @@ def test_weights_change_as_admin_and_are_refused_inline_when_invalid(
         assert re.search(r'data-status="422"', bad.text)
         assert "parameters.value_weight" in bad.text
         assert 'value="0.33333"' in bad.text  # the form again, with what was entered
+        for odd in ("nan", "1e400", "much"):
+            refused = http.post("/ui/decisions/goal_selected",
+                                data={"csrf": token, "risk_weight": odd})  # fmt: skip
+            assert 422 == refused.status_code, odd
+            assert "parameters.risk_weight" in refused.text, odd
         # the whole form, as a browser posts it: every weight, one of them changed (the
         # seed's urgency and alignment weights are not on their own step: unchanged, they
         # are not checked)
