@@ -51,11 +51,9 @@ class GoalStoreCollector:
         yield _gauge(metrics.REDIS_UP, {(): float(observed is not None)})
         if observed is not None:
             yield _gauge(metrics.QUEUE_DEPTH, {(q,): n for q, n in observed.queue_depths.items()})
-            warm = "rebuilt_seq" in observed.cache_meta
-            yield _gauge(metrics.CACHE_WARM, {(): float(warm)})
-            refreshed = observed.cache_meta.get("urgency_refreshed_at")
-            if warm and refreshed:
-                staleness = max(0.0, now.timestamp() - float(refreshed))
+            yield _gauge(metrics.CACHE_WARM, {(): float(observed.cache_warm)})
+            staleness = observed.cache_staleness_s(now)
+            if staleness is not None:
                 yield _gauge(metrics.CACHE_STALENESS, {(): staleness})
 
 

@@ -63,6 +63,18 @@ class RedisFigures:
     queue_depths: dict[str, int]  # RQ queue name -> jobs waiting
     cache_meta: dict[str, str]  # the ranking cache's meta hash
 
+    @property
+    def cache_warm(self) -> bool:
+        """Whether a rebuild has filled the cache (a restarted, empty Redis has not)."""
+        return "rebuilt_seq" in self.cache_meta
+
+    def cache_staleness_s(self, now: datetime) -> float | None:
+        """Seconds since the cache's urgencies were refreshed; None while it is cold."""
+        refreshed = self.cache_meta.get("urgency_refreshed_at")
+        if not self.cache_warm or not refreshed:
+            return None
+        return max(0.0, now.timestamp() - float(refreshed))
+
 
 def redis_figures(
     redis: Redis | None, metrics_key: str, queues: Sequence[str], cache: RankingCache | None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
@@ -34,7 +33,7 @@ from service.console.session import (
 )
 from service.domain.decisions import GOAL_SELECTED, DecisionChange
 from service.domain.errors import GoalStoreError
-from service.usecases import GoalStore
+from service.usecases import STATE_COMMANDS
 
 router = APIRouter()
 MAX_FORM_FIELDS = 64
@@ -74,11 +73,8 @@ def _version(form: dict[str, str]) -> int:
     return int(text)
 
 
-GoalAction = Callable[[GoalStore, Context, str, int], object]
-GOAL_ACTIONS: dict[str, GoalAction] = {
-    "adopt": lambda gs, ctx, goal_id, version: gs.adopt_goal(ctx, goal_id, version),
-    "abandon": lambda gs, ctx, goal_id, version: gs.abandon_goal(ctx, goal_id, version),
-}
+# The lifecycle commands a goal's page offers, as the CLI and scenarios name them.
+GOAL_ACTIONS = {name: STATE_COMMANDS[name] for name in ("adopt", "abandon")}
 
 
 @router.post("/goals/{goal_id}/{action}")

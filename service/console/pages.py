@@ -129,14 +129,10 @@ def pipeline(request: Request) -> Response:
     services = services_of(request)
     gs, settings = services.goalstore, services.settings
     now = utcnow()
-    figures = gs.store_figures(now)
     observed = gs.redis_figures()
-    meta = observed.cache_meta if observed is not None else {}
-    refreshed = meta.get("urgency_refreshed_at")
-    staleness = max(0.0, now.timestamp() - float(refreshed)) if refreshed else None
     return render(
-        request, "pipeline.html", viewer, figures=figures, observed=observed,
-        warm="rebuilt_seq" in meta, staleness=staleness, rebuilt_at=meta.get("rebuilt_at"),
+        request, "pipeline.html", viewer, figures=gs.store_figures(now), observed=observed,
+        staleness=observed.cache_staleness_s(now) if observed is not None else None,
         workers=gs.workers_seen(), readiness=gs.readiness(), page="pipeline",
         queue_roles={settings.events_queue: "events_queue",
                      settings.scheduler_queue: "scheduler_queue"},

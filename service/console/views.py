@@ -10,6 +10,7 @@ from service.api.errors import HTTP_STATUS
 from service.domain.errors import GoalStoreError
 from service.domain.goal import TERMINAL_STATES, Goal, GoalState
 from service.domain.ranking import Score
+from service.domain.timefmt import parse_ts
 
 # The score's terms a bar draws, in the order /score lists them (the penalty is not drawn:
 # a blocked goal is listed apart, with its reasons).
@@ -70,13 +71,11 @@ def when(value: datetime | str | float | None) -> str:
         return "-"
     moment: datetime
     if isinstance(value, datetime):
-        moment = value
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     elif isinstance(value, str) and not _is_number(value):
-        moment = datetime.fromisoformat(value)
+        moment = parse_ts(value)
     else:
         moment = datetime.fromtimestamp(float(value), UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
