@@ -34,7 +34,7 @@ from service.domain.errors import (
     InvalidInput,
 )
 from service.domain.goal import Goal, bump
-from service.domain.inputs import Evidence, GoalText, Identifier
+from service.domain.inputs import Evidence, GoalText, Identifier, stripped
 from service.domain.timefmt import format_ts
 
 NOTE_EVENT = "goal_note_added"
@@ -59,7 +59,9 @@ def _http_url(value: str) -> str:
 
 
 Ref = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_REF_LENGTH)
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_REF_LENGTH),
+    AfterValidator(stripped),
 ]
 Url = Annotated[str, StringConstraints(max_length=limits.MAX_URL_LENGTH), AfterValidator(_http_url)]
 ExpectedVersion = Annotated[

@@ -104,8 +104,20 @@ def checked_evidence(value: Any) -> Any:
         raise InvalidInput([FieldError(("evidence",), str(exc))]) from None
 
 
+def stripped(value: str) -> str:
+    """Text as kept: without surrounding whitespace, and not blank. Applied after the
+    length limits, so that they hold for the text as sent, as the JSON Schema's
+    maxLength says (stripping first let a text of maxLength plus spaces through)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 GoalText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_TEXT_LENGTH)
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_TEXT_LENGTH),
+    AfterValidator(stripped),
 ]
 
 

@@ -213,6 +213,16 @@ def test_text_at_limit_is_accepted_and_beyond_is_rejected() -> None:
     assert [("text",)] == error_locs(caught.value)
 
 
+def test_text_limit_counts_the_text_as_sent() -> None:
+    """The limit holds before stripping, as the JSON Schema's maxLength says: 4,000
+    characters of text plus a leading NEL (whitespace to str.strip()) are too many."""
+    with pytest.raises(ValidationError) as caught:
+        GoalCreate.model_validate(goal_spec(text="\u0085" + "x" * 4000))
+
+    assert [("text",)] == error_locs(caught.value)
+    assert "x" * 4000 == GoalCreate.model_validate(goal_spec(text="x" * 4000)).text
+
+
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_text_is_rejected(text: str) -> None:
     """Text that is empty once stripped is rejected."""
