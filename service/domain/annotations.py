@@ -34,7 +34,7 @@ from service.domain.errors import (
     InvalidInput,
 )
 from service.domain.goal import Goal, bump
-from service.domain.inputs import Evidence, GoalText, Identifier, stripped
+from service.domain.inputs import Evidence, ExpectedVersion, GoalText, Identifier, stripped
 from service.domain.timefmt import format_ts
 
 NOTE_EVENT = "goal_note_added"
@@ -64,10 +64,6 @@ Ref = Annotated[
     AfterValidator(stripped),
 ]
 Url = Annotated[str, StringConstraints(max_length=limits.MAX_URL_LENGTH), AfterValidator(_http_url)]
-ExpectedVersion = Annotated[
-    int | None,
-    Field(ge=1, description="The version this change is based on (or If-Match)."),
-]
 
 
 class NoteCreate(BaseModel):

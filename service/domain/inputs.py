@@ -51,6 +51,12 @@ def _not_a_route_word(goal_id: str) -> str:
 
 GoalId = Annotated[Identifier, AfterValidator(_not_a_route_word)]
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+# A version a change is based on: an integer as JSON writes it (strict: `true` is no
+# version, though Python's bool is an int).
+Version = Annotated[int, Field(ge=1, strict=True)]
+ExpectedVersion = Annotated[
+    Version | None, Field(description="The version this change is based on (or If-Match).")
+]
 Minutes = Annotated[int, Field(ge=0, le=limits.MAX_HORIZON_MIN, strict=True)]
 IdList = Annotated[list[Identifier], Field(max_length=limits.MAX_LIST_ITEMS)]
 MetricName = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_KEY_LENGTH)]
@@ -315,9 +321,7 @@ class GoalUpdate(BaseModel):
     )
     parent_id: GoalId | None = Field(default=None, description="Moves the goal; null: a root.")
     completion_policy: Policy | None = None
-    expected_version: int | None = Field(
-        default=None, ge=1, description="The version this change is based on (or If-Match)."
-    )
+    expected_version: ExpectedVersion = None
 
     @field_validator(*(name for name in _UPDATABLE if name not in _NULLABLE), mode="before")
     @classmethod

@@ -20,11 +20,12 @@ from service.domain.annotations import BlockCreate, LinkCreate, NoteCreate
 from service.domain.beliefs import BeliefPut
 from service.domain.goal import GoalCategory, GoalState
 from service.domain.inputs import GoalUpdate, Identifier, Subgoals
+from service.domain.inputs import Version as GoalVersion
 from service.domain.trees import MAX_TREE_DEPTH
 
 GoalRef = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_LENGTH,
                                description="The goal's id.")]  # fmt: skip
-Version = Annotated[int, Field(ge=1, description="The goal's version this change is based on.")]
+Version = Annotated[GoalVersion, Field(description="The goal's version this change is based on.")]
 _STRICT = ConfigDict(extra="forbid")
 
 

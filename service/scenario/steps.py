@@ -21,11 +21,18 @@ from service.api.schemas.tasks import SatisfyBody, TaskReport, TaskReview
 from service.domain.annotations import (
     BlockCreate,
     CriterionReview,
-    ExpectedVersion,
     LinkCreate,
     NoteCreate,
 )
-from service.domain.inputs import Evidence, GoalCreate, GoalUpdate, Identifier, Subgoals
+from service.domain.inputs import (
+    Evidence,
+    ExpectedVersion,
+    GoalCreate,
+    GoalUpdate,
+    Identifier,
+    Subgoals,
+    Version,
+)
 
 Expect = Literal["ok", "conflict"]
 LATEST, LAST = "latest", "$last"
@@ -54,13 +61,13 @@ class CreateStep(_Step):
 
 class UpdateStep(_GoalStep):
     op: Literal["update"]
-    expected_version: int = Field(ge=1)
+    expected_version: Version
     changes: GoalUpdate
 
 
 class StateStep(_GoalStep):
     op: Literal["adopt", "abandon", "delete"]
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: ExpectedVersion = None
 
 
 class DecomposeStep(_GoalStep, Subgoals):

@@ -601,3 +601,14 @@ def test_update_expected_version_must_be_positive() -> None:
         GoalUpdate.model_validate({"expected_version": 0})
 
     assert [("expected_version",)] == error_locs(caught.value)
+
+
+@pytest.mark.parametrize("sent", [True, False, "2", 2.0])
+def test_expected_version_is_an_integer_as_json_writes_it(sent: object) -> None:
+    """A boolean (an int to Python), a string or a float names no version: JSON Schema
+    says integer, and the schema tier's fuzzer sent `true`."""
+    with pytest.raises(ValidationError) as caught:
+        GoalUpdate.model_validate({"value": 0.5, "expected_version": sent})
+
+    assert [("expected_version",)] == error_locs(caught.value)
+    assert 2 == GoalUpdate.model_validate({"value": 0.5, "expected_version": 2}).expected_version

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.goal import Goal, GoalCategory, GoalState
-from service.domain.inputs import EXAMPLE_GOAL, Policy
+from service.domain.inputs import EXAMPLE_GOAL, ExpectedVersion, Policy
 from service.domain.ledger import LedgerRow
 
 _EXAMPLE_PUBLIC = {
@@ -182,7 +182,7 @@ class VersionPrecondition(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"expected_version": 1}]}
     )
 
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: ExpectedVersion = None
 
 
 class LedgerEventPublic(BaseModel):

@@ -11,7 +11,7 @@ from service.api.schemas.goals import _EXAMPLE_PUBLIC, GoalPublic
 from service.commands.kinds import SelectionMode, SkipReason
 from service.commands.selection import Selection
 from service.commands.tasks import task_as_dict
-from service.domain.inputs import Evidence
+from service.domain.inputs import Evidence, ExpectedVersion, Version
 from service.domain.tasks import Task, TaskState
 
 
@@ -115,8 +115,8 @@ class TaskReview(BaseModel):
     )
 
     reason: str | None = Field(default=None, max_length=2_000)
-    expected_version: int | None = Field(
-        default=None, ge=1,
+    expected_version: Version | None = Field(
+        default=None,
         description="The TASK's version this review is based on: a stale one is a 409 "
         "(task-version-conflict) and a goal_conflict_detected event.",
     )  # fmt: skip
@@ -151,4 +151,4 @@ class SatisfyBody(BaseModel):
     )
 
     result: dict[str, Any]
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: ExpectedVersion = None
