@@ -50,26 +50,33 @@ from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
-from service.store.db import Connection, Database
+from service.store.db import Connection, Database, DuplicateKey
 
 # --- goal commands ------------------------------------------------------------------
 
 
 def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
-    with db.write() as conn:
-        now = ctx.clock()
-        goal = spec.build(owner=ctx.actor, now=now)
-        if goal_table.fetch(conn, goal.id) is not None:
-            raise GoalAlreadyExists(goal.id)
-        check_references(conn, goal, names=("depends_on", "related"))
-        if goal.parent_id is not None or goal.depends_on:
-            field_name = "parent_id" if goal.parent_id is not None else "depends_on"
-            check_placement(conn, ctx, goal, old_parent=None, field_name=field_name, new=True)
-        record = to_record(goal)
-        goal_table.insert(conn, record)
-        record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
-        if goal.parent_id is not None:
-            attached(conn, ctx, now, goal.parent_id, [goal.id])
+    """A taken id (a deleted goal's included) is refused by the goals' unique key, not by
+    a read first: on PostgreSQL that read was a round trip more while holding the write
+    lock. The insert fails, the transaction rolls back whole, and the caller gets
+    GoalAlreadyExists as before."""
+    try:
+        with db.write() as conn:
+            now = ctx.clock()
+            goal = spec.build(owner=ctx.actor, now=now)
+            check_references(conn, goal, names=("depends_on", "related"))
+            if goal.parent_id is not None or goal.depends_on:
+                field_name = "parent_id" if goal.parent_id is not None else "depends_on"
+                check_placement(conn, ctx, goal, old_parent=None, field_name=field_name, new=True)
+            record = to_record(goal)
+            goal_table.insert(conn, record)
+            record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
+            if goal.parent_id is not None:
+                attached(conn, ctx, now, goal.parent_id, [goal.id])
+    except DuplicateKey as taken:
+        if taken.table != "goals":
+            raise
+        raise GoalAlreadyExists(goal.id) from None
     return goal
 
 

@@ -60,6 +60,19 @@ class StoreUnavailable(GoalStoreError):
         return f"the database does not answer; retry ({self.detail})"
 
 
+@dataclass
+class DuplicateKey(Exception):
+    """A row's unique key was taken (`table`, `key`: its columns, comma-separated): the
+    statement did not run, and its transaction (or savepoint) rolls back whole. A command
+    that leaves the check to the key translates it (a goal id taken: GoalAlreadyExists)."""
+
+    table: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.table} already has a row with this {self.key}"
+
+
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
@@ -109,6 +122,7 @@ class Database(ABC):
     shown: str  # the location without a password: for messages and logs
 
     busy_timeout_ms: int
+    pooled = 0  # connections a process may keep open, each possibly dropped by the server
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -200,14 +214,43 @@ class Database(ABC):
                 self._connecting_since = None
             yield conn
 
+    def _lost(self, conn: Any) -> bool:
+        """Whether `conn` is dead (the server dropped it): a connection, not a database,
+        problem. An embedded engine never loses one."""
+        return False
+
+    @contextmanager
+    def _begun(self, *, write: bool) -> Iterator[Any]:
+        """A connection with its transaction begun. A pooled connection is not checked
+        before use (a round trip for every transaction): if the server dropped it while
+        it sat in the pool (a restart, a failover, an idle timeout), the begin fails with
+        nothing of the transaction run, and the transaction begins again on the next one,
+        at worst on a fresh connection once every pooled one has been found dead. A
+        server that is away fails that one too (no connection can be made)."""
+        tries = 1 + self.pooled
+        for attempt in range(1, tries + 1):
+            with self._connected(write=write) as conn:
+                conn.ledger_head = None
+                try:
+                    self._begin(conn, write=write)
+                except StoreUnavailable:
+                    if attempt == tries or not self._lost(conn):
+                        raise
+                    log.info("a pooled connection was found dropped; beginning on a fresh one")
+                    continue  # the dead connection goes back to the pool, which drops it
+                except BaseException:  # e.g. the write lock's wait timed out
+                    if self._in_transaction(conn):
+                        self._rollback(conn)
+                    raise
+                yield conn
+                return
+
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         self._this_process()
-        with self._write_turn() if write else nullcontext(), self._connected(write=write) as conn:
+        with self._write_turn() if write else nullcontext(), self._begun(write=write) as conn:
             self._local.conn = conn
-            conn.ledger_head = None
             try:
-                self._begin(conn, write=write)
                 yield conn
                 if write:
                     conn.execute("COMMIT")

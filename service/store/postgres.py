@@ -7,16 +7,19 @@ The same tables, queries and guarantees as SQLite (service/store/db.py):
   chain, and a command's reads and its writes see the same rows, whichever host runs it.
   Reads never take it;
 - a read is one REPEATABLE READ snapshot;
-- connections come from a bounded psycopg pool, checked before each use: after a
-  restart or a cut connection, the first use makes a new one; while the server is down
-  a statement fails fast as StoreUnavailable (503 + Retry-After) and nothing is half
-  written, since the transaction it was in never commits.
+- connections come from a bounded psycopg pool, not checked before use (that would be a
+  round trip per transaction): after a restart or a cut connection, a transaction whose
+  begin finds its connection dead begins again on a fresh one, and so does a single
+  read; while the server is down a statement fails fast as StoreUnavailable (503 +
+  Retry-After) and nothing is half written, since the transaction it was in never
+  commits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +34,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from service.domain.errors import GoalStoreError
 from service.store import ledger as ledger_table
-from service.store.db import _INHERITED, Connection, Cursor, Database, StoreBusy, StoreUnavailable
+from service.store.db import (
+    _INHERITED,
+    Connection,
+    Cursor,
+    Database,
+    DuplicateKey,
+    StoreBusy,
+    StoreUnavailable,
+)
 from service.store.dialect import POSTGRESQL
 
 log = logging.getLogger(__name__)
@@ -42,7 +53,14 @@ _BUSY = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.Deadlock
          pg_errors.SerializationFailure)  # fmt: skip
 
 
-def _store_error(exc: psycopg.Error) -> GoalStoreError | None:
+# PostgreSQL names the key in the detail: "Key (goal_id, goal_version)=(…) already exists."
+_KEY = re.compile(r"Key \(([^)]*)\)=")
+
+
+def _store_error(exc: psycopg.Error) -> Exception | None:
+    if isinstance(exc, pg_errors.UniqueViolation):
+        key = _KEY.match(exc.diag.message_detail or "")
+        return DuplicateKey(exc.diag.table_name or "?", key.group(1) if key else "?")
     if isinstance(exc, _BUSY):
         return StoreBusy(str(exc).strip())
     if isinstance(exc, psycopg.OperationalError):  # PoolTimeout included
@@ -193,10 +211,22 @@ class _StatementConnection:
         self._db = db
 
     def _one(self, sql: str, parameters: Any, tuples: bool) -> Cursor:
-        with self._db._checkout() as conn:
-            cursor = conn.tuples(sql, parameters) if tuples else conn.execute(sql, parameters)
-            rows = cursor.fetchall() if _has_rows(cursor) else []
-            return _Materialized(rows, cursor.rowcount)
+        # A read on a connection the server dropped while it was pooled is read again on
+        # the next (Database._begun); a write is not: whether it ran is not known.
+        again = sql.lstrip()[:6].upper() == "SELECT"
+        tries = 1 + self._db.pooled
+        for attempt in range(1, tries + 1):
+            with self._db._checkout() as conn:
+                run = conn.tuples if tuples else conn.execute
+                try:
+                    cursor = run(sql, parameters)
+                except StoreUnavailable:
+                    if attempt == tries or not again or not conn.raw.broken:
+                        raise
+                    continue
+                rows = cursor.fetchall() if _has_rows(cursor) else []
+                return _Materialized(rows, cursor.rowcount)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._one(sql, parameters, tuples=False)
@@ -238,7 +268,7 @@ class PostgresDatabase(Database):
         self.location = url
         self.shown = redact(url)
         self.busy_timeout_ms = busy_timeout_ms
-        self.pool_size = pool_size
+        self.pool_size = self.pooled = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_lock = threading.Lock()
         self._write_lock_key: int | None = None
@@ -263,7 +293,10 @@ class PostgresDatabase(Database):
                         min_size=1,
                         max_size=self.pool_size,
                         configure=self._configure,
-                        check=ConnectionPool.check_connection,
+                        # No check before each use (a round trip per transaction): a
+                        # connection the server dropped while pooled fails its begin, and
+                        # the transaction begins again on a fresh one (Database._begun);
+                        # a single read outside a transaction is read again (_one).
                         timeout=max(self.busy_timeout_ms / 1000, 0.5),
                         # Give a failed connection attempt up after a few seconds (its
                         # backoff doubles with no cap): the next request starts a fresh
@@ -322,6 +355,9 @@ class PostgresDatabase(Database):
             conn.ledger_head = ledger_table.head_of(cursor.fetchone())
         else:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _lost(self, conn: Any) -> bool:
+        return bool(conn.raw.broken)
 
     def _in_transaction(self, conn: Any) -> bool:
         status = conn.raw.info.transaction_status

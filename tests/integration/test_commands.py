@@ -22,11 +22,12 @@ from service.domain.errors import (
 from service.domain.inputs import GoalUpdate
 from service.domain.ledger import LedgerRow
 from service.store import outbox
-from service.store.db import Connection, Database, open_database
+from service.store.db import Connection, Database, DuplicateKey, open_database
 from service.testing import (
     FrozenClock,
     adopted_goal,
     default_vetting,
+    goal_spec,
     new_goal,
     row_counts,
 )
@@ -88,6 +89,75 @@ def test_create_with_duplicate_id_raises_and_writes_nothing(db: Database, ctx: C
 
     assert before == counts(db)
     assert row_before == goal_row(db, "g-1")
+
+
+def test_a_deleted_goals_id_stays_taken_and_a_taken_id_in_a_batch_fails_alone(
+    db: Database, ctx: Context
+) -> None:
+    """The goals' unique key refuses a taken id, a soft-deleted goal's included: the same
+    GoalAlreadyExists, nothing written. In a batch, only that create is undone (on
+    PostgreSQL the refused insert is queued, and fails at its savepoint's release)."""
+    new_goal(db, ctx, id="g-1")
+    commands.delete_goal(db, ctx, "g-1")
+    before = counts(db)
+    with pytest.raises(GoalAlreadyExists) as deleted:
+        new_goal(db, ctx, id="g-1")
+    after_deleted = counts(db)
+
+    refused: list[str] = []
+    with db.batch():
+        new_goal(db, ctx, id="g-2")
+        try:
+            new_goal(db, ctx, id="g-2", text="again")
+        except GoalAlreadyExists as exc:
+            refused.append(exc.goal_id)
+        new_goal(db, ctx, id="g-3")
+
+    ids = [row[0] for row in db.connection().execute("SELECT id FROM goals ORDER BY id")]
+    assert "g-1" == deleted.value.goal_id
+    assert before == after_deleted
+    assert (["g-2"], ["g-1", "g-2", "g-3"]) == (refused, ids)
+    assert goal_spec()["text"] == goal_row(db, "g-2")["text"]  # type: ignore[index]
+    assert commands.verify_ledger(db).ok
+
+
+def test_either_engine_names_a_taken_key_alike(db: Database, ctx: Context) -> None:
+    """A unique key broken on either engine is DuplicateKey(table, its columns), a
+    composite key's columns comma-separated, whether the statement ran at once (SQLite)
+    or was queued and failed at the COMMIT (PostgreSQL)."""
+    goal_id = adopted_goal(db, ctx, id="g-1")
+    row = (
+        "t-1",
+        goal_id,
+        2,
+        1,
+        "queued",
+        0,
+        "{}",
+        None,
+        "tr",
+        "sp",
+        "tp",
+        "t",
+        "t",
+        1,
+        "selection",
+    )
+    columns = (
+        "task_id, goal_id, goal_version, attempt, state, superseded, evidence, reason, "
+        "trace_id, span_id, traceparent, created_at, updated_at, version, origin"
+    )
+    insert = f"INSERT INTO tasks ({columns}) VALUES ({', '.join('?' * len(row))})"
+    db.connection().execute(insert, row)
+    caught = []
+    for again in (("t-2", *row[1:]), ("t-1", goal_id, 3, *row[3:])):
+        with pytest.raises(DuplicateKey) as refused, db.write() as conn:
+            conn.send(insert, again)
+        caught.append(refused.value)
+
+    assert [DuplicateKey("tasks", "goal_id, goal_version"), DuplicateKey("tasks", "task_id")] == (
+        caught
+    )
 
 
 def test_create_rejects_unknown_dependencies_and_writes_nothing(db: Database, ctx: Context) -> None:
@@ -664,13 +734,15 @@ def test_a_queued_write_failing_at_the_end_of_a_savepoint_undoes_that_command_on
         "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
         " VALUES (?, 's', 1, 1, 't', 't')"
     )
+    refused: list[DuplicateKey] = []
     with db.batch():
         for belief_id in ("b-10", "b-1", "b-1", "b-11"):  # the second b-1 breaks the key
             try:
                 with db.write() as conn:
                     conn.send(insert, (belief_id,))
-            except (sqlite3.IntegrityError, psycopg.IntegrityError):
-                pass
+            except DuplicateKey as exc:  # either engine's unique violation, named alike
+                refused.append(exc)
 
     rows = db.connection().execute("SELECT id FROM beliefs ORDER BY id").fetchall()
     assert ["b-1", "b-10", "b-11"] == [row[0] for row in rows]
+    assert [DuplicateKey("beliefs", "id")] == refused

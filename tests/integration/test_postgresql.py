@@ -21,6 +21,7 @@ from service.domain.inputs import GoalUpdate
 from service.runtime import build_services
 from service.store.db import Database, StoreUnavailable, open_database
 from service.store.migrate import load_migrations, migrate, migrations_dir
+from service.store.postgres import PostgresDatabase
 from service.testing import (
     FrozenClock,
     free_port,
@@ -251,6 +252,46 @@ def test_cut_connections_are_replaced_without_a_failed_request(postgres_url: str
     assert killed is not None and killed[0] >= 1
     assert [201, 201] == [response.status_code for response in after]
     assert ["g-1", "g-2", "g-3"] == [goal["id"] for goal in listed["data"]]
+
+
+def _drop_every_pooled_connection(db: PostgresDatabase, postgres_url: str) -> None:
+    """Fill the pool to its size, then have the server end every connection in it."""
+    pool = db.pool()
+    held = [pool.getconn() for _ in range(db.pool_size)]
+    pids = [conn.info.backend_pid for conn in held]
+    for conn in held:
+        pool.putconn(conn)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+
+
+def test_connections_dropped_while_pooled_are_passed_over_not_checked_first(
+    postgres_url: str,
+) -> None:
+    """Pooled connections are used without a check first (a round trip per transaction).
+    When the server has ended every one of them, a write transaction and a single read
+    each go on over the next connection, at worst a fresh one. A single write outside a
+    transaction is not sent again, since whether it ran is not known: it is a 503."""
+    db = open_database(postgres_url, pool_size=3)
+    assert isinstance(db, PostgresDatabase)
+    migrate(db)
+    ctx = make_context()
+    new_goal(db, ctx, id="g-1")
+
+    _drop_every_pooled_connection(db, postgres_url)
+    new_goal(db, ctx, id="g-2")
+    _drop_every_pooled_connection(db, postgres_url)
+    counted = db.connection().execute("SELECT count(*) FROM goals").fetchone()[0]
+    _drop_every_pooled_connection(db, postgres_url)
+    with pytest.raises(StoreUnavailable):
+        db.connection().execute("UPDATE goals SET text = 'changed' WHERE id = 'g-1'")
+    texts = [row[0] for row in db.connection().execute("SELECT text FROM goals ORDER BY id")]
+    chain = commands.verify_ledger(db)
+    db.close()
+
+    assert 2 == counted
+    assert [goal_spec()["text"]] * 2 == texts  # the UPDATE never ran
+    assert (True, 2) == (chain.ok, chain.rows)
 
 
 def test_a_lost_server_mid_transaction_leaves_nothing_half_written(
