@@ -284,7 +284,7 @@ class Database(ABC):
 
     def _savepoint(self, conn: Connection, depth: int) -> Iterator[Connection]:
         name = f"write_{depth}"
-        conn.execute(f"SAVEPOINT {name}")
+        conn.send(f"SAVEPOINT {name}", ())  # on PostgreSQL: with the command's first statement
         self._local.depth = depth + 1
         try:
             yield conn

@@ -122,6 +122,9 @@ class _Materialized:
         return iter(self.fetchall())
 
 
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
+
+
 class PgConnection:
     """One pooled psycopg connection behind the store's Connection protocol."""
 
@@ -177,11 +180,21 @@ class PgConnection:
                     "its error was caught without rolling back"
                 )
             return cursor
-        if sql == "ROLLBACK" or sql.startswith("ROLLBACK TO SAVEPOINT"):
-            # Nothing queued is wanted any more: what a savepoint undoes was queued after
-            # it (the SAVEPOINT statement itself sent everything queued before it).
+        if sql == "ROLLBACK":
             self._queued.clear()
+        elif sql.startswith(_ROLLBACK_TO):
+            self._drop_after(f"SAVEPOINT {sql[len(_ROLLBACK_TO) :]}")
         return self._run(self.raw.cursor(), sql, parameters)
+
+    def _drop_after(self, savepoint: str) -> None:
+        """What a savepoint undoes was queued after it: dropped unsent. When the SAVEPOINT
+        statement is still queued itself, it and what came before it are kept, and go
+        with the rollback; when it was sent, everything queued came after it."""
+        for at in range(len(self._queued) - 1, -1, -1):
+            if self._queued[at][0] == savepoint:
+                del self._queued[at + 1 :]
+                return
+        self._queued.clear()
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._run(self.raw.cursor(row_factory=tuple_row), sql, parameters)

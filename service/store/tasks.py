@@ -48,9 +48,10 @@ def _values(task: Task) -> list[Any]:
 
 
 def insert(conn: Connection, task: Task) -> None:
-    """Raises the driver's IntegrityError if this goal version already has a task."""
+    """Sent (on PostgreSQL with the next statement): DuplicateKey, by the commit at the
+    latest, if this goal version already has a task."""
     marks = ", ".join("?" for _ in _FIELDS)
-    conn.execute(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({marks})", _values(task))
+    conn.send(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({marks})", _values(task))
 
 
 def save(conn: Connection, task: Task) -> None:
@@ -72,13 +73,14 @@ def for_goal(conn: Connection, goal_id: str) -> list[Task]:
     return [_task(row) for row in rows]
 
 
-def supersede_failed(conn: Connection, goal_id: str) -> int:
-    """Failed attempts of a goal stop being live once it is selected again."""
-    return conn.execute(
+def supersede_failed(conn: Connection, goal_id: str) -> None:
+    """Failed attempts of a goal stop being live once it is selected again (sent: on
+    PostgreSQL it goes with the next statement, not a round trip of its own)."""
+    conn.send(
         "UPDATE tasks SET superseded = 1, version = version + 1"
         " WHERE goal_id = ? AND superseded = 0 AND state IN ('failed', 'rejected')",
         (goal_id,),
-    ).rowcount
+    )
 
 
 def open_tasks(conn: Connection, updated_before: str, limit: int = 500) -> list[Task]:
