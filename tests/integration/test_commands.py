@@ -724,6 +724,30 @@ def test_a_savepoint_rolled_back_drops_the_writes_it_sent(db: Database, ctx: Con
     assert commands.verify_ledger(db).ok
 
 
+def test_a_command_that_fails_before_its_first_statement_undoes_nothing_else(
+    db: Database, ctx: Context
+) -> None:
+    """On PostgreSQL a command's SAVEPOINT waits to go with its first statement. A
+    command in a batch that fails before sending any still rolls back to its own
+    savepoint only: what the batch queued before it (here a belief) is written, and so
+    are the commands around it."""
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES (?, 's', 1, 1, 't', 't')"
+    )
+    with db.batch() as conn:
+        new_goal(db, ctx, id="g-1")
+        conn.send(insert, ("b-1",))  # queued outside any command's savepoint
+        with pytest.raises(RuntimeError), db.write():
+            raise RuntimeError("refused before any statement")
+        new_goal(db, ctx, id="g-2")
+
+    goals = [row[0] for row in db.connection().execute("SELECT id FROM goals ORDER BY id")]
+    beliefs = [row[0] for row in db.connection().execute("SELECT id FROM beliefs")]
+    assert (["g-1", "g-2"], ["b-1"]) == (goals, beliefs)
+    assert commands.verify_ledger(db).ok
+
+
 def test_a_queued_write_failing_at_the_end_of_a_savepoint_undoes_that_command_only(
     db: Database, ctx: Context
 ) -> None:
