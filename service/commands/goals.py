@@ -41,6 +41,7 @@ from service.domain.goal import (
     GoalState,
     bump,
     from_record,
+    mint_goal_id,
     to_record,
     transition,
 )
@@ -50,33 +51,32 @@ from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
-from service.store.db import Connection, Database, DuplicateKey
+from service.store.db import Connection, Database
 
 # --- goal commands ------------------------------------------------------------------
 
 
 def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
-    """A taken id (a deleted goal's included) is refused by the goals' unique key, not by
-    a read first: on PostgreSQL that read was a round trip more while holding the write
-    lock. The insert fails, the transaction rolls back whole, and the caller gets
-    GoalAlreadyExists as before."""
-    try:
-        with db.write() as conn:
-            now = ctx.clock()
-            goal = spec.build(owner=ctx.actor, now=now)
-            check_references(conn, goal, names=("depends_on", "related"))
-            if goal.parent_id is not None or goal.depends_on:
-                field_name = "parent_id" if goal.parent_id is not None else "depends_on"
-                check_placement(conn, ctx, goal, old_parent=None, field_name=field_name, new=True)
-            record = to_record(goal)
-            goal_table.insert(conn, record)
-            record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
-            if goal.parent_id is not None:
-                attached(conn, ctx, now, goal.parent_id, [goal.id])
-    except DuplicateKey as taken:
-        if taken.table != "goals":
-            raise
-        raise GoalAlreadyExists(goal.id) from None
+    """A taken id (a deleted goal's included) is GoalAlreadyExists, before anything else
+    is checked. It is the write's first read: on PostgreSQL it rides the begin's round
+    trip rather than costing one more while the write lock is held."""
+    if spec.id is None:
+        spec = spec.model_copy(update={"id": mint_goal_id()})
+    goal_id = str(spec.id)
+    with db.write(first=goal_table.id_taken(goal_id)) as conn:
+        if conn.first:
+            raise GoalAlreadyExists(goal_id)
+        now = ctx.clock()
+        goal = spec.build(owner=ctx.actor, now=now)
+        check_references(conn, goal, names=("depends_on", "related"))
+        if goal.parent_id is not None or goal.depends_on:
+            field_name = "parent_id" if goal.parent_id is not None else "depends_on"
+            check_placement(conn, ctx, goal, old_parent=None, field_name=field_name, new=True)
+        record = to_record(goal)
+        goal_table.insert(conn, record)
+        record_event(conn, ctx, now, "goal_created", goal.id, {"set": record})
+        if goal.parent_id is not None:
+            attached(conn, ctx, now, goal.parent_id, [goal.id])
     return goal
 
 

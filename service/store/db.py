@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +62,10 @@ class StoreUnavailable(GoalStoreError):
 
 @dataclass
 class DuplicateKey(Exception):
-    """A row's unique key was taken (`table`, `key`: its columns, comma-separated): the
-    statement did not run, and its transaction (or savepoint) rolls back whole. A command
-    that leaves the check to the key translates it (a goal id taken: GoalAlreadyExists)."""
+    """A row's unique key was taken (`table`, `key`: its columns, comma-separated, as the
+    engine names them; "?" when a PostgreSQL server's messages are not in English): the
+    statement did not run, and its transaction (or savepoint) rolls back whole. Both
+    engines raise this one error, for a queued write as for one run at once."""
 
     table: str
     key: str
@@ -91,6 +92,8 @@ class Connection(Protocol):
     # be read: set by an append (and on PostgreSQL by the begin), cleared when the
     # transaction ends or a savepoint rolls back.
     ledger_head: tuple[int, str] | None
+    # The rows of the write's `first` read (Database.write), [] without one.
+    first: list[Any]
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
@@ -108,6 +111,9 @@ class Connection(Protocol):
         """Like execute, with rows as plain tuples (cheaper, for bulk reads by position)."""
         ...
 
+
+# A query and its parameters: a write's `first` read.
+Read = tuple[str, Sequence[Any]]
 
 # Connections a forked child inherited: kept referenced, never closed by the child
 # (closing a parent's connection in a child is as unsafe as using it).
@@ -141,7 +147,9 @@ class Database(ABC):
         """The connection single statements outside any transaction run on."""
 
     @abstractmethod
-    def _begin(self, conn: Any, *, write: bool) -> None: ...
+    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
+        """Begin; for a write, take the write lock, then run `first` (its rows in
+        `conn.first`, [] without one)."""
 
     @abstractmethod
     def _in_transaction(self, conn: Any) -> bool: ...
@@ -220,7 +228,7 @@ class Database(ABC):
         return False
 
     @contextmanager
-    def _begun(self, *, write: bool) -> Iterator[Any]:
+    def _begun(self, *, write: bool, first: Read | None = None) -> Iterator[Any]:
         """A connection with its transaction begun. A pooled connection is not checked
         before use (a round trip for every transaction): if the server dropped it while
         it sat in the pool (a restart, a failover, an idle timeout), the begin fails with
@@ -232,7 +240,7 @@ class Database(ABC):
             with self._connected(write=write) as conn:
                 conn.ledger_head = None
                 try:
-                    self._begin(conn, write=write)
+                    self._begin(conn, write=write, first=first)
                 except StoreUnavailable:
                     if attempt == tries or not self._lost(conn):
                         raise
@@ -246,9 +254,10 @@ class Database(ABC):
                 return
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+    def _transaction(self, *, write: bool, first: Read | None = None) -> Iterator[Connection]:
         self._this_process()
-        with self._write_turn() if write else nullcontext(), self._begun(write=write) as conn:
+        turn = self._write_turn() if write else nullcontext()
+        with turn, self._begun(write=write, first=first) as conn:
             self._local.conn = conn
             try:
                 yield conn
@@ -269,24 +278,29 @@ class Database(ABC):
             log.warning("rollback on a lost connection", exc_info=True)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, first: Read | None = None) -> Iterator[Connection]:
         """One write transaction: everything inside commits together or not at all.
 
         Inside batch() it is a savepoint instead: undone alone if it fails, committed
         with the batch if it succeeds.
+
+        `first`: a read the command needs before anything else (whether its id is taken),
+        run as soon as the write lock is held; its rows are `conn.first`. On PostgreSQL
+        it goes in the begin's round trip, one round trip fewer while holding the lock.
         """
         depth: int = getattr(self._local, "depth", 0)
         if depth:
-            yield from self._savepoint(self.connection(), depth)
+            yield from self._savepoint(self.connection(), depth, first)
             return
-        with self._transaction(write=True) as conn:
+        with self._transaction(write=True, first=first) as conn:
             yield conn
 
-    def _savepoint(self, conn: Connection, depth: int) -> Iterator[Connection]:
+    def _savepoint(self, conn: Connection, depth: int, first: Read | None) -> Iterator[Connection]:
         name = f"write_{depth}"
         conn.send(f"SAVEPOINT {name}", ())  # on PostgreSQL: with the command's first statement
         self._local.depth = depth + 1
         try:
+            conn.first = conn.execute(*first).fetchall() if first else []
             yield conn
             # Inside the try: on PostgreSQL a write queued by send() is sent with this
             # statement, and if it fails, the savepoint must still be rolled back.

@@ -9,7 +9,7 @@ import orjson
 
 from service.domain.goal import DERIVED_FIELDS, RECORD_FIELDS
 from service.domain.ledger import canonical_json
-from service.store.db import Connection, insert_rows
+from service.store.db import Connection, Read, insert_rows
 
 _JSON_COLUMNS = frozenset({
     "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata", "related",
@@ -32,6 +32,11 @@ def _record(row: Any) -> dict[str, Any]:
 def fetch(conn: Connection, goal_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM goals WHERE id = ?", (goal_id,)).fetchone()
     return None if row is None else _record(row)
+
+
+def id_taken(goal_id: str) -> Read:
+    """A read whose one row says `goal_id` is taken (by any goal, deleted or not)."""
+    return ("SELECT 1 FROM goals WHERE id = ?", (goal_id,))
 
 
 def insert(conn: Connection, *records: dict[str, Any]) -> None:

@@ -9,8 +9,8 @@ The same tables, queries and guarantees as SQLite (service/store/db.py):
 - a read is one REPEATABLE READ snapshot;
 - connections come from a bounded psycopg pool, not checked before use (that would be a
   round trip per transaction): after a restart or a cut connection, a transaction whose
-  begin finds its connection dead begins again on a fresh one, and so does a single
-  read; while the server is down a statement fails fast as StoreUnavailable (503 +
+  begin finds its connection dead begins again on the next one, and a single SELECT
+  outside a transaction is read again; while the server is down a statement fails fast as StoreUnavailable (503 +
   Retry-After) and nothing is half written, since the transaction it was in never
   commits.
 """
@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import ClientCursor
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -40,6 +41,7 @@ from service.store.db import (
     Cursor,
     Database,
     DuplicateKey,
+    Read,
     StoreBusy,
     StoreUnavailable,
 )
@@ -133,6 +135,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
         self.ledger_head: tuple[int, str] | None = None
+        self.first: list[Any] = []
         self._queued: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
 
     def _run(self, cursor: psycopg.Cursor[Any], sql: str, parameters: Any) -> Cursor:
@@ -163,7 +166,14 @@ class PgConnection:
     def send(self, sql: str, parameters: Any, /) -> None:
         """A write whose result nobody reads (an INSERT): queued, and sent in one round
         trip with the next statement that is executed (at the latest the COMMIT). Its
-        error, if any, is raised there, and the transaction rolls back whole."""
+        error, if any, is raised there, and the transaction rolls back whole.
+
+        A SAVEPOINT is queued only when nothing else is: behind a write that fails it
+        would never be made, and the command that rolls back to it would fail for that
+        instead of the write's error being raised, outside the command."""
+        if self._queued and sql.startswith("SAVEPOINT "):
+            self.execute(sql, parameters)
+            return
         self._queued.append((sql, parameters, False))
 
     def send_many(self, sql: str, rows: Any, /) -> None:
@@ -188,8 +198,8 @@ class PgConnection:
 
     def _drop_after(self, savepoint: str) -> None:
         """What a savepoint undoes was queued after it: dropped unsent. When the SAVEPOINT
-        statement is still queued itself, it and what came before it are kept, and go
-        with the rollback; when it was sent, everything queued came after it."""
+        statement is still queued itself (first: see send), it is kept and goes with the
+        rollback; when it was sent, everything queued came after it."""
         for at in range(len(self._queued) - 1, -1, -1):
             if self._queued[at][0] == savepoint:
                 del self._queued[at + 1 :]
@@ -219,6 +229,7 @@ class _StatementConnection:
 
     dialect = POSTGRESQL
     ledger_head: tuple[int, str] | None = None  # never in a write transaction
+    first: list[Any] = []  # noqa: RUF012 (never in a write transaction)
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
@@ -351,23 +362,32 @@ class PostgresDatabase(Database):
             self._write_lock_key = int.from_bytes(digest[:8], "big", signed=True)
         return self._write_lock_key
 
-    def _begin(self, conn: Any, *, write: bool) -> None:
-        if write:
-            # One round trip: begin, take the write lock, then read the ledger's head
-            # (after the lock: the head every later append of this transaction builds on).
-            key = self._lock_key(conn)
-            lock = f"BEGIN; SELECT pg_advisory_xact_lock({key})"
-            try:
-                cursor: Any = conn.execute(f"{lock}; {ledger_table.HEAD_SQL}")
-            except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
-                conn.execute("ROLLBACK")
-                conn.execute(lock)
-                return
-            while cursor.nextset():  # to the last statement's rows
-                pass
-            conn.ledger_head = ledger_table.head_of(cursor.fetchone())
-        else:
+    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
+        conn.first = []
+        if not write:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return
+        # One round trip: begin, take the write lock, then read the ledger's head (after
+        # the lock: the head every later append of this transaction builds on) and the
+        # command's first read, its parameters bound as literals by psycopg (a round trip
+        # of several statements is the simple protocol, which takes no parameters).
+        key = self._lock_key(conn)
+        lock = f"BEGIN; SELECT pg_advisory_xact_lock({key})"
+        reads = [ledger_table.HEAD_SQL]
+        if first is not None:
+            reads.append(ClientCursor(conn.raw).mogrify(_translate(first[0]), first[1]))
+        try:
+            cursor: Any = conn.execute("; ".join([lock, *reads]))
+        except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
+            conn.execute("ROLLBACK")
+            conn.execute(lock)
+            return
+        cursor.nextset()  # past BEGIN's result, to the lock's
+        cursor.nextset()  # to the head's
+        conn.ledger_head = ledger_table.head_of(cursor.fetchone())
+        if first is not None:
+            cursor.nextset()
+            conn.first = cursor.fetchall()
 
     def _lost(self, conn: Any) -> bool:
         return bool(conn.raw.broken)

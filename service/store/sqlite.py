@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.domain.errors import GoalStoreError
-from service.store.db import _INHERITED, Connection, Database, DuplicateKey, StoreBusy
+from service.store.db import _INHERITED, Connection, Database, DuplicateKey, Read, StoreBusy
 from service.store.dialect import SQLITE
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class _SqliteConnection(sqlite3.Connection):
 
     dialect = SQLITE
     ledger_head: tuple[int, str] | None = None
+    first: list[Any] = []  # noqa: RUF012 (set, never changed in place, by each write)
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -112,8 +113,9 @@ class SqliteDatabase(Database):
     def _statement_connection(self) -> Connection:
         return self._thread_connection()
 
-    def _begin(self, conn: Any, *, write: bool) -> None:
+    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.first = conn.execute(*first).fetchall() if first else []
 
     def _in_transaction(self, conn: Any) -> bool:
         return bool(conn.in_transaction)

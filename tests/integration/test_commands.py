@@ -91,17 +91,19 @@ def test_create_with_duplicate_id_raises_and_writes_nothing(db: Database, ctx: C
     assert row_before == goal_row(db, "g-1")
 
 
-def test_a_deleted_goals_id_stays_taken_and_a_taken_id_in_a_batch_fails_alone(
+def test_a_taken_id_is_refused_first_deleted_or_not_and_alone_in_a_batch(
     db: Database, ctx: Context
 ) -> None:
-    """The goals' unique key refuses a taken id, a soft-deleted goal's included: the same
-    GoalAlreadyExists, nothing written. In a batch, only that create is undone (on
-    PostgreSQL the refused insert is queued, and fails at its savepoint's release)."""
-    new_goal(db, ctx, id="g-1")
+    """A taken id, a soft-deleted goal's included, is GoalAlreadyExists before anything
+    else is checked (a retried create whose dependency has gone since still says the id
+    is taken), and nothing is written. In a batch, only that create is undone."""
+    new_goal(db, ctx, id="g-dep")
+    new_goal(db, ctx, id="g-1", depends_on=["g-dep"])
     commands.delete_goal(db, ctx, "g-1")
+    commands.delete_goal(db, ctx, "g-dep")
     before = counts(db)
     with pytest.raises(GoalAlreadyExists) as deleted:
-        new_goal(db, ctx, id="g-1")
+        new_goal(db, ctx, id="g-1", depends_on=["g-dep"])
     after_deleted = counts(db)
 
     refused: list[str] = []
@@ -116,9 +118,33 @@ def test_a_deleted_goals_id_stays_taken_and_a_taken_id_in_a_batch_fails_alone(
     ids = [row[0] for row in db.connection().execute("SELECT id FROM goals ORDER BY id")]
     assert "g-1" == deleted.value.goal_id
     assert before == after_deleted
-    assert (["g-2"], ["g-1", "g-2", "g-3"]) == (refused, ids)
+    assert (["g-2"], ["g-1", "g-2", "g-3", "g-dep"]) == (refused, ids)
     assert goal_spec()["text"] == goal_row(db, "g-2")["text"]  # type: ignore[index]
     assert commands.verify_ledger(db).ok
+
+
+def test_a_write_s_first_read_sees_the_store_as_the_lock_leaves_it(db: Database) -> None:
+    """Database.write(first=...): the read runs once the write lock is held (on
+    PostgreSQL in the begin's round trip, its parameters bound as literals, quotes and
+    all); its rows are conn.first, [] when there is none or nothing matched, also for a
+    savepoint inside a batch."""
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES (?, ?, 1, 1, 't', 't')"
+    )
+    read = ("SELECT id, statement FROM beliefs WHERE statement = ?", ("it's 100% \\ true",))
+    with db.write(first=read) as conn:
+        empty, bare = conn.first, None
+        conn.send(insert, ("b-1", read[1][0]))
+    with db.write() as conn:
+        bare = conn.first
+    with db.write(first=read) as conn:
+        found = [tuple(row) for row in conn.first]
+    with db.batch(), db.write(first=read) as conn:
+        in_batch = [tuple(row) for row in conn.first]
+
+    assert ([], []) == (empty, bare)
+    assert [("b-1", "it's 100% \\ true")] == found == in_batch
 
 
 def test_either_engine_names_a_taken_key_alike(db: Database, ctx: Context) -> None:
@@ -746,6 +772,25 @@ def test_a_command_that_fails_before_its_first_statement_undoes_nothing_else(
     beliefs = [row[0] for row in db.connection().execute("SELECT id FROM beliefs")]
     assert (["g-1", "g-2"], ["b-1"]) == (goals, beliefs)
     assert commands.verify_ledger(db).ok
+
+
+def test_a_queued_write_that_fails_before_a_command_s_savepoint_raises_its_own_error(
+    db: Database, ctx: Context
+) -> None:
+    """A write queued outside any command, then a command: the write's failure is what
+    is raised (on PostgreSQL the command's SAVEPOINT is sent at once behind a queue, so
+    it never waits behind a write that aborts the round trip), and nothing is written."""
+    insert = (
+        "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
+        " VALUES (?, 's', 1, 1, 't', 't')"
+    )
+    with pytest.raises(DuplicateKey) as raised, db.batch() as conn:
+        conn.send(insert, ("b-1",))
+        conn.send(insert, ("b-1",))
+        new_goal(db, ctx, id="g-1")
+
+    assert DuplicateKey("beliefs", "id") == raised.value
+    assert {"goals": 0, "ledger": 0, "outbox": 0} == counts(db)
 
 
 def test_a_queued_write_failing_at_the_end_of_a_savepoint_undoes_that_command_only(
