@@ -10,9 +10,9 @@ The same tables, queries and guarantees as SQLite (service/store/db.py):
 - connections come from a bounded psycopg pool, not checked before use (that would be a
   round trip per transaction): after a restart or a cut connection, a transaction whose
   begin finds its connection dead begins again on the next one, and a single SELECT
-  outside a transaction is read again; while the server is down a statement fails fast as StoreUnavailable (503 +
-  Retry-After) and nothing is half written, since the transaction it was in never
-  commits.
+  outside a transaction is read again; while the server is down a statement fails fast
+  as StoreUnavailable (503 + Retry-After) and nothing is half written, since the
+  transaction it was in never commits.
 """
 
 from __future__ import annotations
