@@ -57,17 +57,18 @@ from service.store.db import Connection, Database
 
 
 def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
-    """A taken id (a deleted goal's included) is GoalAlreadyExists, before anything else
-    is checked. It is the write's first read: on PostgreSQL it rides the begin's round
-    trip rather than costing one more while the write lock is held."""
+    """A taken id (a deleted goal's included) is GoalAlreadyExists once the fields are
+    found to fit together, before the references are checked. Whether it is taken is the
+    write's first read: on PostgreSQL it rides the begin's round trip rather than
+    costing one more while the write lock is held."""
     if spec.id is None:
         spec = spec.model_copy(update={"id": mint_goal_id()})
     goal_id = str(spec.id)
     with db.write(first=goal_table.id_taken(goal_id)) as conn:
-        if conn.first:
-            raise GoalAlreadyExists(goal_id)
         now = ctx.clock()
         goal = spec.build(owner=ctx.actor, now=now)
+        if conn.first:
+            raise GoalAlreadyExists(goal_id)
         check_references(conn, goal, names=("depends_on", "related"))
         if goal.parent_id is not None or goal.depends_on:
             field_name = "parent_id" if goal.parent_id is not None else "depends_on"

@@ -265,7 +265,7 @@ class Database(ABC):
                     conn.execute("COMMIT")
             finally:
                 self._local.conn = None
-                conn.ledger_head = None
+                conn.ledger_head, conn.first = None, []
                 # After a failed statement or COMMIT the transaction may still be open,
                 # holding the write lock: never leave it so. A read only ends its snapshot.
                 if self._in_transaction(conn):
@@ -286,7 +286,8 @@ class Database(ABC):
 
         `first`: a read the command needs before anything else (whether its id is taken),
         run as soon as the write lock is held; its rows are `conn.first`. On PostgreSQL
-        it goes in the begin's round trip, one round trip fewer while holding the lock.
+        a transaction's first read goes in the begin's round trip, one round trip fewer
+        while holding the lock (in a batch, a savepoint's goes with its SAVEPOINT).
         """
         depth: int = getattr(self._local, "depth", 0)
         if depth:
@@ -297,8 +298,10 @@ class Database(ABC):
 
     def _savepoint(self, conn: Connection, depth: int, first: Read | None) -> Iterator[Connection]:
         name = f"write_{depth}"
-        conn.send(f"SAVEPOINT {name}", ())  # on PostgreSQL: with the command's first statement
+        # On PostgreSQL: with the command's first statement, unless writes are queued.
+        conn.send(f"SAVEPOINT {name}", ())
         self._local.depth = depth + 1
+        outer_first = conn.first
         try:
             conn.first = conn.execute(*first).fetchall() if first else []
             yield conn
@@ -312,6 +315,7 @@ class Database(ABC):
             raise
         finally:
             self._local.depth = depth
+            conn.first = outer_first
 
     @contextmanager
     def batch(self) -> Iterator[Connection]:

@@ -381,6 +381,8 @@ class PostgresDatabase(Database):
         except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
             conn.execute("ROLLBACK")
             conn.execute(lock)
+            if first is not None:  # on its own: it raises, or it reads
+                conn.first = conn.execute(*first).fetchall()
             return
         cursor.nextset()  # past BEGIN's result, to the lock's
         cursor.nextset()  # to the head's

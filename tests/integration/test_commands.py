@@ -91,12 +91,13 @@ def test_create_with_duplicate_id_raises_and_writes_nothing(db: Database, ctx: C
     assert row_before == goal_row(db, "g-1")
 
 
-def test_a_taken_id_is_refused_first_deleted_or_not_and_alone_in_a_batch(
+def test_a_taken_id_is_refused_before_its_references_deleted_or_not_and_alone_in_a_batch(
     db: Database, ctx: Context
 ) -> None:
-    """A taken id, a soft-deleted goal's included, is GoalAlreadyExists before anything
-    else is checked (a retried create whose dependency has gone since still says the id
-    is taken), and nothing is written. In a batch, only that create is undone."""
+    """A taken id, a soft-deleted goal's included, is GoalAlreadyExists once the fields
+    fit together and before the references are checked (a retried create whose
+    dependency has gone since still says the id is taken; one whose fields do not fit is
+    still InvalidGoal), and nothing is written. In a batch, only that create is undone."""
     new_goal(db, ctx, id="g-dep")
     new_goal(db, ctx, id="g-1", depends_on=["g-dep"])
     commands.delete_goal(db, ctx, "g-1")
@@ -104,7 +105,9 @@ def test_a_taken_id_is_refused_first_deleted_or_not_and_alone_in_a_batch(
     before = counts(db)
     with pytest.raises(GoalAlreadyExists) as deleted:
         new_goal(db, ctx, id="g-1", depends_on=["g-dep"])
-    after_deleted = counts(db)
+    with pytest.raises(InvalidGoal) as unfit:
+        new_goal(db, ctx, id="g-1", horizon_min_min=60, horizon_max_min=5)
+    after_refusals = counts(db)
 
     refused: list[str] = []
     with db.batch():
@@ -117,7 +120,8 @@ def test_a_taken_id_is_refused_first_deleted_or_not_and_alone_in_a_batch(
 
     ids = [row[0] for row in db.connection().execute("SELECT id FROM goals ORDER BY id")]
     assert "g-1" == deleted.value.goal_id
-    assert before == after_deleted
+    assert [("horizon_max_min",)] == [e.loc for e in unfit.value.errors]
+    assert before == after_refusals
     assert (["g-2"], ["g-1", "g-2", "g-3", "g-dep"]) == (refused, ids)
     assert goal_spec()["text"] == goal_row(db, "g-2")["text"]  # type: ignore[index]
     assert commands.verify_ledger(db).ok
@@ -125,26 +129,31 @@ def test_a_taken_id_is_refused_first_deleted_or_not_and_alone_in_a_batch(
 
 def test_a_write_s_first_read_sees_the_store_as_the_lock_leaves_it(db: Database) -> None:
     """Database.write(first=...): the read runs once the write lock is held (on
-    PostgreSQL in the begin's round trip, its parameters bound as literals, quotes and
-    all); its rows are conn.first, [] when there is none or nothing matched, also for a
-    savepoint inside a batch."""
+    PostgreSQL in the begin's round trip, bound as literals: a `%` in the SQL, quotes,
+    a `?`, backslashes and non-ASCII in the value); its rows are conn.first, [] when it
+    matched nothing or there is none (never the last write's), also in a batch, where a
+    command's own first read does not outlive its savepoint."""
     insert = (
         "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
         " VALUES (?, ?, 1, 1, 't', 't')"
     )
-    read = ("SELECT id, statement FROM beliefs WHERE statement = ?", ("it's 100% \\ true",))
+    odd = "it's 100% \\ true? — ça"
+    read = ("SELECT id, statement FROM beliefs WHERE statement = ? AND id LIKE 'b-%'", (odd,))
     with db.write(first=read) as conn:
-        empty, bare = conn.first, None
-        conn.send(insert, ("b-1", read[1][0]))
-    with db.write() as conn:
-        bare = conn.first
+        empty = conn.first
+        conn.send(insert, ("b-1", odd))
     with db.write(first=read) as conn:
         found = [tuple(row) for row in conn.first]
-    with db.batch(), db.write(first=read) as conn:
-        in_batch = [tuple(row) for row in conn.first]
+    with db.write() as conn:
+        bare = conn.first
+    with db.batch(), db.write(first=read) as outer:
+        in_batch = [tuple(row) for row in outer.first]
+        with db.write(first=("SELECT 1 FROM beliefs WHERE id = 'none'", ())) as inner:
+            inner_rows = list(inner.first)
+        after_inner = [tuple(row) for row in outer.first]
 
-    assert ([], []) == (empty, bare)
-    assert [("b-1", "it's 100% \\ true")] == found == in_batch
+    assert ([], [], []) == (empty, bare, inner_rows)
+    assert [("b-1", odd)] == found == in_batch == after_inner
 
 
 def test_either_engine_names_a_taken_key_alike(db: Database, ctx: Context) -> None:
