@@ -21,10 +21,10 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -46,6 +46,7 @@ from service.store.db import (
     StoreUnavailable,
 )
 from service.store.dialect import POSTGRESQL
+from service.store.pg_rows import Materialized, has_rows, row_factory
 
 log = logging.getLogger(__name__)
 
@@ -74,54 +75,6 @@ def _store_error(exc: psycopg.Error) -> Exception | None:
 def _translate(sql: str) -> str:
     """`?` placeholders as psycopg's `%s` (a literal `%` doubled)."""
     return sql.replace("%", "%%").replace("?", "%s")
-
-
-class Row(tuple[Any, ...]):
-    """A row readable by position and by column name, as sqlite3.Row is."""
-
-    __slots__ = ()
-    _index: ClassVar[dict[str, int]] = {}
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self._index[key])
-        return tuple.__getitem__(self, key)
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-
-@lru_cache(maxsize=1024)
-def _row_class(names: tuple[str, ...]) -> type[Row]:
-    return type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
-
-
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
-    if cursor.description is None:
-        return tuple
-    return _row_class(tuple(column.name for column in cursor.description))
-
-
-class _Materialized:
-    """A statement's rows, read whole before its connection went back to the pool."""
-
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
-
-    def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def fetchmany(self, size: int = 1) -> list[Any]:
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchall())
 
 
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
@@ -248,8 +201,8 @@ class _StatementConnection:
                     if attempt == tries or not again or not conn.raw.broken:
                         raise
                     continue
-                rows = cursor.fetchall() if _has_rows(cursor) else []
-                return _Materialized(rows, cursor.rowcount)
+                rows = cursor.fetchall() if has_rows(cursor) else []
+                return Materialized(rows, cursor.rowcount)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
@@ -267,11 +220,7 @@ class _StatementConnection:
     def executemany(self, sql: str, parameters: Any, /) -> Cursor:
         with self._db._checkout() as conn:
             cursor = conn.executemany(sql, parameters)
-            return _Materialized([], cursor.rowcount)
-
-
-def _has_rows(cursor: Any) -> bool:
-    return getattr(cursor, "description", None) is not None
+            return Materialized([], cursor.rowcount)
 
 
 def redact(url: str) -> str:
@@ -313,7 +262,7 @@ class PostgresDatabase(Database):
                 if self._pool is None:
                     pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                         self.url,
-                        kwargs={"autocommit": True, "row_factory": _row_factory},
+                        kwargs={"autocommit": True, "row_factory": row_factory},
                         min_size=1,
                         max_size=self.pool_size,
                         configure=self._configure,
