@@ -60,20 +60,6 @@ class StoreUnavailable(GoalStoreError):
         return f"the database does not answer; retry ({self.detail})"
 
 
-@dataclass
-class DuplicateKey(Exception):
-    """A row's unique key was taken (`table`, `key`: its columns, comma-separated, as the
-    engine names them; "?" when a PostgreSQL server's messages are not in English): the
-    statement did not run, and its transaction (or savepoint) rolls back whole. Both
-    engines raise this one error, for a queued write as for one run at once."""
-
-    table: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"{self.table} already has a row with this {self.key}"
-
-
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
@@ -227,6 +213,17 @@ class Database(ABC):
         problem. An embedded engine never loses one."""
         return False
 
+    def _tries(self) -> range:
+        """The tries of a statement that may find its pooled connection dropped: one per
+        pooled connection, and a last one on a fresh connection."""
+        return range(1 + self.pooled)
+
+    def _try_next(self, conn: Any, attempt: int) -> bool:
+        """Whether a statement that failed on `conn` (StoreUnavailable), on `attempt` of
+        _tries(), goes on to the next connection: the server had dropped `conn`, and a
+        try is left. Nothing of it ran: it failed on a dead connection."""
+        return attempt < self.pooled and self._lost(conn)
+
     @contextmanager
     def _begun(self, *, write: bool, first: Read | None = None) -> Iterator[Any]:
         """A connection with its transaction begun. A pooled connection is not checked
@@ -235,14 +232,13 @@ class Database(ABC):
         nothing of the transaction run, and the transaction begins again on the next one,
         at worst on a fresh connection once every pooled one has been found dead. A
         server that is away fails that one too (no connection can be made)."""
-        tries = 1 + self.pooled
-        for attempt in range(1, tries + 1):
+        for attempt in self._tries():
             with self._connected(write=write) as conn:
                 conn.ledger_head = None
                 try:
                     self._begin(conn, write=write, first=first)
                 except StoreUnavailable:
-                    if attempt == tries or not self._lost(conn):
+                    if not self._try_next(conn, attempt):
                         raise
                     log.info("a pooled connection was found dropped; beginning on a fresh one")
                     continue  # the dead connection goes back to the pool, which drops it

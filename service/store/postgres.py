@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,6 @@ from service.store.db import (
     Connection,
     Cursor,
     Database,
-    DuplicateKey,
     Read,
     StoreBusy,
     StoreUnavailable,
@@ -56,14 +54,7 @@ _BUSY = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.Deadlock
          pg_errors.SerializationFailure)  # fmt: skip
 
 
-# PostgreSQL names the key in the detail: "Key (goal_id, goal_version)=(…) already exists."
-_KEY = re.compile(r"Key \(([^)]*)\)=")
-
-
-def _store_error(exc: psycopg.Error) -> Exception | None:
-    if isinstance(exc, pg_errors.UniqueViolation):
-        key = _KEY.match(exc.diag.message_detail or "")
-        return DuplicateKey(exc.diag.table_name or "?", key.group(1) if key else "?")
+def _store_error(exc: psycopg.Error) -> GoalStoreError | None:
     if isinstance(exc, _BUSY):
         return StoreBusy(str(exc).strip())
     if isinstance(exc, psycopg.OperationalError):  # PoolTimeout included
@@ -150,14 +141,11 @@ class PgConnection:
         return self._run(self.raw.cursor(), sql, parameters)
 
     def _drop_after(self, savepoint: str) -> None:
-        """What a savepoint undoes was queued after it: dropped unsent. When the SAVEPOINT
-        statement is still queued itself (first: see send), it is kept and goes with the
-        rollback; when it was sent, everything queued came after it."""
-        for at in range(len(self._queued) - 1, -1, -1):
-            if self._queued[at][0] == savepoint:
-                del self._queued[at + 1 :]
-                return
-        self._queued.clear()
+        """What a savepoint undoes was queued after it: dropped unsent. A SAVEPOINT still
+        queued is the first thing queued (see send): it is kept, and goes with the
+        rollback. One that was sent came before everything queued."""
+        keep = 1 if self._queued and self._queued[0][0] == savepoint else 0
+        del self._queued[keep:]
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._run(self.raw.cursor(row_factory=tuple_row), sql, parameters)
@@ -191,14 +179,13 @@ class _StatementConnection:
         # A read on a connection the server dropped while it was pooled is read again on
         # the next (Database._begun); a write is not: whether it ran is not known.
         again = sql.lstrip()[:6].upper() == "SELECT"
-        tries = 1 + self._db.pooled
-        for attempt in range(1, tries + 1):
+        for attempt in self._db._tries():
             with self._db._checkout() as conn:
                 run = conn.tuples if tuples else conn.execute
                 try:
                     cursor = run(sql, parameters)
                 except StoreUnavailable:
-                    if attempt == tries or not again or not conn.raw.broken:
+                    if not (again and self._db._try_next(conn, attempt)):
                         raise
                     continue
                 rows = cursor.fetchall() if has_rows(cursor) else []
@@ -241,7 +228,7 @@ class PostgresDatabase(Database):
         self.location = url
         self.shown = redact(url)
         self.busy_timeout_ms = busy_timeout_ms
-        self.pool_size = self.pooled = pool_size
+        self.pooled = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_lock = threading.Lock()
         self._write_lock_key: int | None = None
@@ -264,7 +251,7 @@ class PostgresDatabase(Database):
                         self.url,
                         kwargs={"autocommit": True, "row_factory": row_factory},
                         min_size=1,
-                        max_size=self.pool_size,
+                        max_size=self.pooled,
                         configure=self._configure,
                         # No check before each use (a round trip per transaction): a
                         # connection the server dropped while pooled fails its begin, and

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.domain.errors import GoalStoreError
-from service.store.db import _INHERITED, Connection, Database, DuplicateKey, Read, StoreBusy
+from service.store.db import _INHERITED, Connection, Database, Read, StoreBusy
 from service.store.dialect import SQLITE
 
 log = logging.getLogger(__name__)
@@ -20,19 +20,6 @@ log = logging.getLogger(__name__)
 def _raise_if_busy(exc: sqlite3.OperationalError) -> None:
     if "locked" in str(exc) or "busy" in str(exc):
         raise StoreBusy(str(exc)) from exc
-
-
-_UNIQUE = "UNIQUE constraint failed: "
-
-
-def _raise_if_duplicate(exc: sqlite3.IntegrityError) -> None:
-    """SQLite names the key as `table.column[, table.column]`."""
-    message = str(exc)
-    if message.startswith(_UNIQUE):
-        columns = [name.strip() for name in message[len(_UNIQUE) :].split(",")]
-        table = columns[0].partition(".")[0]
-        key = ", ".join(column.partition(".")[2] for column in columns)
-        raise DuplicateKey(table, key) from exc
 
 
 class _SqliteConnection(sqlite3.Connection):
@@ -49,18 +36,12 @@ class _SqliteConnection(sqlite3.Connection):
         except sqlite3.OperationalError as exc:
             _raise_if_busy(exc)
             raise
-        except sqlite3.IntegrityError as exc:
-            _raise_if_duplicate(exc)
-            raise
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
         try:
             return super().executemany(sql, parameters)
         except sqlite3.OperationalError as exc:
             _raise_if_busy(exc)
-            raise
-        except sqlite3.IntegrityError as exc:
-            _raise_if_duplicate(exc)
             raise
 
     def send(self, sql: str, parameters: Any, /) -> None:

@@ -48,8 +48,8 @@ def _values(task: Task) -> list[Any]:
 
 
 def insert(conn: Connection, task: Task) -> None:
-    """Sent (on PostgreSQL with the next statement): DuplicateKey, by the commit at the
-    latest, if this goal version already has a task."""
+    """Sent (on PostgreSQL with the next statement): the driver's IntegrityError, by the
+    commit at the latest, if this goal version already has a task."""
     marks = ", ".join("?" for _ in _FIELDS)
     conn.send(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({marks})", _values(task))
 

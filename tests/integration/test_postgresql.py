@@ -257,7 +257,7 @@ def test_cut_connections_are_replaced_without_a_failed_request(postgres_url: str
 def _drop_every_pooled_connection(db: PostgresDatabase, postgres_url: str) -> None:
     """Fill the pool to its size, then have the server end every connection in it."""
     pool = db.pool()
-    held = [pool.getconn() for _ in range(db.pool_size)]
+    held = [pool.getconn() for _ in range(db.pooled)]
     pids = [conn.info.backend_pid for conn in held]
     for conn in held:
         pool.putconn(conn)
