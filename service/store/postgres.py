@@ -86,16 +86,9 @@ class PgConnection:
         try:
             if self._queued:  # the queued statements and this one: one round trip
                 queued, self._queued = self._queued, []
-                with self.raw.pipeline():
-                    for queued_sql, queued_parameters, many in queued:
-                        if many:
-                            self.raw.cursor().executemany(_translate(queued_sql), queued_parameters)
-                        else:
-                            self.raw.cursor().execute(_translate(queued_sql), queued_parameters)
-                    if parameters:
-                        cursor.execute(_translate(sql), parameters)
-                    else:  # as the text is, as outside a pipeline
-                        cursor.execute(sql)
+                cursor.execute(self._script(queued, sql, parameters))
+                while cursor.nextset():  # to this statement's result
+                    pass
             elif parameters:
                 cursor.execute(_translate(sql), parameters)
             else:  # no parameters: the text is sent as it is (a script, `%` and all)
@@ -106,6 +99,23 @@ class PgConnection:
                 raise
             raise mapped from exc
         return cursor
+
+    def _script(self, queued: list[tuple[str, Any, bool]], sql: str, parameters: Any) -> str:
+        """The queued statements and `sql` as one simple-protocol query: a single message,
+        and a single answer. (A pipeline of prepared statements costs the server no parse,
+        but each statement is a message and an answer, and on two busy cores each wakes
+        the other side: measured slower, with the write lock held the while.) Parameters
+        are bound by psycopg as literals, as the begin's first read is."""
+        bind = ClientCursor(self.raw).mogrify
+        script: list[str] = []
+        for queued_sql, queued_parameters, many in queued:
+            text = _translate(queued_sql)
+            if many:
+                script.extend(bind(text, row) for row in queued_parameters)
+            else:  # no parameters: the text as it is, as execute() sends it
+                script.append(bind(text, queued_parameters) if queued_parameters else queued_sql)
+        script.append(bind(_translate(sql), parameters) if parameters else sql)
+        return "; ".join(script)
 
     def send(self, sql: str, parameters: Any, /) -> None:
         """A write whose result nobody reads (an INSERT): queued, and sent in one round
