@@ -60,9 +60,18 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
     """A taken id (a deleted goal's included) is GoalAlreadyExists once the fields are
     found to fit together, before the references are checked. Whether it is taken is the
     write's first read: on PostgreSQL it rides the begin's round trip rather than
-    costing one more while the write lock is held."""
+    costing one more while the write lock is held.
+
+    Creates that run at the same moment in one process share a transaction
+    (Database.together): an id is never freed, so whether it is taken can be read with
+    the group's begin (a second create of it in the group fails the primary key, and
+    the group runs again, each create alone)."""
     if spec.id is None:
         spec = spec.model_copy(update={"id": mint_goal_id()})
+    return db.together(lambda: _create(db, ctx, spec), first=goal_table.id_taken(str(spec.id)))
+
+
+def _create(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
     goal_id = str(spec.id)
     with db.write(first=goal_table.id_taken(goal_id)) as conn:
         now = ctx.clock()
@@ -147,35 +156,42 @@ def mutate(
     change that is already done returns the goal unchanged (so retries are safe); a
     stale expected version records `goal_conflict_detected` and raises
     VersionConflict, changing nothing else.
+
+    Mutations that run at the same moment in one process share a transaction
+    (Database.together), as creates do.
     """
-    conflict: VersionConflict | None = None
-    with db.write() as conn:
-        now = ctx.clock()
-        goal = live_goal(conn, goal_id, include_deleted=True)
-        authorize(ctx, goal, action)
-        if already_done(goal):
-            return Change(goal, changed=False)
-        if goal.is_deleted:
-            raise GoalNotFound(goal_id)
-        if expected_version is not None and expected_version != goal.version:
-            record_event(
-                conn, ctx, now, "goal_conflict_detected", goal_id,
-                {"action": action, "expected_version": expected_version,
-                 "current_version": goal.version},
-            )  # fmt: skip
-            conflict = VersionConflict(goal_id, expected_version, goal.version)
-        else:
-            changed = change(goal, now)
-            if changed is goal:
+
+    def run() -> Change:
+        conflict: VersionConflict | None = None
+        with db.write() as conn:
+            now = ctx.clock()
+            goal = live_goal(conn, goal_id, include_deleted=True)
+            authorize(ctx, goal, action)
+            if already_done(goal):
                 return Change(goal, changed=False)
-            if extra_checks is not None:
-                extra_checks(conn, changed)
-            save_change(conn, ctx, now, goal, changed, action, event_type, extra)
-            if then is not None:  # what the change leads to, in the same transaction
-                then(conn, changed, now)
-            return Change(changed, changed=True)
-    # Raised outside the transaction, so the conflict event above is committed.
-    raise conflict
+            if goal.is_deleted:
+                raise GoalNotFound(goal_id)
+            if expected_version is not None and expected_version != goal.version:
+                record_event(
+                    conn, ctx, now, "goal_conflict_detected", goal_id,
+                    {"action": action, "expected_version": expected_version,
+                     "current_version": goal.version},
+                )  # fmt: skip
+                conflict = VersionConflict(goal_id, expected_version, goal.version)
+            else:
+                changed = change(goal, now)
+                if changed is goal:
+                    return Change(goal, changed=False)
+                if extra_checks is not None:
+                    extra_checks(conn, changed)
+                save_change(conn, ctx, now, goal, changed, action, event_type, extra)
+                if then is not None:  # what the change leads to, in the same transaction
+                    then(conn, changed, now)
+                return Change(changed, changed=True)
+        # Raised outside the transaction, so the conflict event above is committed.
+        raise conflict
+
+    return db.together(run)
 
 
 def move_goal(

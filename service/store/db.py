@@ -16,14 +16,17 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from service.domain.errors import ErrorKind, GoalStoreError
 from service.store.dialect import Dialect
+from service.store.together import Together
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,11 @@ class Connection(Protocol):
     ledger_head: tuple[int, str] | None
     # The rows of the write's `first` read (Database.write), [] without one.
     first: list[Any]
+    # Whether this transaction runs several callers' commands (Database.together): each
+    # savepoint's SAVEPOINT, RELEASE and ROLLBACK TO may then be sent with the next
+    # statement, and a queued write's error may surface in a later command's statement
+    # (the group is then run again, each command alone).
+    together: bool
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
@@ -122,6 +130,7 @@ class Database(ABC):
         self._writers = threading.RLock()
         self._unavailable_at = -1e9  # when a writer of this process last found it away
         self._connecting_since: float | None = None  # when the turn's holder asked for a connection
+        self._together = Together(self)
 
     # --- what an engine provides -------------------------------------------------
     @abstractmethod
@@ -133,9 +142,8 @@ class Database(ABC):
         """The connection single statements outside any transaction run on."""
 
     @abstractmethod
-    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
-        """Begin; for a write, take the write lock, then run `first` (its rows in
-        `conn.first`, [] without one)."""
+    def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
+        """Begin; for a write, take the write lock, then run `reads`: their rows, in order."""
 
     @abstractmethod
     def _in_transaction(self, conn: Any) -> bool: ...
@@ -158,6 +166,7 @@ class Database(ABC):
             self._forget_inherited()
             self._local = threading.local()
             self._writers = threading.RLock()
+            self._together = Together(self)
             self._pid = os.getpid()
 
     def connection(self) -> Connection:
@@ -213,6 +222,11 @@ class Database(ABC):
         problem. An embedded engine never loses one."""
         return False
 
+    def _aborted(self, conn: Any) -> bool:
+        """Whether `conn`'s transaction is aborted: a statement failed, and nothing rolled
+        it back. (SQLite has no such state: a failed statement leaves the rest in force.)"""
+        return False
+
     def _tries(self) -> range:
         """The tries of a statement that may find its pooled connection dropped: one per
         pooled connection, and a last one on a fresh connection."""
@@ -225,7 +239,7 @@ class Database(ABC):
         return attempt < self.pooled and self._lost(conn)
 
     @contextmanager
-    def _begun(self, *, write: bool, first: Read | None = None) -> Iterator[Any]:
+    def _begun(self, *, write: bool, reads: Sequence[Read]) -> Iterator[tuple[Any, list[Any]]]:
         """A connection with its transaction begun. A pooled connection is not checked
         before use (a round trip for every transaction): if the server dropped it while
         it sat in the pool (a restart, a failover, an idle timeout), the begin fails with
@@ -236,7 +250,7 @@ class Database(ABC):
             with self._connected(write=write) as conn:
                 conn.ledger_head = None
                 try:
-                    self._begin(conn, write=write, first=first)
+                    rows = self._begin(conn, write=write, reads=reads)
                 except StoreUnavailable:
                     if not self._try_next(conn, attempt):
                         raise
@@ -246,22 +260,26 @@ class Database(ABC):
                     if self._in_transaction(conn):
                         self._rollback(conn)
                     raise
-                yield conn
+                yield conn, rows
                 return
 
     @contextmanager
-    def _transaction(self, *, write: bool, first: Read | None = None) -> Iterator[Connection]:
+    def _transaction(
+        self, *, write: bool, reads: Sequence[Read] = ()
+    ) -> Iterator[tuple[Connection, list[list[Any]]]]:
+        """A transaction, and the rows of `reads`, read as soon as it has begun (for a
+        write, as soon as it holds the write lock)."""
         self._this_process()
         turn = self._write_turn() if write else nullcontext()
-        with turn, self._begun(write=write, first=first) as conn:
+        with turn, self._begun(write=write, reads=reads) as (conn, rows):
             self._local.conn = conn
             try:
-                yield conn
+                yield conn, rows
                 if write:
                     conn.execute("COMMIT")
             finally:
                 self._local.conn = None
-                conn.ledger_head, conn.first = None, []
+                conn.ledger_head, conn.first, conn.together = None, [], False
                 # After a failed statement or COMMIT the transaction may still be open,
                 # holding the write lock: never leave it so. A read only ends its snapshot.
                 if self._in_transaction(conn):
@@ -289,29 +307,61 @@ class Database(ABC):
         if depth:
             yield from self._savepoint(self.connection(), depth, first)
             return
-        with self._transaction(write=True, first=first) as conn:
+        with self._transaction(write=True, reads=[first] if first else []) as (conn, rows):
+            conn.first = rows[0] if first else []
             yield conn
 
     def _savepoint(self, conn: Connection, depth: int, first: Read | None) -> Iterator[Connection]:
         name = f"write_{depth}"
-        # On PostgreSQL: with the command's first statement, unless writes are queued.
+        # On PostgreSQL: with the command's first statement, unless writes are queued (in
+        # a group of callers' commands, even then).
         conn.send(f"SAVEPOINT {name}", ())
         self._local.depth = depth + 1
         outer_first = conn.first
+        # In a batch, the end of a savepoint is a round trip of its own on PostgreSQL, so
+        # that the error of a write it queued is raised here, in this command. In a group
+        # (together()) it goes with the next command's first statement.
+        end = conn.send if conn.together else conn.execute
         try:
-            conn.first = conn.execute(*first).fetchall() if first else []
+            conn.first = self._first_rows(conn, first)
             yield conn
             # Inside the try: on PostgreSQL a write queued by send() is sent with this
             # statement, and if it fails, the savepoint must still be rolled back.
-            conn.execute(f"RELEASE SAVEPOINT {name}")
+            end(f"RELEASE SAVEPOINT {name}", ())
         except BaseException:
-            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            end(f"ROLLBACK TO SAVEPOINT {name}", ())
             conn.ledger_head = None  # an append inside may be undone: read it again
-            conn.execute(f"RELEASE SAVEPOINT {name}")
+            end(f"RELEASE SAVEPOINT {name}", ())
             raise
         finally:
             self._local.depth = depth
             conn.first = outer_first
+
+    def _first_rows(self, conn: Connection, first: Read | None) -> list[Any]:
+        """A savepoint's first read: read now, unless a group read it with its begin."""
+        if first is None:
+            return []
+        given: tuple[Read, list[Any]] | None = getattr(self._local, "given", None)
+        if given is not None and given[0] == first:
+            self._local.given = None  # once: for the command that declared it
+            return given[1]
+        return conn.execute(*first).fetchall()
+
+    def together(self, command: Callable[[], T], *, first: Read | None = None) -> T:
+        """`command()` (which writes through write()), sharing one transaction with the
+        commands this process's other threads run together at the same moment: one COMMIT,
+        one hold of the write lock, for all of them (service/store/together.py). Its result
+        or its error is what it would have been alone. Inside a transaction it just runs.
+
+        `first`: the read the command's write() will ask for first, read with the group's
+        begin (on PostgreSQL in its round trip), before any command of the group has run.
+        Only for a read no other command can change but in a way the store's keys refuse
+        (whether an id is taken: a second create of it fails the primary key, and the
+        group then runs again, each command alone)."""
+        self._this_process()
+        if getattr(self._local, "conn", None) is not None:
+            return command()
+        return self._together.run(command, first)
 
     @contextmanager
     def batch(self) -> Iterator[Connection]:
@@ -330,7 +380,7 @@ class Database(ABC):
         if getattr(self._local, "depth", 0):  # inside batch(): already one transaction
             yield self.connection()
             return
-        with self._transaction(write=False) as conn:
+        with self._transaction(write=False) as (conn, _):
             yield conn
 
     def table_exists(self, name: str) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -80,6 +80,7 @@ class PgConnection:
         self.raw = raw
         self.ledger_head: tuple[int, str] | None = None
         self.first: list[Any] = []
+        self.together = False
         self._queued: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
 
     def _run(self, cursor: psycopg.Cursor[Any], sql: str, parameters: Any) -> Cursor:
@@ -124,8 +125,14 @@ class PgConnection:
 
         A SAVEPOINT is queued only when nothing else is: behind a write that fails it
         would never be made, and the command that rolls back to it would fail for that
-        instead of the write's error being raised, outside the command."""
-        if self._queued and sql.startswith("SAVEPOINT "):
+        instead of the write's error being raised, outside the command. In a group of
+        callers' commands (`together`) it is queued all the same: whatever fails there,
+        the group runs again, each command alone.
+
+        A ROLLBACK TO SAVEPOINT drops what is queued after its savepoint (see _drop_after)."""
+        if sql.startswith(_ROLLBACK_TO):
+            self._drop_after(f"SAVEPOINT {sql[len(_ROLLBACK_TO) :]}")
+        elif self._queued and sql.startswith("SAVEPOINT ") and not self.together:
             self.execute(sql, parameters)
             return
         self._queued.append((sql, parameters, False))
@@ -152,10 +159,12 @@ class PgConnection:
 
     def _drop_after(self, savepoint: str) -> None:
         """What a savepoint undoes was queued after it: dropped unsent. A SAVEPOINT still
-        queued is the first thing queued (see send): it is kept, and goes with the
-        rollback. One that was sent came before everything queued."""
-        keep = 1 if self._queued and self._queued[0][0] == savepoint else 0
-        del self._queued[keep:]
+        queued is kept, and goes with the rollback; what was queued before it is another
+        command's (in a group, see send). One that was sent came before everything queued."""
+        at = len(self._queued)
+        while at and self._queued[at - 1][0] != savepoint:
+            at -= 1
+        del self._queued[at:]
 
     def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self._run(self.raw.cursor(row_factory=tuple_row), sql, parameters)
@@ -181,6 +190,7 @@ class _StatementConnection:
     dialect = POSTGRESQL
     ledger_head: tuple[int, str] | None = None  # never in a write transaction
     first: list[Any] = []  # noqa: RUF012 (never in a write transaction)
+    together = False
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
@@ -308,37 +318,38 @@ class PostgresDatabase(Database):
             self._write_lock_key = int.from_bytes(digest[:8], "big", signed=True)
         return self._write_lock_key
 
-    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
-        conn.first = []
+    def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
         if not write:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return
+            return [conn.execute(*read).fetchall() for read in reads]
         # One round trip: begin, take the write lock, then read the ledger's head (after
         # the lock: the head every later append of this transaction builds on) and the
-        # command's first read, its parameters bound as literals by psycopg (a round trip
-        # of several statements is the simple protocol, which takes no parameters).
+        # `reads`, their parameters bound as literals by psycopg (a round trip of several
+        # statements is the simple protocol, which takes no parameters).
         key = self._lock_key(conn)
         lock = f"BEGIN; SELECT pg_advisory_xact_lock({key})"
-        reads = [ledger_table.HEAD_SQL]
-        if first is not None:
-            reads.append(ClientCursor(conn.raw).mogrify(_translate(first[0]), first[1]))
+        bind = ClientCursor(conn.raw).mogrify
+        texts = [bind(_translate(sql), parameters) for sql, parameters in reads]
         try:
-            cursor: Any = conn.execute("; ".join([lock, *reads]))
+            cursor: Any = conn.execute("; ".join([lock, ledger_table.HEAD_SQL, *texts]))
         except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
             conn.execute("ROLLBACK")
             conn.execute(lock)
-            if first is not None:  # on its own: it raises, or it reads
-                conn.first = conn.execute(*first).fetchall()
-            return
+            return [conn.execute(*read).fetchall() for read in reads]  # each raises, or reads
         cursor.nextset()  # past BEGIN's result, to the lock's
         cursor.nextset()  # to the head's
         conn.ledger_head = ledger_table.head_of(cursor.fetchone())
-        if first is not None:
+        rows = []
+        for _ in reads:
             cursor.nextset()
-            conn.first = cursor.fetchall()
+            rows.append(cursor.fetchall())
+        return rows
 
     def _lost(self, conn: Any) -> bool:
         return bool(conn.raw.broken)
+
+    def _aborted(self, conn: Any) -> bool:
+        return bool(conn.raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
 
     def _in_transaction(self, conn: Any) -> bool:
         status = conn.raw.info.transaction_status

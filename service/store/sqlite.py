@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class _SqliteConnection(sqlite3.Connection):
     dialect = SQLITE
     ledger_head: tuple[int, str] | None = None
     first: list[Any] = []  # noqa: RUF012 (set, never changed in place, by each write)
+    together = False  # errors are raised by the statement that fails: nothing is queued
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -94,9 +95,9 @@ class SqliteDatabase(Database):
     def _statement_connection(self) -> Connection:
         return self._thread_connection()
 
-    def _begin(self, conn: Any, *, write: bool, first: Read | None = None) -> None:
+    def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        conn.first = conn.execute(*first).fetchall() if first else []
+        return [conn.execute(*read).fetchall() for read in reads]
 
     def _in_transaction(self, conn: Any) -> bool:
         return bool(conn.in_transaction)

@@ -1,0 +1,157 @@
+"""Writes run together: the commands one process's threads write at the same moment
+share one transaction.
+
+A write transaction holds the store's write lock until its COMMIT has returned: on
+PostgreSQL that is a network round trip and a WAL flush, on SQLite a WAL fsync. The lock,
+not the machine, then caps the writes a second (docs/benchmarks.md). `together(command)`
+lets concurrent writers share the cost: the first to arrive (the leader) runs its own
+command and every one queued behind it by then, each in a savepoint of one transaction,
+commits once, and hands each caller its own answer. No writer waits for company: a
+command that finds nobody ahead of it runs at once, alone, in its own transaction, as
+it would without this module.
+
+What each caller sees does not change:
+- its result is handed over only once the shared COMMIT has returned;
+- its own refusal (a GoalStoreError such as a 404 or 409) undoes its savepoint only, as
+  it would have undone its transaction, and is raised in its thread;
+- anything else (a database error, a lost connection, a failed COMMIT, a bug) rolls the
+  whole group back, and every command of it then runs again, alone, in its own thread.
+  Nothing of the group was committed or answered, so it is as if no group had formed.
+  This also covers PostgreSQL's queued writes (PgConnection.send), whose error can
+  surface in a later command's statement: a group never has to say whose error it was;
+- each command runs in its caller's context variables (its log and trace context).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from service.domain.errors import ErrorKind, GoalStoreError
+
+if TYPE_CHECKING:
+    from service.store.db import Database, Read
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 32  # commands in one transaction: bounds the first one's wait
+
+
+class _Member(Generic[T]):
+    """One caller's command, and what became of it."""
+
+    def __init__(self, command: Callable[[], T], first: Read | None) -> None:
+        self.command, self.first = command, first
+        self.context = contextvars.copy_context()
+        self.woken = threading.Event()
+        self.lead = False  # woken to lead the next group
+        self.alone = False  # woken to run its command again, alone
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, *, alone: bool) -> None:
+        """The command, in its caller's context. Alone, whatever it raises is its answer;
+        in a group, only its own refusal is (anything else fails the group)."""
+        try:
+            self.result = self.context.run(self.command)
+        except GoalStoreError as exc:
+            if not alone and exc.kind is ErrorKind.UNAVAILABLE:  # the database's trouble
+                raise
+            self.error = exc
+        except BaseException as exc:
+            if not alone:
+                raise
+            self.error = exc
+
+    def answer(self) -> T:
+        if self.error is not None:
+            raise self.error
+        result: T = self.result
+        return result
+
+
+class _GroupFailed(Exception):
+    """A command left the shared transaction aborted: the group runs again, alone."""
+
+
+class Together:
+    """One process's writers that share transactions (Database.together)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._queue: deque[_Member[Any]] = deque()
+        self._leading = False  # a leader is running a group; arrivals queue for the next
+        self.transactions = 0  # shared transactions committed, and the commands in them
+        self.commands = 0
+
+    def waiting(self) -> int:
+        """Commands queued for the next group."""
+        with self._lock:
+            return len(self._queue)
+
+    def run(self, command: Callable[[], T], first: Read | None = None) -> T:
+        member = _Member(command, first)
+        with self._lock:
+            self._queue.append(member)
+            member.lead = not self._leading
+            self._leading = True
+        if not member.lead:
+            member.woken.wait()  # answered, asked to lead, or asked to run alone
+        if member.lead:
+            self._lead()
+        if member.alone:
+            return command()  # in this thread: its context is its own
+        return member.answer()
+
+    def _lead(self) -> None:
+        """Run the queue's head (this thread's member is first) as one group, then wake
+        the next leader, if any, and every member of the group."""
+        with self._lock:
+            group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+        try:
+            if len(group) == 1:
+                group[0].run(alone=True)  # its own transaction, as without this module
+            else:
+                self._together(group)
+        except BaseException as exc:
+            log.debug("a group of %d writes failed (%r): each runs again alone", len(group), exc)
+            for member in group:
+                member.alone, member.error = True, None
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].woken.set()
+                else:
+                    self._leading = False
+            for member in group:
+                member.woken.set()
+
+    def _together(self, group: list[_Member[Any]]) -> None:
+        db = self._db
+        # The members' declared first reads go with the begin; every write() inside is a
+        # savepoint of this one transaction.
+        reads = [member.first for member in group if member.first is not None]
+        with db._transaction(write=True, reads=reads) as (conn, rows):
+            conn.together = True
+            read = iter(rows)
+            db._local.depth = 1  # as in batch()
+            try:
+                for member in group:
+                    # its declared first read, as the begin read it (Database._first_rows)
+                    given = None if member.first is None else (member.first, next(read))
+                    db._local.given = given
+                    member.run(alone=False)
+                    if db._aborted(conn):  # a statement failed, and nothing rolled it back
+                        raise _GroupFailed
+            finally:
+                db._local.depth, db._local.given = 0, None
+        self.transactions += 1
+        self.commands += len(group)
