@@ -114,8 +114,9 @@ def satisfy_goal(
     held: list[dict[str, Any] | None] = []  # the block an abandoned child left, if it holds
 
     def change(goal: Goal, now: datetime) -> Goal:
-        parent.append(bool(counted_children(db.connection(), goal.id)))
-        held.append(goal.tree_block if goal.completion_policy != "any" else None)
+        invalid.clear()  # a run again (service/store/together.py) starts afresh
+        parent[:] = [bool(counted_children(db.connection(), goal.id))]
+        held[:] = [goal.tree_block if goal.completion_policy != "any" else None]
         action = "complete" if parent[-1] else "satisfy"
         satisfied = replace(transition(goal, action, now), progress=1.0, tree_block=None)
         typed, errors = validate_result(goal, result)

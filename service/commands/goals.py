@@ -64,7 +64,7 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
 
     Creates that run at the same moment in one process share a transaction
     (Database.together): an id is never freed, so whether it is taken can be read with
-    the group's begin (a second create of it in the group fails the primary key, and
+    the group's begin (a second create of it in the group fails the unique key on ids, and
     the group runs again, each create alone)."""
     if spec.id is None:
         spec = spec.model_copy(update={"id": mint_goal_id()})
@@ -223,7 +223,7 @@ def update_goal(
     before: list[Goal] = []
 
     def change(goal: Goal, now: datetime) -> Goal:
-        before.append(goal)
+        before[:] = [goal]  # this run's goal (a run again starts afresh: together())
         changed = patch.apply(goal, now)
         if changed is not goal and goal.tree_block is not None:
             changed = replace(changed, tree_block=None)  # the parent was changed: held no more
@@ -309,7 +309,7 @@ def adopt_goal(
         verdict = vetting.verdict(conn, adopted, consistency, ctx.clock())
         if not verdict.allowed:
             raise GoalBlocked(goal_id, verdict)
-        warnings.extend(verdict.warnings)
+        warnings[:] = verdict.warnings  # this run's (a run again starts afresh: together())
 
     try:
         change = mutate(

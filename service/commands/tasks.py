@@ -208,6 +208,7 @@ def create_task(
     started_by_hand: list[str] = []  # the goal, when this task starts it
 
     def change(goal: Goal, now: datetime) -> Goal:
+        started_by_hand.clear()  # a run again (service/store/together.py) starts afresh
         if goal.manual_block is not None and not goal.is_terminal:
             raise GoalManuallyBlocked(goal.id, str(goal.manual_block.get("reason", "")))
         if goal.state == GoalState.ADOPTED:
@@ -235,7 +236,7 @@ def create_task(
         )  # fmt: skip
         task_table.insert(conn, task)
         refresh_progress(conn, ctx, now, goal_id, task.task_id)
-        made.append(task)
+        made[:] = [task]
 
     mutate(
         db, ctx, goal_id, expected_version, action="add_task", event_type="goal_task_added",

@@ -18,49 +18,18 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from service.domain.errors import ErrorKind, GoalStoreError
+from service.domain.errors import GoalStoreError
 from service.store.dialect import Dialect
+from service.store.errors import StoreBusy as StoreBusy
+from service.store.errors import StoreUnavailable as StoreUnavailable
 from service.store.together import Together
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StoreBusy(GoalStoreError):
-    """Another connection held the store's write lock past the busy timeout: the statement
-    did not run (a write transaction is rolled back whole)."""
-
-    kind = ErrorKind.UNAVAILABLE
-    code = "database-busy"
-    title = "Database busy"
-    retry_after_s = 1  # the lock is held for milliseconds
-
-    detail: str
-
-    def __str__(self) -> str:
-        return f"the database stayed locked past the busy timeout; retry ({self.detail})"
-
-
-@dataclass
-class StoreUnavailable(GoalStoreError):
-    """The database server does not answer (restarted, connection cut, unreachable): the
-    statement did not run, or its transaction was rolled back whole."""
-
-    kind = ErrorKind.UNAVAILABLE
-    code = "database-unavailable"
-    title = "Database unavailable"
-    retry_after_s = 2  # connections are re-made as soon as the server answers again
-
-    detail: str
-
-    def __str__(self) -> str:
-        return f"the database does not answer; retry ({self.detail})"
 
 
 class Cursor(Protocol):
@@ -186,17 +155,8 @@ class Database(ABC):
         hundreds of milliseconds), and without holding a pooled connection. Reentrant,
         so a write begun inside another fails as the engine says, not by deadlock.
         """
-        timeout_s = self.busy_timeout_ms / 1000
-        if not self._writers.acquire(timeout=timeout_s):
-            # Queued behind a writer that waits on a server that does not answer (still
-            # waiting for a connection, or one that found it away just now): say so,
-            # rather than that the lock was busy.
-            now, since = time.monotonic(), self._connecting_since
-            if (since is not None and now - since > timeout_s / 4) or (
-                now - self._unavailable_at < 2 * timeout_s
-            ):
-                raise StoreUnavailable("this process's writers find the database away")
-            raise StoreBusy("this process's other writers held the write lock past the timeout")
+        if not self._writers.acquire(timeout=self.busy_timeout_ms / 1000):
+            raise self._turn_refused()
         try:
             yield
         except StoreUnavailable:
@@ -205,6 +165,19 @@ class Database(ABC):
         finally:
             self._connecting_since = None
             self._writers.release()
+
+    def _turn_refused(self) -> GoalStoreError:
+        """Why a writer waited its whole busy timeout for its turn in this process."""
+        # Queued behind a writer that waits on a server that does not answer (still
+        # waiting for a connection, or one that found it away just now): say so, rather
+        # than that the lock was busy.
+        timeout_s = self.busy_timeout_ms / 1000
+        now, since = time.monotonic(), self._connecting_since
+        if (since is not None and now - since > timeout_s / 4) or (
+            now - self._unavailable_at < 2 * timeout_s
+        ):
+            return StoreUnavailable("this process's writers find the database away")
+        return StoreBusy("this process's other writers held the write lock past the timeout")
 
     @contextmanager
     def _connected(self, *, write: bool) -> Iterator[Any]:
@@ -295,8 +268,8 @@ class Database(ABC):
     def write(self, *, first: Read | None = None) -> Iterator[Connection]:
         """One write transaction: everything inside commits together or not at all.
 
-        Inside batch() it is a savepoint instead: undone alone if it fails, committed
-        with the batch if it succeeds.
+        Inside batch() or a group of together() it is a savepoint instead: undone alone if
+        it fails, committed with the others if it succeeds.
 
         `first`: a read the command needs before anything else (whether its id is taken),
         run as soon as the write lock is held; its rows are `conn.first`. On PostgreSQL
@@ -356,8 +329,11 @@ class Database(ABC):
         `first`: the read the command's write() will ask for first, read with the group's
         begin (on PostgreSQL in its round trip), before any command of the group has run.
         Only for a read no other command can change but in a way the store's keys refuse
-        (whether an id is taken: a second create of it fails the primary key, and the
-        group then runs again, each command alone)."""
+        (whether an id is taken: a second create of it fails the id's unique key, and the
+        group then runs again, each command alone).
+
+        A command may run twice (its group failed, and it runs again alone): it must start
+        afresh, keeping nothing from an earlier run."""
         self._this_process()
         if getattr(self._local, "conn", None) is not None:
             return command()

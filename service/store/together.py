@@ -14,11 +14,19 @@ What each caller sees does not change:
 - its result is handed over only once the shared COMMIT has returned;
 - its own refusal (a GoalStoreError such as a 404 or 409) undoes its savepoint only, as
   it would have undone its transaction, and is raised in its thread;
-- anything else (a database error, a lost connection, a failed COMMIT, a bug) rolls the
-  whole group back, and every command of it then runs again, alone, in its own thread.
-  Nothing of the group was committed or answered, so it is as if no group had formed.
-  This also covers PostgreSQL's queued writes (PgConnection.send), whose error can
-  surface in a later command's statement: a group never has to say whose error it was;
+- anything else (a database error, a connection lost before the COMMIT, a bug) rolls
+  the whole group back, and every command of it then runs again, alone, in its own
+  thread. Nothing of the group was committed or answered, so it is as if no group had
+  formed. This also covers PostgreSQL's queued writes (PgConnection.send), whose error
+  can surface in a later command's statement: a group never has to say whose error it
+  was. So a command may run twice: it must keep nothing from one run to the next;
+- where each command alone would have met the same unavailable store, each gets that
+  503 and nothing runs again: the group's begin failed (the write lock stayed busy, the
+  server is away), or its COMMIT's answer was lost, when the group may have committed
+  (running it again could apply a change twice, or answer 409 for a goal just created);
+- a writer waits for its group at most GOALSTORE_BUSY_TIMEOUT_MS, then answers 503, as
+  it would have waited for its turn; once its command is in a running group, it waits
+  for the group's end;
 - each command runs in its caller's context variables (its log and trace context).
 """
 
@@ -32,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from service.domain.errors import ErrorKind, GoalStoreError
+from service.store.errors import StoreBusy, StoreUnavailable
 
 if TYPE_CHECKING:
     from service.store.db import Database, Read
@@ -80,6 +89,14 @@ class _GroupFailed(Exception):
     """A command left the shared transaction aborted: the group runs again, alone."""
 
 
+class _Unavailable(Exception):
+    """The group's answer for every command: the store was unavailable to all of them."""
+
+    def __init__(self, error: GoalStoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Together:
     """One process's writers that share transactions (Database.together)."""
 
@@ -88,6 +105,7 @@ class Together:
         self._lock = threading.Lock()
         self._queue: deque[_Member[Any]] = deque()
         self._leading = False  # a leader is running a group; arrivals queue for the next
+        self._leader: int | None = None  # the thread running a group (or a command alone)
         self.transactions = 0  # shared transactions committed, and the commands in them
         self.commands = 0
 
@@ -97,34 +115,50 @@ class Together:
             return len(self._queue)
 
     def run(self, command: Callable[[], T], first: Read | None = None) -> T:
+        if self._leader == threading.get_ident():  # a command of this thread's group
+            return command()
         member = _Member(command, first)
         with self._lock:
             self._queue.append(member)
             member.lead = not self._leading
             self._leading = True
         if not member.lead:
-            member.woken.wait()  # answered, asked to lead, or asked to run alone
+            self._wait(member)  # answered, asked to lead, or asked to run alone
         if member.lead:
             self._lead()
         if member.alone:
             return command()  # in this thread: its context is its own
         return member.answer()
 
+    def _wait(self, member: _Member[Any]) -> None:
+        if member.woken.wait(self._db.busy_timeout_ms / 1000):
+            return
+        with self._lock:
+            if member in self._queue and not member.woken.is_set():  # no group took it
+                self._queue.remove(member)
+                raise self._db._turn_refused()
+        member.woken.wait()  # its command is in a running group: the group's end answers
+
     def _lead(self) -> None:
         """Run the queue's head (this thread's member is first) as one group, then wake
         the next leader, if any, and every member of the group."""
         with self._lock:
             group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+        self._leader = threading.get_ident()
         try:
             if len(group) == 1:
                 group[0].run(alone=True)  # its own transaction, as without this module
             else:
                 self._together(group)
+        except _Unavailable as unavailable:
+            for member in group:
+                member.error = unavailable.error
         except BaseException as exc:
             log.debug("a group of %d writes failed (%r): each runs again alone", len(group), exc)
             for member in group:
                 member.alone, member.error = True, None
         finally:
+            self._leader = None
             with self._lock:
                 if self._queue:
                     self._queue[0].lead = True
@@ -139,19 +173,29 @@ class Together:
         # The members' declared first reads go with the begin; every write() inside is a
         # savepoint of this one transaction.
         reads = [member.first for member in group if member.first is not None]
-        with db._transaction(write=True, reads=reads) as (conn, rows):
-            conn.together = True
-            read = iter(rows)
-            db._local.depth = 1  # as in batch()
-            try:
-                for member in group:
-                    # its declared first read, as the begin read it (Database._first_rows)
-                    given = None if member.first is None else (member.first, next(read))
-                    db._local.given = given
-                    member.run(alone=False)
-                    if db._aborted(conn):  # a statement failed, and nothing rolled it back
-                        raise _GroupFailed
-            finally:
-                db._local.depth, db._local.given = 0, None
+        begun = ran = False
+        try:
+            with db._transaction(write=True, reads=reads) as (conn, rows):
+                begun, read = True, iter(rows)
+                conn.together = True
+                db._local.depth = 1  # as in batch()
+                try:
+                    for member in group:
+                        # its declared first read, as the begin read it (Database._first_rows)
+                        given = None if member.first is None else (member.first, next(read))
+                        db._local.given = given
+                        member.run(alone=False)
+                        if db._aborted(conn):  # a statement failed, and nothing rolled it back
+                            raise _GroupFailed
+                finally:
+                    db._local.depth, db._local.given = 0, None
+                ran = True
+        except (StoreBusy, StoreUnavailable) as exc:
+            # Alone, each command would have met the same: the write lock stayed busy, or
+            # the server was away, at the begin; or the COMMIT's answer was lost, and the
+            # group may have committed (run again, a change could be applied twice).
+            if not begun or (ran and isinstance(exc, StoreUnavailable)):
+                raise _Unavailable(exc) from exc
+            raise
         self.transactions += 1
         self.commands += len(group)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,11 @@ from service.commands.ledger import verify_ledger
 from service.domain.errors import GoalAlreadyExists, GoalNotFound, VersionConflict
 from service.domain.goal import Goal
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.store.db import Database, StoreUnavailable
+from service.store.db import Database, StoreBusy, StoreUnavailable, open_database
+from service.store.migrate import migrate
+from service.store.postgres import PgConnection
+from service.store.sqlite import _SqliteConnection
+from service.store.together import Together, _GroupFailed
 from service.testing import goal_spec, migrated_database, new_goal, row_counts
 
 CTX = Context(actor="agent-7")
@@ -234,3 +239,162 @@ def test_a_connection_lost_in_a_group_costs_only_the_command_that_lost_it(
     assert db._together.transactions == 0
     assert ids == {"a", "b"}
     assert chain.ok and chain.rows == 2
+
+
+def test_a_command_run_again_alone_starts_from_the_store_as_it_is_then(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group fails after a text edit ran in it; before the edit runs again alone, the
+    goal moves to another parent. The edit's second run must judge the goal as it is
+    then (no move of its own), not as its first, rolled-back run saw it."""
+    for goal_id in ("p1", "p2"):
+        new_goal(db, CTX, id=goal_id)
+    new_goal(db, CTX, id="g", parent_id="p1")
+    failing = [True]
+    monkeypatch.setattr(db, "_aborted", lambda conn: failing[0])  # after its first command
+    run_group = Together._together
+
+    def fails_then_moves(self: Together, group: list[Any]) -> None:
+        try:
+            run_group(self, group)
+        except _GroupFailed:
+            failing[0] = False
+            move = GoalUpdate.model_validate({"parent_id": "p2"})
+            commands.update_goal(db, CTX, "g", move, None, any_version=True)
+            raise
+
+    monkeypatch.setattr(Together, "_together", fails_then_moves)
+    (seq,) = db.connection().execute("SELECT max(seq) FROM ledger").fetchone()
+    edit = GoalUpdate.model_validate({"text": "edited"})
+
+    outcomes = queued_as_one_group(db, [
+        lambda: commands.update_goal(db, CTX, "g", edit, None, any_version=True),
+        create(db, "x"),
+    ])  # fmt: skip
+
+    assert outcomes[0].changed and outcomes[0].goal.parent_id == "p2"
+    assert outcomes[0].goal.text == "edited"
+    after = (
+        db.connection()
+        .execute("SELECT event_type, goal_id FROM ledger WHERE seq > ? ORDER BY seq", (seq,))
+        .fetchall()
+    )
+    events = [tuple(row) for row in after]
+    events.remove(("goal_created", "x"))  # it ran again alone too, before or after the edit
+    # the move (g's update, p2 gaining a child), then the edit alone: no move of its own
+    assert events == [("goal_updated", "g"), ("goal_decomposed", "p2"), ("goal_updated", "g")]
+    assert verify_ledger(db).ok
+
+
+def test_a_writer_waits_for_its_group_at_most_the_busy_timeout(
+    database_location: str,
+) -> None:
+    """Queued behind a group that does not end, a writer answers 503 after the busy
+    timeout, as it would have waiting for its turn, and leaves the queue."""
+    db = open_database(database_location, busy_timeout_ms=200)
+    migrate(db)
+    release, running = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        running.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=db.together, args=(stuck,))
+    leader.start()
+    try:
+        assert running.wait(10)
+        started = time.monotonic()
+        with pytest.raises(StoreBusy):
+            commands.create_goal(db, CTX, spec("late"))
+        waited = time.monotonic() - started
+        assert db._together.waiting() == 0
+    finally:
+        release.set()
+        leader.join(10)
+    assert 0.2 <= waited < 5
+    assert commands.create_goal(db, CTX, spec("late")).id == "late"  # the queue moves on
+    db.close()
+
+
+def test_a_group_whose_begin_finds_the_lock_held_answers_each_without_running_it(
+    database_location: str,
+) -> None:
+    """Another process holds the write lock past the busy timeout: the group's begin
+    fails, and each of its writers gets that 503 at once; none runs its command again
+    alone (each would only wait as long, for the same answer)."""
+    db = open_database(database_location, busy_timeout_ms=300)
+    migrate(db)
+    other = open_database(database_location)
+    ran: Counter[str] = Counter()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with other.write():
+            holding.set()
+            release.wait(10)
+
+    def counted(name: str) -> Callable[[], Any]:
+        def command() -> None:
+            ran[name] += 1
+            with db.write():
+                pass
+
+        return lambda: db.together(command)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        outcomes = queued_as_one_group(db, [counted("a"), counted("b")])
+    finally:
+        release.set()
+        holder.join(10)
+        other.close()
+    assert all(isinstance(o, StoreBusy) for o in outcomes), outcomes
+    assert ran == Counter()  # the group never began; nobody ran again alone
+    db.close()
+
+
+def test_a_commit_whose_answer_is_lost_is_a_503_for_each_and_runs_nothing_again(
+    db: Database, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's COMMIT went through but its answer was lost: the group may have
+    committed, so running its commands again could do them twice. Each caller gets the
+    503 a lone writer gets for a lost COMMIT, and each create is in the store once."""
+    connection = PgConnection if engine == "postgresql" else _SqliteConnection
+    execute = connection.execute
+
+    def lossy(self: Any, sql: str, parameters: Any = (), /) -> Any:
+        cursor = execute(self, sql, parameters)
+        if sql == "COMMIT" and self.together:
+            raise StoreUnavailable("the COMMIT's answer was lost")
+        return cursor
+
+    monkeypatch.setattr(connection, "execute", lossy)
+    creates: Counter[str] = Counter()
+    real_create = commands.goals._create
+
+    def counted(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
+        creates[str(spec.id)] += 1
+        return real_create(db, ctx, spec)
+
+    monkeypatch.setattr(commands.goals, "_create", counted)
+
+    outcomes = queued_as_one_group(db, [create(db, "a"), create(db, "b")])
+
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    assert creates == Counter({"a": 1, "b": 1})  # run once each, in the group
+    assert ids_in_store(db) == {"a", "b"}  # it had committed
+    assert verify_ledger(db).ok
+
+
+def test_a_command_alone_that_writes_through_together_again_just_runs(db: Database) -> None:
+    """A command of a group (here a group of one) that calls together() itself runs it
+    in place: it must not queue behind its own group."""
+    answer: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: answer.append(db.together(lambda: db.together(lambda: 42)))
+    )
+    thread.start()
+    thread.join(10)
+    assert answer == [42]
