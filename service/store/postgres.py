@@ -71,6 +71,18 @@ def _translate(sql: str) -> str:
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
 
 
+def _rows(bind: Any, text: str, rows: Any) -> list[str]:
+    """An `INSERT … VALUES (…)` of many rows (what send_many is given: db.insert_rows)
+    as one statement of many VALUES rows: parsed and planned once, where a statement a
+    row cost a decomposition of 100 children 17 → 25 ms. Any other statement: one a row."""
+    if not rows:
+        return []
+    head, values, row = text.rpartition("VALUES ")
+    if not values or not (row.startswith("(") and row.endswith(")")):
+        return [bind(text, parameters) for parameters in rows]
+    return [head + values + ", ".join(bind(row, parameters) for parameters in rows)]
+
+
 class PgConnection:
     """One pooled psycopg connection behind the store's Connection protocol."""
 
@@ -112,7 +124,7 @@ class PgConnection:
         for queued_sql, queued_parameters, many in queued:
             text = _translate(queued_sql)
             if many:
-                script.extend(bind(text, row) for row in queued_parameters)
+                script.extend(_rows(bind, text, queued_parameters))
             else:  # no parameters: the text as it is, as execute() sends it
                 script.append(bind(text, queued_parameters) if queued_parameters else queued_sql)
         script.append(bind(_translate(sql), parameters) if parameters else sql)

@@ -20,7 +20,7 @@ from service.commands.ledger import verify_ledger
 from service.domain.errors import GoalAlreadyExists, GoalNotFound, VersionConflict
 from service.domain.goal import Goal
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.store.db import Database, StoreBusy, StoreUnavailable, open_database
+from service.store.db import Database, StoreBusy, StoreUnavailable, insert_rows, open_database
 from service.store.migrate import migrate
 from service.store.postgres import PgConnection
 from service.store.sqlite import _SqliteConnection
@@ -398,3 +398,19 @@ def test_a_command_alone_that_writes_through_together_again_just_runs(db: Databa
     thread.start()
     thread.join(10)
     assert answer == [42]
+
+
+def test_rows_sent_unread_are_written_as_sent(db: Database) -> None:
+    """Connection.send_many, as every engine runs it: an INSERT's rows (one statement of
+    many VALUES rows on PostgreSQL), quotes, backslashes, percent signs and question
+    marks kept, and any other statement once a row."""
+    texts = ["it's 100% done?", 'a "quoted" \\ path', "plain"]
+    at = "2026-01-01T00:00:00.000000Z"
+    with db.write() as conn:
+        insert_rows(conn, "beliefs (id, statement, active, version, created_at, updated_at)",
+                    6, [[f"b{n}", text, 1, 1, at, at] for n, text in enumerate(texts)])  # fmt: skip
+        conn.send_many("UPDATE beliefs SET active = ? WHERE id = ?", [(0, "b0"), (0, "b2")])
+        rows = conn.execute("SELECT id, statement, active FROM beliefs ORDER BY id").fetchall()
+    assert [tuple(row) for row in rows] == [
+        ("b0", texts[0], 0), ("b1", texts[1], 1), ("b2", texts[2], 0),
+    ]  # fmt: skip
