@@ -322,8 +322,9 @@ def adopt_goal(
     except GoalBlocked as blocked:
         record_block(db, ctx, blocked, "adopt")
         raise
-    if change.changed:
-        RECORDER.inc_and_observe(GOALS_ADOPTED, ADOPT_LATENCY, time.perf_counter() - started)
+    if not change.changed:  # adopted meanwhile: no warnings of a run that was undone
+        return change
+    RECORDER.inc_and_observe(GOALS_ADOPTED, ADOPT_LATENCY, time.perf_counter() - started)
     return replace(change, warnings=tuple(warnings))
 
 

@@ -324,7 +324,9 @@ class Database(ABC):
         """`command()` (which writes through write()), sharing one transaction with the
         commands this process's other threads run together at the same moment: one COMMIT,
         one hold of the write lock, for all of them (service/store/together.py). Its result
-        or its error is what it would have been alone. Inside a transaction it just runs.
+        or its error is what it would have been alone, but that a COMMIT found unavailable
+        answers each command of the group 503 (see together.py). Inside a transaction, or
+        inside a command of a group, it just runs.
 
         `first`: the read the command's write() will ask for first, read with the group's
         begin (on PostgreSQL in its round trip), before any command of the group has run.

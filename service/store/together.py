@@ -5,8 +5,8 @@ A write transaction holds the store's write lock until its COMMIT has returned: 
 PostgreSQL that is a network round trip and a WAL flush, on SQLite a WAL fsync. The lock,
 not the machine, then caps the writes a second (docs/benchmarks.md). `together(command)`
 lets concurrent writers share the cost: the first to arrive (the leader) runs its own
-command and every one queued behind it by then, each in a savepoint of one transaction,
-commits once, and hands each caller its own answer. No writer waits for company: a
+command and those queued behind it by then (up to MAX_GROUP), each in a savepoint of one
+transaction, commits once, and hands each caller its own answer. No writer waits for company: a
 command that finds nobody ahead of it runs at once, alone, in its own transaction, as
 it would without this module.
 
@@ -14,16 +14,19 @@ What each caller sees does not change:
 - its result is handed over only once the shared COMMIT has returned;
 - its own refusal (a GoalStoreError such as a 404 or 409) undoes its savepoint only, as
   it would have undone its transaction, and is raised in its thread;
-- anything else (a database error, a connection lost before the COMMIT, a bug) rolls
+- anything else (a database error, a connection lost while a command runs, a bug) rolls
   the whole group back, and every command of it then runs again, alone, in its own
   thread. Nothing of the group was committed or answered, so it is as if no group had
   formed. This also covers PostgreSQL's queued writes (PgConnection.send), whose error
   can surface in a later command's statement: a group never has to say whose error it
   was. So a command may run twice: it must keep nothing from one run to the next;
-- where each command alone would have met the same unavailable store, each gets that
-  503 and nothing runs again: the group's begin failed (the write lock stayed busy, the
-  server is away), or its COMMIT's answer was lost, when the group may have committed
-  (running it again could apply a change twice, or answer 409 for a goal just created);
+- where the store was unavailable to the whole group, each command that has no refusal
+  of its own gets that 503, and nothing runs again: the group's begin failed (the write
+  lock stayed busy, the server is away: alone, each would wait as long for the same), or
+  its COMMIT failed as unavailable (the answer lost: the group may have committed, and
+  running it again could apply a change twice, or answer 409 for a goal just created;
+  on PostgreSQL the last command's queued writes go with the COMMIT, so their server
+  errors count here too);
 - a writer waits for its group at most GOALSTORE_BUSY_TIMEOUT_MS, then answers 503, as
   it would have waited for its turn; once its command is in a running group, it waits
   for the group's end;
@@ -37,6 +40,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from service.domain.errors import ErrorKind, GoalStoreError
@@ -92,7 +96,7 @@ class _GroupFailed(Exception):
 class _Unavailable(Exception):
     """The group's answer for every command: the store was unavailable to all of them."""
 
-    def __init__(self, error: GoalStoreError) -> None:
+    def __init__(self, error: StoreBusy | StoreUnavailable) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -151,8 +155,9 @@ class Together:
             else:
                 self._together(group)
         except _Unavailable as unavailable:
-            for member in group:
-                member.error = unavailable.error
+            for member in group:  # a refusal stays its own: it did not wait for the COMMIT
+                if member.error is None:
+                    member.error = replace(unavailable.error)  # an exception of its own
         except BaseException as exc:
             log.debug("a group of %d writes failed (%r): each runs again alone", len(group), exc)
             for member in group:

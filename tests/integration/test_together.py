@@ -40,7 +40,7 @@ def create(db: Database, goal_id: str) -> Callable[[], Goal]:
 
 def queued_as_one_group(db: Database, calls: list[Callable[[], Any]]) -> list[Any]:
     """Each call in a thread of its own, queued in the list's order behind a command that
-    holds this process's turn until all are queued: they then run as one group. Each
+    leads a group (of its own) until all are queued: they then run as one group. Each
     outcome is what the call returned, or the exception it raised."""
     holding, released = threading.Event(), threading.Event()
     outcomes: list[Any] = [None] * len(calls)
@@ -207,12 +207,31 @@ def test_a_command_alone_runs_in_its_own_transaction(db: Database) -> None:
         commands.create_goal(db, CTX, spec("alone"))
 
 
-def test_inside_a_transaction_together_just_runs(db: Database) -> None:
-    with db.batch():
-        commands.create_goal(db, CTX, spec("in-batch-1"))
-        commands.create_goal(db, CTX, spec("in-batch-2"))
+def test_inside_a_transaction_together_just_runs(database_location: str) -> None:
+    """A command called inside a transaction (a batch) runs in it at once, even while
+    another thread leads a group: queued behind that group, it would wait for a turn
+    its own transaction holds (a 503 after the busy timeout)."""
+    db = open_database(database_location, busy_timeout_ms=1_000)
+    migrate(db)
+    release, leading = threading.Event(), threading.Event()
+
+    def lead() -> None:
+        leading.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=db.together, args=(lead,))
+    leader.start()
+    try:
+        assert leading.wait(10)
+        with db.batch():
+            commands.create_goal(db, CTX, spec("in-batch-1"))
+            commands.create_goal(db, CTX, spec("in-batch-2"))
+    finally:
+        release.set()
+        leader.join(10)
     assert ids_in_store(db) == {"in-batch-1", "in-batch-2"}
-    assert db._together.waiting() == 0
+    assert (db._together.transactions, db._together.commands) == (0, 0)
+    db.close()
 
 
 def test_a_connection_lost_in_a_group_costs_only_the_command_that_lost_it(
@@ -322,7 +341,8 @@ def test_a_group_whose_begin_finds_the_lock_held_answers_each_without_running_it
     """Another process holds the write lock past the busy timeout: the group's begin
     fails, and each of its writers gets that 503 at once; none runs its command again
     alone (each would only wait as long, for the same answer)."""
-    db = open_database(database_location, busy_timeout_ms=300)
+    # long enough for the queue to fill on a slow machine: it bounds the queue's wait too
+    db = open_database(database_location, busy_timeout_ms=1_500)
     migrate(db)
     other = open_database(database_location)
     ran: Counter[str] = Counter()
@@ -380,11 +400,14 @@ def test_a_commit_whose_answer_is_lost_is_a_503_for_each_and_runs_nothing_again(
 
     monkeypatch.setattr(commands.goals, "_create", counted)
 
-    outcomes = queued_as_one_group(db, [create(db, "a"), create(db, "b")])
+    new_goal(db, CTX, id="taken")
+    creates.clear()
+    outcomes = queued_as_one_group(db, [create(db, "a"), create(db, "taken"), create(db, "b")])
 
-    assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
-    assert creates == Counter({"a": 1, "b": 1})  # run once each, in the group
-    assert ids_in_store(db) == {"a", "b"}  # it had committed
+    assert isinstance(outcomes[0], StoreUnavailable) and isinstance(outcomes[2], StoreUnavailable)
+    assert isinstance(outcomes[1], GoalAlreadyExists)  # its own refusal, whatever the COMMIT did
+    assert creates == Counter({"a": 1, "taken": 1, "b": 1})  # run once each, in the group
+    assert ids_in_store(db) == {"a", "taken", "b"}  # it had committed
     assert verify_ledger(db).ok
 
 
