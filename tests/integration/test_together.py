@@ -8,7 +8,8 @@ import contextvars
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -69,6 +70,26 @@ def queued_as_one_group(db: Database, calls: list[Callable[[], Any]]) -> list[An
         thread.join(30)
         assert not thread.is_alive()
     return outcomes
+
+
+@contextmanager
+def led_elsewhere(db: Database) -> Iterator[None]:
+    """Another thread leads a group (of one command, which writes nothing) until the
+    block ends."""
+    release, leading = threading.Event(), threading.Event()
+
+    def lead() -> None:
+        leading.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=db.together, args=(lead,))
+    leader.start()
+    try:
+        assert leading.wait(10)
+        yield
+    finally:
+        release.set()
+        leader.join(10)
 
 
 def until(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -213,22 +234,9 @@ def test_inside_a_transaction_together_just_runs(database_location: str) -> None
     its own transaction holds (a 503 after the busy timeout)."""
     db = open_database(database_location, busy_timeout_ms=1_000)
     migrate(db)
-    release, leading = threading.Event(), threading.Event()
-
-    def lead() -> None:
-        leading.set()
-        assert release.wait(10)
-
-    leader = threading.Thread(target=db.together, args=(lead,))
-    leader.start()
-    try:
-        assert leading.wait(10)
-        with db.batch():
-            commands.create_goal(db, CTX, spec("in-batch-1"))
-            commands.create_goal(db, CTX, spec("in-batch-2"))
-    finally:
-        release.set()
-        leader.join(10)
+    with led_elsewhere(db), db.batch():
+        commands.create_goal(db, CTX, spec("in-batch-1"))
+        commands.create_goal(db, CTX, spec("in-batch-2"))
     assert ids_in_store(db) == {"in-batch-1", "in-batch-2"}
     assert (db._together.transactions, db._together.commands) == (0, 0)
     db.close()
@@ -312,24 +320,12 @@ def test_a_writer_waits_for_its_group_at_most_the_busy_timeout(
     timeout, as it would have waiting for its turn, and leaves the queue."""
     db = open_database(database_location, busy_timeout_ms=200)
     migrate(db)
-    release, running = threading.Event(), threading.Event()
-
-    def stuck() -> None:
-        running.set()
-        assert release.wait(10)
-
-    leader = threading.Thread(target=db.together, args=(stuck,))
-    leader.start()
-    try:
-        assert running.wait(10)
+    with led_elsewhere(db):
         started = time.monotonic()
         with pytest.raises(StoreBusy):
             commands.create_goal(db, CTX, spec("late"))
         waited = time.monotonic() - started
         assert db._together.waiting() == 0
-    finally:
-        release.set()
-        leader.join(10)
     assert 0.2 <= waited < 5
     assert commands.create_goal(db, CTX, spec("late")).id == "late"  # the queue moves on
     db.close()
