@@ -51,7 +51,7 @@ from service.metrics import ADOPT_LATENCY, GOALS_ADOPTED, RECORDER, count_block
 from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import tasks as task_table
-from service.store.db import Connection, Database
+from service.store.db import Connection, Database, Read
 
 # --- goal commands ------------------------------------------------------------------
 
@@ -68,12 +68,13 @@ def create_goal(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
     the group runs again, each create alone)."""
     if spec.id is None:
         spec = spec.model_copy(update={"id": mint_goal_id()})
-    return db.together(lambda: _create(db, ctx, spec), first=goal_table.id_taken(str(spec.id)))
+    taken = goal_table.id_taken(str(spec.id))  # declared, then asked for: the same read
+    return db.together(lambda: _create(db, ctx, spec, taken), first=taken)
 
 
-def _create(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
+def _create(db: Database, ctx: Context, spec: GoalCreate, taken: Read) -> Goal:
     goal_id = str(spec.id)
-    with db.write(first=goal_table.id_taken(goal_id)) as conn:
+    with db.write(first=taken) as conn:
         now = ctx.clock()
         goal = spec.build(owner=ctx.actor, now=now)
         if conn.first:

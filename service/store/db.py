@@ -293,7 +293,7 @@ class Database(ABC):
         outer_first = conn.first
         # In a batch, the end of a savepoint is a round trip of its own on PostgreSQL, so
         # that the error of a write it queued is raised here, in this command. In a group
-        # (together()) it goes with the next command's first statement.
+        # (together()) it goes with the next statement sent (the COMMIT at the latest).
         end = conn.send if conn.together else conn.execute
         try:
             conn.first = self._first_rows(conn, first)

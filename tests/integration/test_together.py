@@ -21,7 +21,14 @@ from service.commands.ledger import verify_ledger
 from service.domain.errors import GoalAlreadyExists, GoalNotFound, VersionConflict
 from service.domain.goal import Goal
 from service.domain.inputs import GoalCreate, GoalUpdate
-from service.store.db import Database, StoreBusy, StoreUnavailable, insert_rows, open_database
+from service.store.db import (
+    Database,
+    Read,
+    StoreBusy,
+    StoreUnavailable,
+    insert_rows,
+    open_database,
+)
 from service.store.migrate import migrate
 from service.store.postgres import PgConnection
 from service.store.sqlite import _SqliteConnection
@@ -390,9 +397,9 @@ def test_a_commit_whose_answer_is_lost_is_a_503_for_each_and_runs_nothing_again(
     creates: Counter[str] = Counter()
     real_create = commands.goals._create
 
-    def counted(db: Database, ctx: Context, spec: GoalCreate) -> Goal:
+    def counted(db: Database, ctx: Context, spec: GoalCreate, taken: Read) -> Goal:
         creates[str(spec.id)] += 1
-        return real_create(db, ctx, spec)
+        return real_create(db, ctx, spec, taken)
 
     monkeypatch.setattr(commands.goals, "_create", counted)
 
