@@ -114,6 +114,11 @@ class Database(ABC):
     def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
         """Begin; for a write, take the write lock, then run `reads`: their rows, in order."""
 
+    def _reads(self, conn: Any, reads: Sequence[Read]) -> list[list[Any]]:
+        """The rows of `reads`, in order, in the transaction `conn` is in (PostgreSQL: in
+        one round trip)."""
+        return [conn.execute(*read).fetchall() for read in reads]
+
     @abstractmethod
     def _in_transaction(self, conn: Any) -> bool: ...
 

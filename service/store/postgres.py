@@ -62,6 +62,22 @@ def _store_error(exc: psycopg.Error) -> GoalStoreError | None:
     return None
 
 
+def _bound(conn: PgConnection, reads: Sequence[Read]) -> list[str]:
+    """`reads` as statements of one simple-protocol query (which takes no parameters):
+    their parameters bound as literals by psycopg."""
+    bind = ClientCursor(conn.raw).mogrify
+    return [bind(_translate(sql), parameters) for sql, parameters in reads]
+
+
+def _following(cursor: Any, count: int) -> list[list[Any]]:
+    """The rows of the `count` results after the one `cursor` is at."""
+    rows = []
+    for _ in range(count):
+        cursor.nextset()
+        rows.append(cursor.fetchall())
+    return rows
+
+
 @lru_cache(maxsize=4096)
 def _translate(sql: str) -> str:
     """`?` placeholders as psycopg's `%s` (a literal `%` doubled)."""
@@ -336,14 +352,12 @@ class PostgresDatabase(Database):
             return [conn.execute(*read).fetchall() for read in reads]
         # One round trip: begin, take the write lock, then read the ledger's head (after
         # the lock: the head every later append of this transaction builds on) and the
-        # `reads`, their parameters bound as literals by psycopg (a round trip of several
-        # statements is the simple protocol, which takes no parameters).
+        # `reads`.
         key = self._lock_key(conn)
         lock = f"BEGIN; SELECT pg_advisory_xact_lock({key})"
-        bind = ClientCursor(conn.raw).mogrify
-        texts = [bind(_translate(sql), parameters) for sql, parameters in reads]
         try:
-            cursor: Any = conn.execute("; ".join([lock, ledger_table.HEAD_SQL, *texts]))
+            script = [lock, ledger_table.HEAD_SQL, *_bound(conn, reads)]
+            cursor: Any = conn.execute("; ".join(script))
         except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
             conn.execute("ROLLBACK")
             conn.execute(lock)
@@ -351,11 +365,13 @@ class PostgresDatabase(Database):
         cursor.nextset()  # past BEGIN's result, to the lock's
         cursor.nextset()  # to the head's
         conn.ledger_head = ledger_table.head_of(cursor.fetchone())
-        rows = []
-        for _ in reads:
-            cursor.nextset()
-            rows.append(cursor.fetchall())
-        return rows
+        return _following(cursor, len(reads))
+
+    def _reads(self, conn: Any, reads: Sequence[Read]) -> list[list[Any]]:
+        if not reads:
+            return []
+        cursor: Any = conn.execute("; ".join(_bound(conn, reads)))
+        return [cursor.fetchall(), *_following(cursor, len(reads) - 1)]
 
     def _lost(self, conn: Any) -> bool:
         return bool(conn.raw.broken)

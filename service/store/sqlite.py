@@ -97,7 +97,7 @@ class SqliteDatabase(Database):
 
     def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        return [conn.execute(*read).fetchall() for read in reads]
+        return self._reads(conn, reads)
 
     def _in_transaction(self, conn: Any) -> bool:
         return bool(conn.in_transaction)

@@ -4,11 +4,14 @@ share one transaction.
 A write transaction holds the store's write lock until its COMMIT has returned: on
 PostgreSQL that is a network round trip and a WAL flush, on SQLite a WAL fsync. The lock,
 not the machine, then caps the writes a second (docs/benchmarks.md). `together(command)`
-lets concurrent writers share the cost: the first to arrive (the leader) runs its own
-command and those queued behind it by then (up to MAX_GROUP), each in a savepoint of one
-transaction, commits once, and hands each caller its own answer. No writer waits for company: a
-command that finds nobody ahead of it runs at once, alone, in its own transaction, as
-it would without this module.
+lets concurrent writers share the cost: the first to arrive (the leader) begins a
+transaction at once and runs its own command and those queued behind it (up to
+MAX_GROUP), each in a savepoint, commits once, and hands each caller its own answer. The
+group is the queue as the leader found it, joined by the commands that queued while its
+begin waited for the write lock (on PostgreSQL, while other processes' groups held it):
+they would only have waited for the next group, begun after this one. No writer waits
+for company: a command that finds nobody ahead of it, and is joined by nobody, runs
+alone in that transaction, its errors its own answer, as without this module.
 
 What each caller sees does not change:
 - its result is handed over only once the shared COMMIT has returned;
@@ -150,10 +153,7 @@ class Together:
             group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
         self._leader = threading.get_ident()
         try:
-            if len(group) == 1:
-                group[0].run(alone=True)  # its own transaction, as without this module
-            else:
-                self._together(group)
+            self._together(group)
         except _Unavailable as unavailable:
             for member in group:  # a refusal stays its own: it did not wait for the COMMIT
                 if member.error is None:
@@ -174,14 +174,19 @@ class Together:
                 member.woken.set()
 
     def _together(self, group: list[_Member[Any]]) -> None:
+        """Run `group` in one transaction, joined by the commands queued while its begin
+        waited for the write lock (they are added to `group`: the caller answers them)."""
         db = self._db
         # The members' declared first reads go with the begin; every write() inside is a
         # savepoint of this one transaction.
-        reads = [member.first for member in group if member.first is not None]
         begun = ran = False
         try:
-            with db._transaction(write=True, reads=reads) as (conn, rows):
-                begun, read = True, iter(rows)
+            with db._transaction(write=True, reads=_firsts(group)) as (conn, rows):
+                begun = True
+                late = self._late(MAX_GROUP - len(group))
+                group += late  # in the group before anything can fail: it answers them
+                read = iter([*rows, *db._reads(conn, _firsts(late))])  # theirs: one round trip
+                alone = len(group) == 1
                 conn.together = True
                 db._local.depth = 1  # as in batch()
                 try:
@@ -189,7 +194,7 @@ class Together:
                         # its declared first read, as the begin read it (Database._first_rows)
                         given = None if member.first is None else (member.first, next(read))
                         db._local.given = given
-                        member.run(alone=False)
+                        member.run(alone=alone)
                         if db._aborted(conn):  # a statement failed, and nothing rolled it back
                             raise _GroupFailed
                 finally:
@@ -202,5 +207,18 @@ class Together:
             if not begun or (ran and isinstance(exc, StoreUnavailable)):
                 raise _Unavailable(exc) from exc
             raise
-        self.transactions += 1
-        self.commands += len(group)
+        if len(group) > 1:
+            self.transactions += 1
+            self.commands += len(group)
+
+    def _late(self, room: int) -> list[_Member[Any]]:
+        """The commands queued since the group was taken (up to `room` of them): they
+        queued while its begin waited for the write lock, and join it rather than wait
+        for the next."""
+        with self._lock:
+            return [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
+
+
+def _firsts(members: list[_Member[Any]]) -> list[Read]:
+    """The members' declared first reads, in order."""
+    return [member.first for member in members if member.first is not None]

@@ -237,16 +237,95 @@ def test_a_command_alone_runs_in_its_own_transaction(db: Database) -> None:
 
 def test_inside_a_transaction_together_just_runs(database_location: str) -> None:
     """A command called inside a transaction (a batch) runs in it at once, even while
-    another thread leads a group: queued behind that group, it would wait for a turn
-    its own transaction holds (a 503 after the busy timeout)."""
-    db = open_database(database_location, busy_timeout_ms=1_000)
+    another thread leads a group: that group's begin waits for the batch's write turn, so
+    queued behind it the command would wait for a turn its own transaction holds (a 503
+    after the busy timeout)."""
+    db = open_database(database_location, busy_timeout_ms=2_000)
     migrate(db)
-    with led_elsewhere(db), db.batch():
+    elsewhere: list[Any] = []
+    leader = threading.Thread(
+        target=lambda: elsewhere.append(commands.create_goal(db, CTX, spec("elsewhere")))
+    )
+    with db.batch():
+        leader.start()
+        until(lambda: db._together._leader is not None)  # leading, its begin waiting
         commands.create_goal(db, CTX, spec("in-batch-1"))
         commands.create_goal(db, CTX, spec("in-batch-2"))
-    assert ids_in_store(db) == {"in-batch-1", "in-batch-2"}
+    leader.join(10)
+    assert [goal.id for goal in elsewhere] == ["elsewhere"]
+    assert ids_in_store(db) == {"in-batch-1", "in-batch-2", "elsewhere"}
     assert (db._together.transactions, db._together.commands) == (0, 0)
     db.close()
+
+
+def test_commands_queued_while_the_begin_waits_for_the_lock_join_its_group(
+    database_location: str,
+) -> None:
+    """Another process holds the write lock: this process's first writer begins and waits
+    for it, and the writers that queue meanwhile join its group, each with its first read
+    (is the id taken) read once the lock is held: the goal the other process created
+    while holding it is taken."""
+    db = migrated_database(database_location)
+    other = open_database(database_location)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with other.batch():
+            holding.set()
+            release.wait(10)
+            commands.create_goal(other, CTX, spec("made-elsewhere"))  # in that transaction
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        outcomes: list[Any] = [None] * 3
+
+        def call(n: int, goal_id: str) -> None:
+            try:
+                outcomes[n] = commands.create_goal(db, CTX, spec(goal_id))
+            except Exception as exc:
+                outcomes[n] = exc
+
+        threads = [threading.Thread(target=call, args=(0, "leader"))]
+        threads[0].start()
+        until(lambda: db._together._leader is not None)  # leading, its begin waiting
+        for n, goal_id in ((1, "joined"), (2, "made-elsewhere")):
+            threads.append(threading.Thread(target=call, args=(n, goal_id)))
+            threads[-1].start()
+        until(lambda: db._together.waiting() == 2)
+    finally:
+        release.set()
+        holder.join(10)
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    other.close()
+
+    assert [o.id for o in outcomes[:2]] == ["leader", "joined"]
+    assert isinstance(outcomes[2], GoalAlreadyExists)
+    assert (db._together.transactions, db._together.commands) == (1, 3)  # one group
+    assert ids_in_store(db) == {"made-elsewhere", "leader", "joined"}
+    report = verify_ledger(db)
+    assert report.ok and report.rows == 3
+    db.close()
+
+
+def test_a_command_alone_is_answered_its_own_error_and_runs_once(db: Database) -> None:
+    """Nobody joined it: whatever it raises is its answer, as without a group (in a group,
+    an error that is not its refusal would send every command back to run again)."""
+    ran = Counter[str]()
+
+    def broken() -> None:
+        ran["broken"] += 1
+        with db.write() as conn:
+            record_event(conn, CTX, CTX.clock(), "goal_annotated", "a", {"note": "undone"})
+            raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        db.together(broken)
+    assert ran == Counter({"broken": 1})
+    assert db.connection().execute("SELECT count(*) FROM ledger").fetchone()[0] == 0
 
 
 def test_a_connection_lost_in_a_group_costs_only_the_command_that_lost_it(
@@ -338,43 +417,54 @@ def test_a_writer_waits_for_its_group_at_most_the_busy_timeout(
     db.close()
 
 
-def test_a_group_whose_begin_finds_the_lock_held_answers_each_without_running_it(
+def test_writers_whose_begin_finds_the_lock_held_are_answered_without_running(
     database_location: str,
 ) -> None:
-    """Another process holds the write lock past the busy timeout: the group's begin
-    fails, and each of its writers gets that 503 at once; none runs its command again
-    alone (each would only wait as long, for the same answer)."""
-    # long enough for the queue to fill on a slow machine: it bounds the queue's wait too
-    db = open_database(database_location, busy_timeout_ms=1_500)
+    """Another process holds the write lock past the busy timeout: the begin of the first
+    writer's group fails, and so does that of the group the writers queued behind it
+    form next. Each writer gets that 503; none runs its command (alone, each would only
+    wait as long, for the same answer)."""
+    db = open_database(database_location, busy_timeout_ms=1_000)
     migrate(db)
     other = open_database(database_location)
     ran: Counter[str] = Counter()
     holding, release = threading.Event(), threading.Event()
+    outcomes: list[Any] = [None] * 3
 
     def hold_the_lock() -> None:
         with other.write():
             holding.set()
             release.wait(10)
 
-    def counted(name: str) -> Callable[[], Any]:
+    def call(n: int) -> None:
         def command() -> None:
-            ran[name] += 1
+            ran[str(n)] += 1
             with db.write():
                 pass
 
-        return lambda: db.together(command)
+        try:
+            outcomes[n] = db.together(command)
+        except Exception as exc:
+            outcomes[n] = exc
 
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(3)]
     try:
         assert holding.wait(10)
-        outcomes = queued_as_one_group(db, [counted("a"), counted("b")])
+        threads[0].start()
+        until(lambda: db._together._leader is not None)  # leading, its begin waiting
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: db._together.waiting() == 2)
+        for thread in threads:
+            thread.join(10)
     finally:
         release.set()
         holder.join(10)
         other.close()
     assert all(isinstance(o, StoreBusy) for o in outcomes), outcomes
-    assert ran == Counter()  # the group never began; nobody ran again alone
+    assert ran == Counter()  # no group began; nobody ran again alone
     db.close()
 
 
@@ -389,7 +479,7 @@ def test_a_commit_whose_answer_is_lost_is_a_503_for_each_and_runs_nothing_again(
 
     def lossy(self: Any, sql: str, parameters: Any = (), /) -> Any:
         cursor = execute(self, sql, parameters)
-        if sql == "COMMIT" and self.together:
+        if sql == "COMMIT" and creates["a"]:  # the group's
             raise StoreUnavailable("the COMMIT's answer was lost")
         return cursor
 
