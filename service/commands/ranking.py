@@ -75,20 +75,26 @@ def scores_in(conn: Connection, goals: Sequence[Goal], now: datetime) -> dict[st
     return {g.id: explain(g, inputs, trees.get(g.id)) for g in goals}
 
 
-def tree_of(conn: Connection, goal: Goal, inputs: RankingInputs) -> TreeFacts | None:
+def tree_of(
+    conn: Connection, goal: Goal, inputs: RankingInputs, in_use: bool | None = None
+) -> TreeFacts | None:
     """What its tree makes of one goal (None: nothing), as trees_in() makes it of many:
     every path that scores a goal alone passes this to explain()."""
-    return trees_in(conn, [goal.id], [goal.id] if goal.parent_id else [], inputs).get(goal.id)
+    climbing = [goal.id] if goal.parent_id else []
+    return trees_in(conn, [goal.id], climbing, inputs, in_use).get(goal.id)
 
 
 def trees_in(
     conn: Connection, goal_ids: Sequence[str] | None, climbing: Sequence[str],
-    inputs: RankingInputs,
+    inputs: RankingInputs, in_use: bool | None = None,
 ) -> dict[str, TreeFacts]:  # fmt: skip
     """What their trees make of the goals of `goal_ids` (None: of every goal), those its
     tree changes nothing of left out: read from the store, made by the domain.
-    `climbing`: those of them that have a parent (ignored for every goal)."""
-    if not climbing and not tree_table.in_use(conn):  # a flat store: no tree to read
+    `climbing`: those of them that have a parent (ignored for every goal). `in_use`:
+    whether any goal has a parent, if the caller has read it in this transaction."""
+    if in_use is None and not climbing:
+        in_use = tree_table.in_use(conn)
+    if not climbing and not in_use:  # a flat store: no tree to read
         return {}
     if goal_ids is None:
         rows = tree_table.lineage(conn, None)

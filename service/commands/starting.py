@@ -19,6 +19,7 @@ from service.commands.gate import refresh_progress
 from service.commands.goals import move_goal
 from service.commands.ranking import ranking_inputs, tree_of
 from service.commands.vetting import Vetting
+from service.domain.beliefs import Belief
 from service.domain.blocks import (
     ANCESTOR_BLOCKED,
     CHILD_ABANDONED,
@@ -39,19 +40,29 @@ from service.store import beliefs as belief_table
 from service.store import goals as goal_table
 from service.store import ledger as ledger_table
 from service.store import tasks as task_table
+from service.store import tree_ranking as tree_table
 from service.store.db import Connection, Database
 
 log = logging.getLogger("goalstore.selection")
 
 
+class Facts(NamedTuple):
+    """What every start in one transaction reads alike, read once with its begin: no
+    start changes them."""
+
+    beliefs: list[Belief]
+    trees: bool  # whether any goal has a parent
+
+
 def start_verdict(
     conn: Connection, vetting: Vetting, goal: Goal, consistency: Consistency,
-    now: datetime,
+    now: datetime, facts: Facts | None = None,
 ) -> Verdict:  # fmt: skip
     """Adoption's rules plus what ranking blocks on (a manual block, dependencies not yet
     satisfied, what its tree holds it on: open children, an abandoned child, a blocked
-    ancestor)."""
-    verdict = vetting.verdict(conn, goal, consistency, now)
+    ancestor). `facts`: as the transaction has read them (None: read now)."""
+    beliefs, trees = (None, None) if facts is None else facts
+    verdict = vetting.verdict(conn, goal, consistency, now, beliefs)
     if goal.manual_block is not None:
         held = goal.manual_block
         block = Block(MANUAL_BLOCK, f"blocked by {held.get('actor')}: {manual_reason(held)}")
@@ -60,7 +71,7 @@ def start_verdict(
     # ancestors' (a goal's open children and abandoned child are its tree's facts alone).
     climbs = goal.depends_on or goal.parent_id
     inputs = ranking_inputs(conn, now) if climbs else RankingInputs(now=now)
-    tree = tree_of(conn, goal, inputs)
+    tree = tree_of(conn, goal, inputs, trees)
     if not goal.depends_on and tree is None and goal.tree_block is None:
         return verdict
     blocked_by = explain(goal, inputs, tree).blocked_by
@@ -112,14 +123,18 @@ def start_goals(
         if record is not None and record["deleted_at"] is None and record["version"] == version:
             consulted[goal_id] = vetting.consult(from_record(record), beliefs)
     outcomes: list[Started | GoalStoreError] = []
-    with db.batch():
+    # The beliefs as the write lock finds them: on PostgreSQL, with the begin
+    with db.batch(first=belief_table.EVERY) as conn:
+        facts = Facts(belief_table.beliefs_of(conn.first), tree_table.in_use(conn))
         for goal_id, version in versions:
             consistency = consulted.get(goal_id)
             try:
                 if consistency is None:
                     raise _not_startable(seen.get(goal_id), goal_id)
                 with db.write() as conn:
-                    outcomes.append(_start(conn, ctx, goal_id, version, vetting, consistency))
+                    outcomes.append(
+                        _start(conn, ctx, goal_id, version, vetting, consistency, facts)
+                    )
             except (GoalBlocked, GoalNotFound, IllegalTransition, GoalMovedOn) as refused:
                 outcomes.append(refused)
     return outcomes
@@ -133,7 +148,7 @@ def _not_startable(record: dict[str, Any] | None, goal_id: str) -> GoalStoreErro
 
 def _start(
     conn: Connection, ctx: Context, goal_id: str, version: int, vetting: Vetting,
-    consistency: Consistency,
+    consistency: Consistency, facts: Facts,
 ) -> Started:  # fmt: skip
     now = ctx.clock()
     goal = live_goal(conn, goal_id)
@@ -141,10 +156,10 @@ def _start(
         raise GoalMovedOn()
     if goal.state != GoalState.ADOPTED:
         raise IllegalTransition(goal.id, goal.state.value, "start")
-    verdict = start_verdict(conn, vetting, goal, consistency, now)
+    verdict = start_verdict(conn, vetting, goal, consistency, now, facts)
     if not verdict.allowed:
         raise GoalBlocked(goal.id, verdict)
-    _refuse_unsafe(conn, goal)
+    _refuse_unsafe(goal, facts.beliefs)
     task_table.supersede_failed(conn, goal.id)
     attempt = 1 + len(task_table.for_goal(conn, goal.id))
     span = ctx.trace.child()
@@ -163,14 +178,14 @@ def _start(
     return Started(started, task, seq)
 
 
-def _refuse_unsafe(conn: Connection, goal: Goal) -> None:
+def _refuse_unsafe(goal: Goal, beliefs: list[Belief]) -> None:
     """The safety net behind vetting: a goal about to be handed to the scheduler that
     contradicts an active belief (seed 000's safety violation) means vetting let it
     through, which must never happen. Counted (goal_safety_violations_total, alerted on
     above zero), logged, and the goal is refused like any blocked one."""
     if not goal.contradicts:
         return
-    violated = contradicted(goal.contradicts, belief_table.active_ids(conn))
+    violated = contradicted(goal.contradicts, frozenset(b.id for b in beliefs if b.active))
     if violated:
         RECORDER.inc(SAFETY_VIOLATIONS)
         log.error("safety: vetting let goal %s through while it contradicts active beliefs "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,8 +32,11 @@ class Vetting:
         return self.checker.check_consistency(goal.text, active, ())
 
     def verdict(
-        self, conn: Connection, goal: Goal, consistency: Consistency, now: datetime
-    ) -> Verdict:
-        """The rules over the beliefs as they are inside the caller's transaction."""
-        beliefs = {b.id: b for b in belief_table.listing(conn)}
-        return vet(goal, VettingInputs(beliefs, consistency, now, self.threshold))
+        self, conn: Connection, goal: Goal, consistency: Consistency, now: datetime,
+        beliefs: Sequence[Belief] | None = None,
+    ) -> Verdict:  # fmt: skip
+        """The rules over the beliefs as they are inside the caller's transaction
+        (`beliefs`: as it has read them already; None: read now)."""
+        inside = belief_table.listing(conn) if beliefs is None else beliefs
+        by_id = {b.id: b for b in inside}
+        return vet(goal, VettingInputs(by_id, consistency, now, self.threshold))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from service.domain.beliefs import Belief
 from service.domain.timefmt import format_ts, parse_ts
-from service.store.db import Connection
+from service.store.db import Connection, Read
 
 _COLUMNS = "id, statement, active, version, created_at, updated_at"
+# Every belief, as listing() reads them: a Read a write may declare (Database.write(first=…))
+EVERY: Read = (f"SELECT {_COLUMNS} FROM beliefs ORDER BY id", ())
 
 
 def _belief(row: Any) -> Belief:
@@ -41,11 +44,16 @@ def upsert(conn: Connection, belief: Belief) -> None:
 
 def listing(conn: Connection, active: bool | None = None) -> list[Belief]:
     if active is None:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM beliefs ORDER BY id")
+        rows = conn.execute(*EVERY)
     else:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM beliefs WHERE active = ? ORDER BY id", (int(active),)
         )
+    return beliefs_of(rows)
+
+
+def beliefs_of(rows: Iterable[Any]) -> list[Belief]:
+    """Rows of the beliefs table (EVERY's, say) as beliefs."""
     return [_belief(row) for row in rows]
 
 

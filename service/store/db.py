@@ -347,10 +347,11 @@ class Database(ABC):
         return self._together.run(command, first)
 
     @contextmanager
-    def batch(self) -> Iterator[Connection]:
+    def batch(self, *, first: Read | None = None) -> Iterator[Connection]:
         """Many commands in one transaction (one fsync): bulk loads, the benchmark's setup.
-        Each command inside keeps its own all-or-nothing through a savepoint."""
-        with self.write() as conn:
+        Each command inside keeps its own all-or-nothing through a savepoint. `first`: as
+        for write(); its rows are `conn.first` but while a write() inside runs."""
+        with self.write(first=first) as conn:
             self._local.depth = 1
             try:
                 yield conn

@@ -142,7 +142,7 @@ def test_a_write_s_first_read_sees_the_store_as_the_lock_leaves_it(db: Database)
     PostgreSQL in the begin's round trip, bound as literals: a `%` in the SQL, quotes,
     a `?`, backslashes and non-ASCII in the value); its rows are conn.first, [] when it
     matched nothing or there is none (never the last write's), also in a batch, where a
-    command's own first read does not outlive its savepoint."""
+    command's own first read does not outlive its savepoint, and for a batch's own."""
     insert = (
         "INSERT INTO beliefs (id, statement, active, version, created_at, updated_at)"
         " VALUES (?, ?, 1, 1, 't', 't')"
@@ -161,9 +161,14 @@ def test_a_write_s_first_read_sees_the_store_as_the_lock_leaves_it(db: Database)
         with db.write(first=("SELECT 1 FROM beliefs WHERE id = 'none'", ())) as inner:
             inner_rows = list(inner.first)
         after_inner = [tuple(row) for row in outer.first]
+    with db.batch(first=read) as batch:  # the batch's own first read, read with its begin
+        batch_rows = [tuple(row) for row in batch.first]
+        with db.write() as inner:
+            inner_bare = list(inner.first)
+        batch_after = [tuple(row) for row in batch.first]
 
-    assert ([], [], []) == (empty, bare, inner_rows)
-    assert [("b-1", odd)] == found == in_batch == after_inner
+    assert ([], [], [], []) == (empty, bare, inner_rows, inner_bare)
+    assert [("b-1", odd)] == found == in_batch == after_inner == batch_rows == batch_after
 
 
 def test_create_rejects_unknown_dependencies_and_writes_nothing(db: Database, ctx: Context) -> None:

@@ -3,6 +3,7 @@ real store (SQLite and PostgreSQL) and a real Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -155,8 +156,9 @@ class WavedThrough:
         return Consistency(0.0)
 
     def verdict(
-        self, conn: Connection, goal: Goal, consistency: Consistency, now: datetime
-    ) -> Verdict:
+        self, conn: Connection, goal: Goal, consistency: Consistency, now: datetime,
+        beliefs: Sequence[Belief] | None = None,
+    ) -> Verdict:  # fmt: skip
         return Verdict()
 
 
