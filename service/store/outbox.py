@@ -84,13 +84,28 @@ def release(conn: Connection, seqs: list[int]) -> None:
 
 def mark_applied(conn: Connection, seqs: list[int], now: str) -> int:
     """Mark these events applied; how many were not already (a redelivery, or an event a
-    rebuild covered, counts 0)."""
-    return conn.execute(
+    rebuild covered, counts 0). The watermark then moves up to the oldest event still
+    unapplied: every query here starts its walk of the outbox at the watermark, and the
+    rows applied above it (with, until a vacuum, their index entries from before) would
+    otherwise lengthen that walk with every event until the next rebuild."""
+    applied = conn.execute(
         "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
         f" WHERE applied_at IS NULL AND {_ABOVE}"
         f" AND ledger_seq IN ({conn.dialect.values_of(integers=True)})",
         (now, now, _json_ints(seqs)),
     ).rowcount
+    # Writes go one at a time (the write lock) and commit in ledger order: every event
+    # below the highest seen here is committed, and applied unless read as unapplied.
+    conn.send(
+        "UPDATE outbox_watermark SET applied_through = coalesce("
+        " (SELECT min(ledger_seq) - 1 FROM outbox WHERE applied_at IS NULL AND"
+        "  ledger_seq > outbox_watermark.applied_through),"
+        " (SELECT max(ledger_seq) FROM outbox WHERE"
+        "  ledger_seq > outbox_watermark.applied_through),"
+        " applied_through)",
+        (),
+    )
+    return applied
 
 
 def mark_applied_through(conn: Connection, seq: int) -> int:

@@ -1,4 +1,5 @@
-"""The relay's outbox queries stay indexed on PostgreSQL once the tables have statistics.
+"""The outbox queries stay indexed on PostgreSQL once the tables have statistics, and
+the watermark they start from follows the events applied.
 
 Selection regressed on PostgreSQL (one goal per call at 100k goals: 345 -> 135 goals/s)
 when `store copy` began to ANALYZE what it filled: with statistics, the planner
@@ -69,6 +70,11 @@ def _fill(db: Database, history: int, pending: int) -> None:
     db.connection().execute("ANALYZE")
 
 
+def _pages(plan: dict[str, Any]) -> int:
+    """The shared buffers an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) plan touched."""
+    return int(plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0))
+
+
 def _rows_read(plan: dict[str, Any]) -> list[tuple[str, int]]:
     """Each node of an EXPLAIN (ANALYZE, FORMAT JSON) plan with the rows it read."""
     read = plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
@@ -112,13 +118,11 @@ def test_the_relay_reads_the_pending_events_not_the_history(postgres_url: str) -
         assert read <= 4 * PENDING, f"{node} read {read} rows for {PENDING} pending events"
 
 
-def test_has_pending_and_claim_mean_what_they_did(db: Database) -> None:
-    """Rows at or below the watermark are not pending; the oldest pending events are
-    claimed first, at most `limit`, with their trace and belief ids from the ledger, and
-    claimed rows are pending no more."""
+def _events(db: Database, count: int, belief_at: int = 0) -> None:
+    """Ledger events 1…count with their outbox rows (event `belief_at` names belief b1)."""
     with db.write() as conn:
-        for seq in range(1, 8):
-            payload = '{"belief_id": "b1"}' if seq == 6 else "{}"
+        for seq in range(1, count + 1):
+            payload = '{"belief_id": "b1"}' if seq == belief_at else "{}"
             conn.execute(
                 "INSERT INTO ledger (seq, ts, event_type, goal_id, actor, trace_id, span_id,"
                 " payload, prev_hash, hash) VALUES (?, 'ts', 'e', ?, 'a', ?, NULL, ?, ?, ?)",
@@ -129,6 +133,14 @@ def test_has_pending_and_claim_mean_what_they_did(db: Database) -> None:
                 " VALUES (?, 'e', ?, 'ts')",
                 (seq, f"g{seq}"),
             )
+
+
+def test_has_pending_and_claim_mean_what_they_did(db: Database) -> None:
+    """Rows at or below the watermark are not pending; the oldest pending events are
+    claimed first, at most `limit`, with their trace and belief ids from the ledger, and
+    claimed rows are pending no more."""
+    _events(db, 7, belief_at=6)
+    with db.write() as conn:
         conn.execute("UPDATE outbox_watermark SET applied_through = 4")
     assert outbox.has_pending(db.connection())
     with db.write() as conn:
@@ -139,3 +151,49 @@ def test_has_pending_and_claim_mean_what_they_did(db: Database) -> None:
     assert not outbox.has_pending(db.connection())
     with db.write() as conn:
         assert outbox.claim(conn, "now", 10) == []
+
+
+def _watermark(db: Database) -> int:
+    (through,) = db.connection().execute("SELECT applied_through FROM outbox_watermark").fetchone()
+    return int(through)
+
+
+def test_applied_events_move_the_watermark_up_to_the_oldest_unapplied(db: Database) -> None:
+    """The worker marks events applied, in any order: the watermark follows every event
+    applied below the oldest one that is not, and a repeated mark moves nothing."""
+    _events(db, 10)
+    now = "2026-01-01T00:00:01Z"
+    marks = []
+    for seqs in ([1, 2, 3, 5, 6], [4], [8, 9], [7, 10], [10]):
+        with db.write() as conn:
+            applied = outbox.mark_applied(conn, seqs, now)
+        marks.append((applied, _watermark(db), outbox.backlog(db.connection())["unapplied"]))
+    assert marks == [(5, 3, 5), (1, 6, 4), (2, 6, 2), (2, 10, 0), (0, 10, 0)]
+    assert outbox.oldest_unapplied(db.connection()) is None
+
+
+def test_the_lag_check_reads_the_unapplied_events_not_those_applied(postgres_url: str) -> None:
+    """The ranking's freshness check (oldest_unapplied, on every selection and ranked read)
+    after the worker applied many events since the last rebuild: it starts at the
+    watermark the worker moved, not at the rebuild's."""
+    db = migrated_database(postgres_url)
+    try:
+        _fill(db, 0, HISTORY + PENDING)
+        with db.write() as conn:
+            outbox.mark_applied(conn, list(range(1, HISTORY + 1)), "2026-01-01T00:00:01Z")
+        db.connection().execute("ANALYZE")
+        recording = _Recording(db.connection())
+        oldest = outbox.oldest_unapplied(recording)
+        ((sql, parameters),) = recording.statements
+        (document,) = (
+            db.connection()
+            .execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", parameters)
+            .fetchone()
+        )
+    finally:
+        db.close()
+    assert oldest == "2026-01-01T00:00:00Z"
+    plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+    # The rows applied since were rewritten, and their old index entries stay until a
+    # vacuum: walked from the rebuild's watermark, 58 pages here, more with every event.
+    assert _pages(plan) <= 10, plan
