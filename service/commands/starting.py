@@ -123,8 +123,9 @@ def start_goals(
         if record is not None and record["deleted_at"] is None and record["version"] == version:
             consulted[goal_id] = vetting.consult(from_record(record), beliefs)
     outcomes: list[Started | GoalStoreError] = []
-    # The beliefs as the write lock finds them: on PostgreSQL, with the begin
-    with db.batch(first=belief_table.EVERY) as conn:
+    # The beliefs as the write lock finds them: on PostgreSQL, with the begin. Only a
+    # start's refusal is its own: any other error fails them all (the claims released).
+    with db.batch(first=belief_table.EVERY, as_one=True) as conn:
         facts = Facts(belief_table.beliefs_of(conn.first), tree_table.in_use(conn))
         for goal_id, version in versions:
             consistency = consulted.get(goal_id)

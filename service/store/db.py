@@ -52,10 +52,11 @@ class Connection(Protocol):
     ledger_head: tuple[int, str] | None
     # The rows of the write's `first` read (Database.write), [] without one.
     first: list[Any]
-    # Whether this transaction runs several callers' commands (Database.together): each
-    # savepoint's SAVEPOINT, RELEASE and ROLLBACK TO may then be sent with the next
-    # statement, and a queued write's error may surface in a later command's statement
-    # (the group is then run again, each command alone).
+    # Whether a write's error anywhere fails the whole transaction, only refusals being a
+    # command's own (a group of callers' commands, Database.together, which then runs
+    # again, each command alone; a batch(as_one=True)): each savepoint's SAVEPOINT,
+    # RELEASE and ROLLBACK TO may then be sent with the next statement, and a queued
+    # write's error may surface in a later command's statement.
     together: bool
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
@@ -298,7 +299,8 @@ class Database(ABC):
         outer_first = conn.first
         # In a batch, the end of a savepoint is a round trip of its own on PostgreSQL, so
         # that the error of a write it queued is raised here, in this command. In a group
-        # (together()) it goes with the next statement sent (the COMMIT at the latest).
+        # (together()) or a batch as one, it goes with the next statement sent (the COMMIT
+        # at the latest).
         end = conn.send if conn.together else conn.execute
         try:
             conn.first = self._first_rows(conn, first)
@@ -347,11 +349,17 @@ class Database(ABC):
         return self._together.run(command, first)
 
     @contextmanager
-    def batch(self, *, first: Read | None = None) -> Iterator[Connection]:
+    def batch(self, *, first: Read | None = None, as_one: bool = False) -> Iterator[Connection]:
         """Many commands in one transaction (one fsync): bulk loads, the benchmark's setup.
         Each command inside keeps its own all-or-nothing through a savepoint. `first`: as
-        for write(); its rows are `conn.first` but while a write() inside runs."""
+        for write(); its rows are `conn.first` but while a write() inside runs.
+
+        `as_one`: the caller lets any error but a command's refusal fail the whole batch,
+        so a write a command queued may fail in a later command's statement: on
+        PostgreSQL each savepoint's end then goes with the next statement, not in a round
+        trip of its own (Connection.together)."""
         with self.write(first=first) as conn:
+            conn.together = as_one
             self._local.depth = 1
             try:
                 yield conn

@@ -153,9 +153,9 @@ class PgConnection:
 
         A SAVEPOINT is queued only when nothing else is: behind a write that fails it
         would never be made, and the command that rolls back to it would fail for that
-        instead of the write's error being raised, outside the command. In a group of
-        callers' commands (`together`) it is queued all the same: whatever fails there,
-        the group runs again, each command alone.
+        instead of the write's error being raised, outside the command. Where any such
+        error fails the whole transaction (`together`: a group of callers' commands, which
+        then runs again, each command alone; a batch as one) it is queued all the same.
 
         A ROLLBACK TO SAVEPOINT drops what is queued after its savepoint (see _drop_after)."""
         if sql.startswith(_ROLLBACK_TO):
