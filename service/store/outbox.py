@@ -10,7 +10,8 @@ delivered late but never lost. Delivery is at-least-once:
   emptied Redis) are released again, so the relay sends them once more;
 - a rebuild of the ranking covers every event up to the ledger seq it read: it moves
   the watermark (`outbox_watermark.applied_through`) instead of marking each row, and
-  rows at or below it count as applied everywhere here.
+  rows at or below it count as applied everywhere here. The worker moves it too, to
+  just below the oldest event still unapplied, each time it marks events applied.
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ def release(conn: Connection, seqs: list[int]) -> None:
 
 def mark_applied(conn: Connection, seqs: list[int], now: str) -> int:
     """Mark these events applied; how many were not already (a redelivery, or an event a
-    rebuild covered, counts 0). The watermark then moves up to the oldest event still
-    unapplied: every query here starts its walk of the outbox at the watermark, and the
-    rows applied above it (with, until a vacuum, their index entries from before) would
-    otherwise lengthen that walk with every event until the next rebuild."""
+    rebuild covered, counts 0). The watermark then moves to just below the oldest event
+    still unapplied: every query here starts its walk of the outbox at the watermark,
+    and the rows applied above it (with, until a vacuum, their index entries from
+    before) would otherwise lengthen that walk with every event until the next rebuild.
+    It is written only when it moves."""
     applied = conn.execute(
         "UPDATE outbox SET applied_at = ?, relayed_at = coalesce(relayed_at, ?)"
         f" WHERE applied_at IS NULL AND {_ABOVE}"
@@ -97,12 +99,12 @@ def mark_applied(conn: Connection, seqs: list[int], now: str) -> int:
     # Writes go one at a time (the write lock) and commit in ledger order: every event
     # below the highest seen here is committed, and applied unless read as unapplied.
     conn.send(
-        "UPDATE outbox_watermark SET applied_through = coalesce("
-        " (SELECT min(ledger_seq) - 1 FROM outbox WHERE applied_at IS NULL AND"
-        "  ledger_seq > outbox_watermark.applied_through),"
-        " (SELECT max(ledger_seq) FROM outbox WHERE"
-        "  ledger_seq > outbox_watermark.applied_through),"
-        " applied_through)",
+        "UPDATE outbox_watermark SET applied_through = moved.through FROM (SELECT coalesce("
+        " (SELECT min(ledger_seq) - 1 FROM outbox WHERE applied_at IS NULL"
+        "  AND ledger_seq > w.applied_through),"
+        " (SELECT max(ledger_seq) FROM outbox WHERE ledger_seq > w.applied_through)"
+        ") AS through FROM outbox_watermark w) AS moved"
+        " WHERE moved.through > outbox_watermark.applied_through",
         (),
     )
     return applied
@@ -134,11 +136,12 @@ def redeliver(conn: Connection, claimed_before: str) -> int:
 
 
 def prune(conn: Connection, applied_before: str) -> int:
-    """Drop rows applied before `applied_before`, and rows a rebuild covered that were
-    written before it (the ledger keeps the events themselves)."""
+    """Drop rows applied before `applied_before`, and rows a rebuild covered (never
+    marked applied) that were written before it (the ledger keeps the events
+    themselves)."""
     return conn.execute(
         "DELETE FROM outbox WHERE (applied_at IS NOT NULL AND applied_at < ?)"
-        f" OR (NOT {_ABOVE} AND created_at < ?)",
+        f" OR (applied_at IS NULL AND NOT {_ABOVE} AND created_at < ?)",
         (applied_before, applied_before),
     ).rowcount
 

@@ -179,7 +179,7 @@ class Together:
         db = self._db
         # The members' declared first reads go with the begin; every write() inside is a
         # savepoint of this one transaction.
-        begun = ran = False
+        begun = ran = alone = False
         try:
             with db._transaction(write=True, reads=_firsts(group)) as (conn, rows):
                 begun = True
@@ -195,18 +195,27 @@ class Together:
                         given = None if member.first is None else (member.first, next(read))
                         db._local.given = given
                         member.run(alone=alone)
-                        if db._aborted(conn):  # a statement failed, and nothing rolled it back
+                        # A statement failed, and nothing rolled it back: the group fails.
+                        # (Alone and answered with an error, the command's own savepoint
+                        # rollback is queued, on PostgreSQL: the COMMIT sends it.)
+                        if db._aborted(conn) and not (alone and member.error is not None):
                             raise _GroupFailed
                 finally:
                     db._local.depth, db._local.given = 0, None
                 ran = True
-        except (StoreBusy, StoreUnavailable) as exc:
+        except BaseException as exc:
             # Alone, each command would have met the same: the write lock stayed busy, or
             # the server was away, at the begin; or the COMMIT's answer was lost, and the
             # group may have committed (run again, a change could be applied twice).
-            if not begun or (ran and isinstance(exc, StoreUnavailable)):
+            if isinstance(exc, StoreBusy | StoreUnavailable) and (
+                not begun or (ran and isinstance(exc, StoreUnavailable))
+            ):
                 raise _Unavailable(exc) from exc
-            raise
+            if not (alone and ran):
+                raise
+            # A command alone: its COMMIT's error is its answer, as without a group.
+            group[0].error = group[0].error or exc
+            return
         if len(group) > 1:
             self.transactions += 1
             self.commands += len(group)

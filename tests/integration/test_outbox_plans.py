@@ -197,3 +197,20 @@ def test_the_lag_check_reads_the_unapplied_events_not_those_applied(postgres_url
     # The rows applied since were rewritten, and their old index entries stay until a
     # vacuum: walked from the rebuild's watermark, 58 pages here, more with every event.
     assert _pages(plan) <= 10, plan
+
+
+def test_an_event_applied_late_is_kept_for_the_retention_from_when_it_was_applied(
+    db: Database,
+) -> None:
+    """The worker's watermark covers what it applied, but retention still counts from
+    when a row was applied; only rows a rebuild covered, never marked, go by their age."""
+    _events(db, 3)
+    with db.write() as conn:
+        conn.execute("UPDATE outbox SET created_at = '2026-01-01T00:00:00Z'")
+        outbox.mark_applied(conn, [1, 2], "2026-01-01T02:00:00Z")  # two hours late
+        outbox.mark_applied_through(conn, 3)  # a rebuild covers 3, never marked
+    pruned = []
+    for cutoff in ("2026-01-01T01:00:00Z", "2026-01-01T03:00:00Z"):
+        with db.write() as conn:
+            pruned.append(outbox.prune(conn, cutoff))
+    assert pruned == [1, 2]  # 3 by its age; 1 and 2 only an hour after being applied

@@ -18,7 +18,12 @@ from service import commands
 from service.commands import Context
 from service.commands.base import record_event
 from service.commands.ledger import verify_ledger
-from service.domain.errors import GoalAlreadyExists, GoalNotFound, VersionConflict
+from service.domain.errors import (
+    GoalAlreadyExists,
+    GoalNotFound,
+    GoalStoreError,
+    VersionConflict,
+)
 from service.domain.goal import Goal
 from service.domain.inputs import GoalCreate, GoalUpdate
 from service.store.db import (
@@ -226,13 +231,37 @@ def test_each_command_runs_in_its_callers_context(db: Database) -> None:
     assert outcomes[0].split(" on ")[1] == outcomes[1].split(" on ")[1]
 
 
-def test_a_command_alone_runs_in_its_own_transaction(db: Database) -> None:
+def test_a_command_alone_commits_on_its_own(db: Database) -> None:
     goal = commands.create_goal(db, CTX, spec("alone"))
 
     assert goal.id == "alone"
     assert (db._together.transactions, db._together.commands) == (0, 0)
     with pytest.raises(GoalAlreadyExists):
         commands.create_goal(db, CTX, spec("alone"))
+
+
+@pytest.mark.parametrize("where", ["read", "queued write"])
+def test_a_command_alone_whose_statement_fails_in_the_database_runs_once(
+    db: Database, where: str
+) -> None:
+    """The database refuses a statement of a command alone: a read at once, or a write
+    it sent (on PostgreSQL queued, and refused with the COMMIT). That error is its answer,
+    as without a group; it does not run again."""
+    ran = Counter[str]()
+
+    def fails() -> None:
+        ran["fails"] += 1
+        with db.write() as conn:
+            if where == "read":
+                conn.execute("SELECT id FROM no_such_table").fetchall()
+            else:
+                conn.send("INSERT INTO beliefs (id) VALUES (NULL)", ())  # NOT NULL columns
+
+    with pytest.raises(Exception) as caught:
+        db.together(fails)
+    assert not isinstance(caught.value, GoalStoreError)  # the database's own error
+    assert ran == Counter({"fails": 1})
+    assert commands.create_goal(db, CTX, spec("after")).id == "after"  # nothing left open
 
 
 def test_inside_a_transaction_together_just_runs(database_location: str) -> None:
