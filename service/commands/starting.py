@@ -47,11 +47,13 @@ log = logging.getLogger("goalstore.selection")
 
 
 class Facts(NamedTuple):
-    """What every start in one transaction reads alike, read once with its begin: no
-    start changes them."""
+    """What the starts in one transaction read, read once for all (the beliefs with its
+    begin, the rest in one more round trip): a start changes none of it but its own
+    goal's attempts."""
 
     beliefs: list[Belief]
     trees: bool  # whether any goal has a parent
+    attempts: dict[str, int]  # tasks each goal has had (none: absent)
 
 
 def start_verdict(
@@ -61,7 +63,7 @@ def start_verdict(
     """Adoption's rules plus what ranking blocks on (a manual block, dependencies not yet
     satisfied, what its tree holds it on: open children, an abandoned child, a blocked
     ancestor). `facts`: as the transaction has read them (None: read now)."""
-    beliefs, trees = (None, None) if facts is None else facts
+    beliefs, trees = (None, None) if facts is None else (facts.beliefs, facts.trees)
     verdict = vetting.verdict(conn, goal, consistency, now, beliefs)
     if goal.manual_block is not None:
         held = goal.manual_block
@@ -126,7 +128,10 @@ def start_goals(
     # The beliefs as the write lock finds them: on PostgreSQL, with the begin. Only a
     # start's refusal is its own: any other error fails them all (the claims released).
     with db.batch(first=belief_table.EVERY, as_one=True) as conn:
-        facts = Facts(belief_table.beliefs_of(conn.first), tree_table.in_use(conn))
+        ids = [goal_id for goal_id, _ in versions]
+        trees, attempts = db.reads([tree_table.IN_USE, task_table.attempts(conn.dialect, ids)])
+        facts = Facts(belief_table.beliefs_of(conn.first), bool(trees),
+                      task_table.attempts_of(attempts))  # fmt: skip
         for goal_id, version in versions:
             consistency = consulted.get(goal_id)
             try:
@@ -162,7 +167,7 @@ def _start(
         raise GoalBlocked(goal.id, verdict)
     _refuse_unsafe(goal, facts.beliefs)
     task_table.supersede_failed(conn, goal.id)
-    attempt = 1 + len(task_table.for_goal(conn, goal.id))
+    attempt = 1 + facts.attempts.get(goal.id, 0)
     span = ctx.trace.child()
     task = Task(
         task_id=f"t-{secrets.token_hex(8)}", goal_id=goal.id, goal_version=goal.version,

@@ -120,6 +120,14 @@ class Database(ABC):
         one round trip)."""
         return [conn.execute(*read).fetchall() for read in reads]
 
+    def reads(self, reads: Sequence[Read]) -> list[list[Any]]:
+        """The rows of `reads`, in order, read in the transaction this thread is in: on
+        PostgreSQL in one round trip (with whatever writes are queued)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RuntimeError("Database.reads() outside a transaction")
+        return self._reads(conn, reads)
+
     @abstractmethod
     def _in_transaction(self, conn: Any) -> bool: ...
 
@@ -359,12 +367,14 @@ class Database(ABC):
         PostgreSQL each savepoint's end then goes with the next statement, not in a round
         trip of its own (Connection.together)."""
         with self.write(first=first) as conn:
-            conn.together = as_one
-            self._local.depth = 1
+            # Inside another transaction this is a savepoint (depth already counted), and
+            # a group or a batch as one stays so.
+            depth, outer = getattr(self._local, "depth", 0), conn.together
+            self._local.depth, conn.together = depth or 1, outer or as_one
             try:
                 yield conn
             finally:
-                self._local.depth = 0
+                self._local.depth, conn.together = depth, outer
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

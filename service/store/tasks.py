@@ -8,7 +8,8 @@ import orjson
 
 from service.domain.tasks import Task, TaskState
 from service.domain.timefmt import format_ts, parse_ts
-from service.store.db import Connection
+from service.store.db import Connection, Read
+from service.store.dialect import Dialect
 
 _FIELDS = (
     "task_id", "goal_id", "goal_version", "attempt", "state", "superseded", "evidence",
@@ -71,6 +72,20 @@ def for_goal(conn: Connection, goal_id: str) -> list[Task]:
         f"SELECT {_COLUMNS} FROM tasks WHERE goal_id = ? ORDER BY attempt", (goal_id,)
     )
     return [_task(row) for row in rows]
+
+
+def attempts(dialect: Dialect, goal_ids: list[str]) -> Read:
+    """How many tasks each of `goal_ids` has had (attempts_of() reads the rows): a Read,
+    for many goals' in one round trip (Database.reads)."""
+    return (
+        "SELECT goal_id, count(*) FROM tasks"
+        f" WHERE goal_id IN ({dialect.values_of()}) GROUP BY goal_id",
+        (orjson.dumps(goal_ids).decode(),),
+    )
+
+
+def attempts_of(rows: list[Any]) -> dict[str, int]:
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def supersede_failed(conn: Connection, goal_id: str) -> None:

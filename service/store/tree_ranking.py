@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.domain.ledger import canonical_json
-from service.store.db import Connection
+from service.store.db import Connection, Read
 
 # What a goal passes down to its children, and its parent to climb on.
 LINEAGE_FIELDS = (
@@ -105,13 +105,17 @@ def descendants(conn: Connection, goal_ids: list[str]) -> set[str]:
 def in_use(conn: Connection) -> bool:
     """Whether any goal has a parent (one row of the partial index goals_by_parent, or
     none): a store of flat goals skips every other query here."""
-    # ORDER BY the index's column: the planner walks goals_by_parent for its first entry
-    # even without statistics (for a table never analyzed it guesses that nearly every
-    # row has a parent, and would scan them all to find none).
-    row = conn.execute(
-        "SELECT parent_id FROM goals WHERE parent_id IS NOT NULL ORDER BY parent_id LIMIT 1"
-    ).fetchone()
-    return row is not None
+    return bool(conn.execute(*IN_USE).fetchall())
+
+
+# in_use() as a Read (a row, or none), to go in one round trip with others (Database.reads).
+# ORDER BY the index's column: the planner walks goals_by_parent for its first entry even
+# without statistics (for a table never analyzed it guesses that nearly every row has a
+# parent, and would scan them all to find none).
+IN_USE: Read = (
+    "SELECT parent_id FROM goals WHERE parent_id IS NOT NULL ORDER BY parent_id LIMIT 1",
+    (),
+)
 
 
 def parents(conn: Connection, goal_ids: list[str]) -> set[str]:
