@@ -52,7 +52,13 @@ class Change:
 def live_goal(conn: Connection, goal_id: str, *, include_deleted: bool = False) -> Goal:
     """The goal as stored; GoalNotFound if it does not exist or, unless `include_deleted`
     (its history, the steps after its tasks), if it is soft-deleted."""
-    record = goal_table.fetch(conn, goal_id)
+    return stored_goal(goal_table.fetch(conn, goal_id), goal_id, include_deleted=include_deleted)
+
+
+def stored_goal(
+    record: dict[str, Any] | None, goal_id: str, *, include_deleted: bool = False
+) -> Goal:
+    """live_goal() of a record read already (None: there was none)."""
     if record is None or (record["deleted_at"] is not None and not include_deleted):
         raise GoalNotFound(goal_id)
     return from_record(record)

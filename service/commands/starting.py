@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from service.commands.base import Context, live_goal
+from service.commands.base import Context, stored_goal
 from service.commands.gate import refresh_progress
 from service.commands.goals import move_goal
 from service.commands.ranking import ranking_inputs, tree_of
@@ -47,13 +47,16 @@ log = logging.getLogger("goalstore.selection")
 
 
 class Facts(NamedTuple):
-    """What the starts in one transaction read, read once for all (the beliefs with its
-    begin, the rest in one more round trip): a start changes none of it but its own
-    goal's attempts."""
+    """What the starts in one transaction read, read once for all under the write lock
+    (the beliefs with its begin, the rest in one more round trip). A start writes its own
+    goal, its tasks and, through their progress, its ancestors: none of those is
+    another start's in the batch (an ancestor of a goal being started has an open child,
+    which its tree, read afresh, holds it on)."""
 
     beliefs: list[Belief]
     trees: bool  # whether any goal has a parent
     attempts: dict[str, int]  # tasks each goal has had (none: absent)
+    goals: dict[str, dict[str, Any]]  # the goals' records (none: absent)
 
 
 def start_verdict(
@@ -129,9 +132,12 @@ def start_goals(
     # start's refusal is its own: any other error fails them all (the claims released).
     with db.batch(first=belief_table.EVERY, as_one=True) as conn:
         ids = [goal_id for goal_id, _ in versions]
-        trees, attempts = db.reads([tree_table.IN_USE, task_table.attempts(conn.dialect, ids)])
+        trees, attempts, records = db.reads([
+            tree_table.IN_USE, task_table.attempts(conn.dialect, ids),
+            goal_table.many(conn.dialect, ids),
+        ])  # fmt: skip
         facts = Facts(belief_table.beliefs_of(conn.first), bool(trees),
-                      task_table.attempts_of(attempts))  # fmt: skip
+                      task_table.attempts_of(attempts), goal_table.records_of(records))  # fmt: skip
         for goal_id, version in versions:
             consistency = consulted.get(goal_id)
             try:
@@ -157,7 +163,7 @@ def _start(
     consistency: Consistency, facts: Facts,
 ) -> Started:  # fmt: skip
     now = ctx.clock()
-    goal = live_goal(conn, goal_id)
+    goal = stored_goal(facts.goals.get(goal_id), goal_id)
     if goal.version != version:
         raise GoalMovedOn()
     if goal.state != GoalState.ADOPTED:

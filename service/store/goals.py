@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -10,6 +10,7 @@ import orjson
 from service.domain.goal import DERIVED_FIELDS, RECORD_FIELDS
 from service.domain.ledger import canonical_json
 from service.store.db import Connection, Read, insert_rows
+from service.store.dialect import Dialect
 
 _JSON_COLUMNS = frozenset({
     "aligns_with", "contradicts", "depends_on", "success_metrics", "metadata", "related",
@@ -233,10 +234,19 @@ def referencing(conn: Connection, columns: tuple[str, ...], ids: list[str]) -> s
 
 def fetch_many(conn: Connection, goal_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The records of those of `goal_ids` that exist, in one query."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM goals WHERE id IN ({conn.dialect.values_of()})",
+    return records_of(conn.execute(*many(conn.dialect, goal_ids)))
+
+
+def many(dialect: Dialect, goal_ids: list[str]) -> Read:
+    """fetch_many() as a Read (records_of() reads its rows), to go in one round trip with
+    others (Database.reads)."""
+    return (
+        f"SELECT {_COLUMNS} FROM goals WHERE id IN ({dialect.values_of()})",
         (canonical_json(goal_ids).decode(),),
     )
+
+
+def records_of(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
     return {row["id"]: _record(row) for row in rows}
 
 

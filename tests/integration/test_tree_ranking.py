@@ -160,6 +160,29 @@ def test_a_parent_with_open_children_is_never_selected(
     assert GoalState.ADOPTED == gs.get_goal(parent).state
 
 
+def test_a_batch_that_starts_a_child_refuses_its_parent_read_with_the_batch(
+    services: Services, people: Context
+) -> None:
+    """One batch of starts reads its goals once, under the write lock: the child starts,
+    and the parent (read before the child's start, which rolls progress up to it) is
+    refused for its open children, unchanged."""
+    gs = services.goalstore
+    parent = adopted_goal(services, people, value=1.0)
+    child, _ = decompose(services, people, parent, 0.7, 0.2)
+    commands.adopt_goal(services.db, people, child, vetting=services.vetting)
+    before = gs.get_goal(parent)
+    versions = [(child, gs.get_goal(child).version), (parent, before.version)]
+
+    started, refused = start_goals(services.db, people, versions, services.vetting)
+
+    assert not isinstance(started, Exception) and started.goal.id == child
+    assert GoalState.EXECUTING == gs.get_goal(child).state
+    assert isinstance(refused, GoalBlocked)
+    assert ["open_children"] == [b.reason for b in refused.verdict.blocks]
+    assert before.version == gs.get_goal(parent).version
+    assert GoalState.ADOPTED == gs.get_goal(parent).state
+
+
 def test_a_goals_hash_shows_its_parent_and_its_progress(
     services: Services, people: Context, redis_client: Redis
 ) -> None:
