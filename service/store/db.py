@@ -6,7 +6,7 @@ holds the store's write lock from its first statement (SQLite's `BEGIN IMMEDIATE
 PostgreSQL advisory lock), so the ledger stays one chain and every check-then-write is
 race-free across processes and hosts; `read()` is one consistent snapshot; `batch()`
 runs many commands in one transaction, each in a savepoint. Store queries are written
-once, with `?` placeholders, against the `Connection` protocol below.
+once, with `?` placeholders, against the `Connection` protocol (service/store/connection.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from service.domain.errors import GoalStoreError
+from service.store.connection import Connection as Connection
+from service.store.connection import Cursor as Cursor
+from service.store.connection import Read as Read
 from service.store.dialect import Dialect
 from service.store.errors import StoreBusy as StoreBusy
 from service.store.errors import StoreUnavailable as StoreUnavailable
@@ -31,53 +34,6 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-    def fetchmany(self, size: int = ...) -> list[Any]: ...
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Connection(Protocol):
-    """What store functions use: rows read by position or by column name."""
-
-    dialect: Dialect
-    # The ledger's (seq, hash) head as this write transaction knows it, None when it must
-    # be read: set by an append (and on PostgreSQL by the begin), cleared when the
-    # transaction ends or a savepoint rolls back.
-    ledger_head: tuple[int, str] | None
-    # The rows of the write's `first` read (Database.write), [] without one.
-    first: list[Any]
-    # Whether a write's error anywhere fails the whole transaction, only refusals being a
-    # command's own (a group of callers' commands, Database.together, which then runs
-    # again, each command alone; a batch(as_one=True)): each savepoint's SAVEPOINT,
-    # RELEASE and ROLLBACK TO may then be sent with the next statement, and a queued
-    # write's error may surface in a later command's statement.
-    together: bool
-
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
-    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
-    def send(self, sql: str, parameters: Any, /) -> None:
-        """A write whose result nobody reads: the engine may send it with the next
-        statement (PostgreSQL: one round trip for both); its error, if any, is raised
-        no later than the COMMIT."""
-        ...
-
-    def send_many(self, sql: str, rows: Any, /) -> None:
-        """send() for many parameter rows of one statement."""
-        ...
-
-    def tuples(self, sql: str, parameters: Any = (), /) -> Cursor:
-        """Like execute, with rows as plain tuples (cheaper, for bulk reads by position)."""
-        ...
-
-
-# A query and its parameters: a write's `first` read.
-Read = tuple[str, Sequence[Any]]
 
 # Connections a forked child inherited: kept referenced, never closed by the child
 # (closing a parent's connection in a child is as unsafe as using it).
