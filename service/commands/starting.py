@@ -138,11 +138,15 @@ def start_goals(
         ])  # fmt: skip
         facts = Facts(belief_table.beliefs_of(conn.first), bool(trees),
                       task_table.attempts_of(attempts), goal_table.records_of(records))  # fmt: skip
+        tried: set[str] = set()
         for goal_id, version in versions:
             consistency = consulted.get(goal_id)
             try:
                 if consistency is None:
                     raise _not_startable(seen.get(goal_id), goal_id)
+                if goal_id in tried:  # asked for twice: its row, read once, is stale
+                    raise GoalMovedOn()
+                tried.add(goal_id)
                 with db.write() as conn:
                     outcomes.append(
                         _start(conn, ctx, goal_id, version, vetting, consistency, facts)

@@ -10,7 +10,7 @@ from redis import Redis
 from service import commands
 from service.commands import Context
 from service.commands.base import utcnow
-from service.commands.starting import start_goals
+from service.commands.starting import GoalMovedOn, start_goals
 from service.domain.goal import GoalState
 from service.domain.inputs import GoalUpdate, Subgoals
 from service.domain.tasks import TaskState
@@ -181,6 +181,22 @@ def test_a_batch_that_starts_a_child_refuses_its_parent_read_with_the_batch(
     assert ["open_children"] == [b.reason for b in refused.verdict.blocks]
     assert before.version == gs.get_goal(parent).version
     assert GoalState.ADOPTED == gs.get_goal(parent).state
+
+
+def test_a_goal_asked_for_twice_in_one_batch_starts_once(
+    services: Services, people: Context
+) -> None:
+    """The batch reads each goal's row once: the second start of a goal it has just
+    started is refused as moved on, not run on the row as it was."""
+    goal_id = adopted_goal(services, people)
+    version = services.goalstore.get_goal(goal_id).version
+
+    first, second = start_goals(services.db, people, [(goal_id, version), (goal_id, version)],
+                                services.vetting)  # fmt: skip
+
+    assert not isinstance(first, Exception) and first.goal.state == GoalState.EXECUTING
+    assert isinstance(second, GoalMovedOn)
+    assert [t.task_id for t in commands.list_tasks(services.db, goal_id)] == [first.task.task_id]
 
 
 def test_a_goals_hash_shows_its_parent_and_its_progress(
