@@ -349,7 +349,7 @@ class PostgresDatabase(Database):
     def _begin(self, conn: Any, *, write: bool, reads: Sequence[Read] = ()) -> list[list[Any]]:
         if not write:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return [conn.execute(*read).fetchall() for read in reads]
+            return super()._reads(conn, reads)
         # One round trip: begin, take the write lock, then read the ledger's head (after
         # the lock: the head every later append of this transaction builds on) and the
         # `reads`.
@@ -361,7 +361,7 @@ class PostgresDatabase(Database):
         except pg_errors.UndefinedTable:  # no ledger yet: the first migration's turn
             conn.execute("ROLLBACK")
             conn.execute(lock)
-            return [conn.execute(*read).fetchall() for read in reads]  # each raises, or reads
+            return super()._reads(conn, reads)  # one at a time: each raises, or reads
         cursor.nextset()  # past BEGIN's result, to the lock's
         cursor.nextset()  # to the head's
         conn.ledger_head = ledger_table.head_of(cursor.fetchone())
